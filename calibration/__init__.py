@@ -1,0 +1,1 @@
+"""Data (index tables, synthetic phantoms), training, threshold calibration and statistics."""

@@ -1,0 +1,1 @@
+"""Synthetic B-mode phantoms of the first metatarsophalangeal joint, with ground truth."""

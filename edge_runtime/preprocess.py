@@ -1,0 +1,171 @@
+"""Frame → model input, in numpy and OpenCV (DESIGN.md §6).
+
+One implementation serves export (calibration and reference outputs), training and the bedside:
+find the B-mode region (a DICOM ultrasound region when the caller has one, otherwise threshold +
+morphology), crop it, resize to the model's input and standardize each image. Console overlays
+outside the region are dropped; blank (no-signal) and colour (Doppler) frames are flagged so that
+they stay out of the vote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from gout_edge.bundle import InputSpec, PreprocessSpec
+from gout_edge.errors import InputError
+
+__all__ = ["PreparedFrame", "Roi", "find_roi", "prepare", "standardize", "to_gray"]
+
+_INTERPOLATION = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
+BLANK_STD = 2.0  # grey levels: a region flatter than this carries no ultrasound signal
+COLOUR_CHROMA = 40  # max-min over B, G, R above which a pixel counts as coloured
+COLOUR_FRACTION = 0.005  # share of coloured pixels in the region that marks a Doppler frame
+
+
+@dataclass(frozen=True)
+class Roi:
+    """A rectangle in frame pixels, end-exclusive."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    def clip(self, height: int, width: int) -> Roi:
+        return Roi(max(0, self.x0), max(0, self.y0), min(width, self.x1), min(height, self.y1))
+
+    def is_plausible(self, height: int, width: int, min_fraction: float) -> bool:
+        return (
+            self.width >= 16
+            and self.height >= 16
+            and self.width * self.height >= min_fraction * height * width
+        )
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A model input (``tensor``: float32, shape (1, H, W)) and what was learnt on the way."""
+
+    tensor: np.ndarray
+    roi: Roi
+    blank: bool
+    colour: bool
+
+    @property
+    def usable(self) -> bool:
+        return not (self.blank or self.colour)
+
+
+def to_gray(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return the grey image (uint8, H×W) and the BGR image if the frame had colour channels."""
+    if frame.ndim == 2:
+        gray, bgr = frame, None
+    elif frame.ndim == 3 and frame.shape[2] == 1:
+        gray, bgr = frame[:, :, 0], None
+    elif frame.ndim == 3 and frame.shape[2] in (3, 4):
+        bgr = frame[:, :, :3]
+        gray = cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2GRAY)
+    else:
+        raise InputError(
+            f"a frame of shape {frame.shape} is not an image; expected H×W grey or H×W×3 BGR"
+        )
+    if gray.dtype != np.uint8:
+        gray = _to_uint8(gray)
+    return gray, bgr
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    image = image.astype(np.float32)
+    lo, hi = float(image.min()), float(image.max())
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    return ((image - lo) * scale).astype(np.uint8)
+
+
+def find_roi(gray: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> Roi:
+    """Find the B-mode area of a scanner image by threshold and morphology.
+
+    Speckle is bright or textured everywhere inside the B-mode area (even in shadows the noise
+    floor lifts it above the black screen); text, rulers and markers are thin and vanish under a
+    morphological opening. The largest remaining component's box is the region.
+    """
+    h, w = gray.shape
+    scale = min(1.0, spec.roi_analysis_width / w)
+    small = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    smooth = cv2.blur(small, (5, 5))
+    mask = (smooth > spec.roi_threshold).astype(np.uint8)
+    k = spec.roi_morph_kernel
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
+    if count <= 1:
+        return Roi(0, 0, w, h)
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    comp = labels == best
+    # Trim ragged edges: keep rows/columns at least half filled inside the component's box.
+    x, y, bw, bh = stats[best, :4]
+    box = comp[y : y + bh, x : x + bw]
+    rows = np.flatnonzero(box.mean(axis=1) >= 0.5)
+    cols = np.flatnonzero(box.mean(axis=0) >= 0.5)
+    if rows.size and cols.size:
+        y, bh = y + rows[0], rows[-1] - rows[0] + 1
+        x, bw = x + cols[0], cols[-1] - cols[0] + 1
+    inv = 1.0 / scale
+    roi = Roi(
+        int(np.floor(x * inv)), int(np.floor(y * inv)),
+        int(np.ceil((x + bw) * inv)), int(np.ceil((y + bh) * inv)),
+    ).clip(h, w)
+    if not roi.is_plausible(h, w, spec.roi_min_area_fraction):
+        return Roi(0, 0, w, h)
+    return roi
+
+
+def standardize(image: np.ndarray) -> np.ndarray:
+    """Per-image standardization: zero mean, unit standard deviation (float32)."""
+    x = image.astype(np.float32)
+    x -= x.mean()
+    x *= 1.0 / max(float(x.std()), 1e-3)
+    return x
+
+
+def prepare(
+    frame: np.ndarray,
+    input_spec: InputSpec = InputSpec(),
+    spec: PreprocessSpec = PreprocessSpec(),
+    roi: Roi | None = None,
+) -> PreparedFrame:
+    """Frame (grey or BGR, any size) → standardized model input of shape (1, H, W).
+
+    ``roi`` skips detection (a cached region, or a DICOM ultrasound region); it is clipped to the
+    frame and ignored when implausible.
+    """
+    gray, bgr = to_gray(frame)
+    h, w = gray.shape
+    if roi is not None:
+        roi = roi.clip(h, w)
+        if not roi.is_plausible(h, w, spec.roi_min_area_fraction):
+            roi = None
+    if roi is None:
+        roi = find_roi(gray, spec)
+    crop = gray[roi.y0 : roi.y1, roi.x0 : roi.x1]
+    size = (input_spec.width, input_spec.height)
+    resized = cv2.resize(crop, size, interpolation=_INTERPOLATION[spec.interpolation])
+    blank = float(resized.std()) < BLANK_STD
+    colour = False
+    if bgr is not None:
+        region = bgr[roi.y0 : roi.y1 : 4, roi.x0 : roi.x1 : 4].astype(np.int16)
+        chroma = region.max(axis=2) - region.min(axis=2)
+        colour = float((chroma > COLOUR_CHROMA).mean()) > COLOUR_FRACTION
+    tensor = standardize(resized)[None]
+    return PreparedFrame(tensor=tensor, roi=roi, blank=blank, colour=colour)

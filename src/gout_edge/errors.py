@@ -1,0 +1,76 @@
+"""The one exception root of gout-edge and its small hierarchy.
+
+Every expected failure is a ``GoutEdgeError``; the CLI turns it into a message on stderr and the
+exit code of DESIGN.md §8, never a traceback::
+
+    GoutEdgeError                    exit 1  a check failed (verify, budget, parity, fidelity)
+    ├── UsageError                   exit 2  options that do not fit together
+    ├── InputError                   exit 3  bad input: a file, an image, a table, a checkpoint
+    │   ├── CheckpointError                  a checkpoint that cannot be used (or carries code)
+    │   └── DataError                        an index table or image with a problem
+    ├── BundleError                  exit 4  a bundle that is invalid or has been tampered with
+    │   └── BundleTamperedError              a file's hash or the signature does not match
+    ├── BackendUnavailableError      exit 5  an inference engine missing on this device
+    └── CaptureError                 exit 5  a capture device lost or missing
+
+Messages name the value, the rule it broke and the fix. They never contain patient identifiers.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendUnavailableError",
+    "BundleError",
+    "BundleTamperedError",
+    "CaptureError",
+    "CheckFailedError",
+    "CheckpointError",
+    "DataError",
+    "GoutEdgeError",
+    "InputError",
+    "UsageError",
+]
+
+
+class GoutEdgeError(Exception):
+    """Root of every expected gout-edge failure."""
+
+    exit_code: int = 1
+
+
+class CheckFailedError(GoutEdgeError):
+    """A verification, parity, fidelity or budget check failed."""
+
+    exit_code = 1
+
+
+class UsageError(GoutEdgeError):
+    exit_code = 2
+
+
+class InputError(GoutEdgeError):
+    exit_code = 3
+
+
+class CheckpointError(InputError):
+    pass
+
+
+class DataError(InputError):
+    pass
+
+
+class BundleError(GoutEdgeError):
+    exit_code = 4
+
+
+class BundleTamperedError(BundleError):
+    pass
+
+
+class BackendUnavailableError(GoutEdgeError):
+    exit_code = 5
+
+
+class CaptureError(GoutEdgeError):
+    exit_code = 5
