@@ -1,0 +1,58 @@
+"""ONNX Runtime backend (CPU execution provider)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+from gout_edge.errors import BackendUnavailableError, BundleError
+
+from ..bundle import Bundle
+from ._base import Prediction, SessionOptions, softmax_abnormal
+
+ROLES = {"fp32": "onnx-fp32", "int8": "onnx-int8"}
+
+
+class OnnxRuntimeSession:
+    backend = "onnxruntime"
+
+    def __init__(self, bundle: Bundle, options: SessionOptions) -> None:
+        import onnxruntime as ort
+
+        role = ROLES.get(options.precision)
+        if role is None or not bundle.has(role):
+            raise BundleError(
+                f"precision {options.precision!r} needs a file with role {ROLES.get(options.precision, '?')!r}, "
+                f"which the bundle does not have (it has: {', '.join(bundle.manifest.roles())})"
+            )
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if options.threads:
+            so.intra_op_num_threads = options.threads
+            so.inter_op_num_threads = 1
+        self.precision = options.precision
+        self._session = ort.InferenceSession(str(bundle.path(role)), so, providers=["CPUExecutionProvider"])
+        outs = bundle.manifest.outputs
+        self._outputs = [outs.logits, outs.cam]
+        self._abnormal = bundle.manifest.model.abnormal_index
+
+    def run(self, batch: np.ndarray) -> Prediction:
+        logits, cam = self._session.run(self._outputs, {"input": np.ascontiguousarray(batch, dtype=np.float32)})
+        return softmax_abnormal(logits, cam, self._abnormal)
+
+    def close(self) -> None:
+        self._session = None
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def is_available(self) -> bool:
+        return importlib.util.find_spec("onnxruntime") is not None
+
+    def open(self, bundle: Bundle, options: SessionOptions) -> OnnxRuntimeSession:
+        if not self.is_available():
+            raise BackendUnavailableError("onnxruntime is not installed; install it with `pip install onnxruntime`")
+        return OnnxRuntimeSession(bundle, options)

@@ -1,0 +1,147 @@
+"""Checkpoint → bundle: the ``gout-edge export`` pipeline (DESIGN.md §2, §4).
+
+Rebuild the network, export ONNX FP32 with the CAM, check it against torch, and write the bundle
+with ``manifest.json`` listing every file with its role and SHA-256.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from gout_edge import __version__
+from gout_edge.bundle import (
+    MANIFEST_NAME,
+    DecisionSpec,
+    FileEntry,
+    InputSpec,
+    Manifest,
+    ModelInfo,
+    OutputSpec,
+    PreprocessSpec,
+    sha256_file,
+    write_manifest,
+)
+from gout_edge.errors import CheckFailedError, UsageError
+
+from .checkpoint import load_checkpoint
+from .onnx import OPSET, ParityReport, check_parity, export_onnx, parity_inputs
+
+__all__ = ["DEFAULT_BUDGETS", "ExportConfig", "ExportResult", "export_bundle", "file_entry"]
+
+ONNX_FP32 = "model.fp32.onnx"
+
+# DESIGN.md §9, for the reference machine (2 x86 cores, AVX2).
+DEFAULT_BUDGETS = {
+    "end_to_end_p50_ms": 40.0,
+    "end_to_end_p99_ms": 60.0,
+    "preprocess_1080p_p50_ms": 3.0,
+    "cam_overhead_fraction": 0.05,
+    "cold_start_s": 1.5,
+    "resident_memory_mb": 300.0,
+    "int8_speedup_vs_torch_fp32": 4.0,
+}
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    checkpoint: Path
+    out: Path
+    blocks: int | None = None
+    name: str = "gout-resnet"
+    version: str = "0.0.0"
+    provenance: str = "unknown"
+    input: InputSpec = InputSpec()
+    preprocess: PreprocessSpec = PreprocessSpec()
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    bundle: Path
+    manifest: Manifest
+    parity: ParityReport
+    folded_rgb_stem: bool
+
+
+def file_entry(bundle_dir: Path, name: str, role: str) -> FileEntry:
+    path = Path(bundle_dir) / name
+    return FileEntry(path=name, role=role, sha256=sha256_file(path), size=path.stat().st_size)
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        if not (out / MANIFEST_NAME).is_file() or not overwrite:
+            raise UsageError(
+                f"output directory {out} is not empty; choose a new directory"
+                + (" or pass --overwrite to replace the bundle there" if (out / MANIFEST_NAME).is_file() else "")
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def export_bundle(config: ExportConfig) -> ExportResult:
+    """Run the FP32 export and write the bundle; raise ``CheckFailedError`` if parity fails."""
+    import onnx
+    import onnxruntime
+    import torch
+
+    from .model import count_macs
+
+    loaded = load_checkpoint(config.checkpoint, config.blocks)
+    model = loaded.model
+    out = Path(config.out)
+    _prepare_out(out, config.overwrite)
+    spec = config.input
+    stride = model.cam_stride
+    feats = model.features(torch.zeros(1, spec.channels, spec.height, spec.width))
+    outputs = OutputSpec(cam_stride=stride, cam_height=int(feats.shape[2]), cam_width=int(feats.shape[3]))
+    export_onnx(model, out / ONNX_FP32, spec, outputs)
+    parity = check_parity(model, out / ONNX_FP32, parity_inputs(spec))
+    if not parity.passed:
+        raise CheckFailedError(
+            f"the ONNX graph does not reproduce the torch model: max abs diff logits "
+            f"{parity.logits_max_abs_diff:.3g}, CAM {parity.cam_max_abs_diff:.3g}, identity "
+            f"{parity.identity_max_abs_diff:.3g} (tolerance {parity.tolerance:g}); the bundle in {out} "
+            "is incomplete — report this with your torch/onnx versions"
+        )
+    info = ModelInfo(
+        name=config.name,
+        version=config.version,
+        architecture=f"resnet-{model.blocks}stage-basicblock",
+        blocks=model.blocks,
+        widths=model.widths,
+        parameters=sum(p.numel() for p in model.parameters()),
+        macs_per_frame=count_macs(model, spec.height, spec.width),
+        checkpoint_sha256=loaded.sha256,
+        provenance=config.provenance,
+    )
+    manifest = Manifest(
+        model=info,
+        input=spec,
+        preprocess=config.preprocess,
+        outputs=outputs,
+        decision=DecisionSpec(),
+        files=(file_entry(out, ONNX_FP32, "onnx-fp32"),),
+        export={
+            "gout_edge": __version__,
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "python": platform.python_version(),
+            "opset": OPSET,
+            "folded_rgb_stem": loaded.folded_rgb_stem,
+            "parity": {
+                "inputs": parity.inputs,
+                "logits_max_abs_diff": parity.logits_max_abs_diff,
+                "cam_max_abs_diff": parity.cam_max_abs_diff,
+                "identity_max_abs_diff": parity.identity_max_abs_diff,
+                "tolerance": parity.tolerance,
+            },
+        },
+        budgets=dict(DEFAULT_BUDGETS),
+    )
+    write_manifest(out, manifest)
+    return ExportResult(out, manifest, parity, loaded.folded_rgb_stem)

@@ -1,0 +1,112 @@
+"""torch → ONNX FP32 with the CAM in the graph, checked against the torch model.
+
+The exported graph has one input (``input``, N×1×H×W, dynamic batch) and two outputs:
+``logits`` (N×2) and ``cam`` (N×2×h×w). Parity is measured on random and structured inputs, and
+the identity ``cam.mean((2,3)) + fc.bias == logits`` is checked on the ONNX outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gout_edge.bundle import InputSpec, OutputSpec
+
+from .model import GoutResNet, WithCam
+
+__all__ = ["OPSET", "ParityReport", "check_parity", "export_onnx", "parity_inputs"]
+
+OPSET = 18
+PARITY_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    inputs: int
+    logits_max_abs_diff: float
+    cam_max_abs_diff: float
+    identity_max_abs_diff: float  # |cam.mean((2,3)) + fc.bias - logits| on the ONNX outputs
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return max(self.logits_max_abs_diff, self.cam_max_abs_diff, self.identity_max_abs_diff) <= self.tolerance
+
+
+def export_onnx(model: GoutResNet, path: Path, spec: InputSpec = InputSpec(), outputs: OutputSpec = OutputSpec()) -> Path:
+    """Export ``model`` with its CAM to ``path`` (one self-contained file)."""
+    wrapped = WithCam(model).eval()
+    example = torch.zeros(2, spec.channels, spec.height, spec.width)
+    # The dynamo exporter logs and warns about torchvision ops it skips; none are used here.
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                wrapped,
+                (example,),
+                str(path),
+                input_names=["input"],
+                output_names=[outputs.logits, outputs.cam],
+                dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=256)}},
+                opset_version=OPSET,
+                external_data=False,
+                dynamo=True,
+                verbose=False,
+            )
+    finally:
+        quiet.setLevel(level)
+    import onnx
+
+    onnx.checker.check_model(str(path), full_check=True)
+    return Path(path)
+
+
+def parity_inputs(spec: InputSpec = InputSpec(), seed: int = 0) -> np.ndarray:
+    """Random and structured inputs: noise, zeros, a ramp, a checkerboard, a bright band, spikes."""
+    rng = np.random.default_rng(seed)
+    h, w = spec.height, spec.width
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    band = np.where(np.abs(yy - h * 0.4) < h * 0.03, 4.0, -0.2).astype(np.float32)
+    spikes = np.zeros((h, w), np.float32)
+    spikes[rng.integers(0, h, 50), rng.integers(0, w, 50)] = 20.0
+    images = [
+        rng.standard_normal((h, w), dtype=np.float32),
+        rng.standard_normal((h, w), dtype=np.float32) * 3.0,
+        np.zeros((h, w), np.float32),
+        (xx / w + yy / h - 1.0).astype(np.float32),
+        np.where(((yy // 16) + (xx // 16)) % 2 == 0, 1.0, -1.0).astype(np.float32),
+        band,
+        spikes,
+    ]
+    return np.stack(images)[:, None]
+
+
+def check_parity(model: GoutResNet, onnx_path: Path, inputs: np.ndarray, tolerance: float = PARITY_TOLERANCE) -> ParityReport:
+    """Compare the ONNX graph (ONNX Runtime, FP32) with the torch model on ``inputs``."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    logits_diff = cam_diff = identity_diff = 0.0
+    bias = model.fc.bias.detach().numpy()
+    with torch.no_grad():
+        wrapped = WithCam(model).eval()
+        for start in range(0, len(inputs), 4):
+            batch = np.ascontiguousarray(inputs[start : start + 4], dtype=np.float32)
+            ref_logits = model(torch.from_numpy(batch)).numpy()
+            _, ref_cam = wrapped(torch.from_numpy(batch))
+            logits, cam = session.run(None, {"input": batch})
+            logits_diff = max(logits_diff, float(np.abs(logits - ref_logits).max()))
+            cam_diff = max(cam_diff, float(np.abs(cam - ref_cam.numpy()).max()))
+            identity = cam.astype(np.float64).mean(axis=(2, 3)) + bias - logits
+            identity_diff = max(identity_diff, float(np.abs(identity).max()))
+    return ParityReport(len(inputs), logits_diff, cam_diff, identity_diff, tolerance)
