@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
             table.add_row("provenance", m.model.provenance)
             table.add_row("intended use", m.model.intended_use)
             for entry in m.files:
-                table.add_row(f"file [{entry.role}]", f"{entry.path} ({entry.size / 1e6:.1f} MB, sha256 {entry.sha256[:12]}… ok)")
+                table.add_row(f"file ({entry.role})", f"{entry.path} ({entry.size / 1e6:.1f} MB, sha256 {entry.sha256[:12]}… ok)")
             stdout.print(table)
         dev = Table(title="this device", show_header=False)
         dev.add_row("CPU", f"{device.cpu_model} ({device.machine})")
