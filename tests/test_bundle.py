@@ -104,3 +104,13 @@ def test_unknown_backend_and_missing_precision_are_explained(bundle_copy):
         get_backend("tensorrt")
     with pytest.raises(BundleError, match="onnx-int8"):
         open_session(open_bundle(bundle_copy), "onnxruntime", SessionOptions(precision="int8"))
+
+
+def test_openvino_fp32_matches_onnxruntime_fp32(bundle_copy, tmp_path):
+    bundle = open_bundle(bundle_copy)
+    batch = np.random.default_rng(2).standard_normal((2, 1, SMALL.height, SMALL.width)).astype(np.float32)
+    ref = open_session(bundle, "onnxruntime").run(batch)
+    ov = open_session(bundle, "openvino", SessionOptions(threads=1, cache_dir=str(tmp_path / "cache"))).run(batch)
+    np.testing.assert_allclose(ov.probability, ref.probability, atol=1e-5)
+    np.testing.assert_allclose(ov.cam, ref.cam, atol=1e-4)
+    assert any((tmp_path / "cache").iterdir())  # the compiled model was cached

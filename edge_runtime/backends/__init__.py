@@ -17,6 +17,7 @@ __all__ = ["Backend", "Prediction", "Session", "SessionOptions", "available_back
 # name → "module:factory", relative to this package
 REGISTRY: dict[str, str] = {
     "onnxruntime": ".onnxruntime:OnnxRuntimeBackend",
+    "openvino": ".openvino:OpenVinoBackend",
 }
 
 
