@@ -1,0 +1,398 @@
+"""The index table of labelled images (the paper's "index table", DESIGN.md §10) and image loading.
+
+The table is a CSV with the header ``patient_id,image,image_label,diagnosis,view``:
+
+- ``image``: path relative to the CSV (PNG, JPEG or DICOM);
+- ``image_label``: ``1`` (lesion visible) or ``0`` (none);
+- ``diagnosis``: ``gout`` or ``control``, the same on every row of a patient;
+- ``view``: ``dorsal``, ``medial``, ``plantar`` or empty.
+
+``read_index`` checks the whole table and raises one ``IndexTableError`` (a ``DataError``) that
+lists every problem with the line number an editor shows (the header is line 1); nothing is
+skipped silently. Messages and logs name rows by line number, never by patient identifier.
+
+This module is torch-free; ``load_image`` needs OpenCV and, for DICOM, pydicom.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from gout_edge.errors import DataError
+
+__all__ = [
+    "COLUMNS",
+    "DIAGNOSES",
+    "IMAGE_SUFFIXES",
+    "VIEWS",
+    "IndexProblem",
+    "IndexRow",
+    "IndexTable",
+    "IndexTableError",
+    "PatientRecord",
+    "load_image",
+    "read_index",
+]
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("patient_id", "image", "image_label", "diagnosis", "view")
+DIAGNOSES = ("gout", "control")
+VIEWS = ("dorsal", "medial", "plantar")
+LABELS = {"0": 0, "1": 1}
+DICOM_SUFFIXES = (".dcm", ".dicom", "")  # DICOM files often carry no extension
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg") + DICOM_SUFFIXES
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """One image of the table. ``line`` is its line number in the CSV (the header is line 1)."""
+
+    line: int
+    patient_id: str
+    image: Path  # absolute
+    image_label: int  # 1 = lesion visible, 0 = none
+    diagnosis: str  # "gout" | "control"
+    view: str | None  # "dorsal" | "medial" | "plantar" | None
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    """One patient: the diagnosis and the positions of the patient's rows in ``IndexTable.rows``."""
+
+    patient_id: str
+    diagnosis: str
+    rows: tuple[int, ...]
+
+    @property
+    def gout(self) -> bool:
+        return self.diagnosis == "gout"
+
+    @property
+    def label(self) -> int:
+        """1 for gout, 0 for control."""
+        return int(self.gout)
+
+
+@dataclass(frozen=True)
+class IndexProblem:
+    """One thing wrong with the table, at a line (1 = the header) and, where known, a column."""
+
+    line: int
+    message: str
+    column: str | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f", {self.column}" if self.column else "")
+        return f"{where}: {self.message}"
+
+
+class IndexTableError(DataError):
+    """An index table with one or more problems; ``problems`` lists each, in line order."""
+
+    def __init__(self, path: Path, problems: Sequence[IndexProblem]) -> None:
+        self.path = Path(path)
+        self.problems = tuple(sorted(problems, key=lambda p: p.line))
+        n = len(self.problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(
+            f"index table {self.path} has {n} problem{'s' if n != 1 else ''}:\n{lines}\n"
+            f"The table needs the header {','.join(COLUMNS)}; image_label 1 or 0; diagnosis "
+            f"{' or '.join(DIAGNOSES)} (the same for all rows of a patient); view "
+            f"{', '.join(VIEWS)} or empty; each image once, as a path relative to the table."
+        )
+
+
+@dataclass(frozen=True)
+class IndexTable:
+    """A checked index table: ``rows`` in file order, image paths absolute."""
+
+    path: Path
+    rows: tuple[IndexRow, ...]
+    sha256: str = ""  # of the CSV file's bytes, to tie results to the table they came from
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def root(self) -> Path:
+        """The folder the image paths are relative to."""
+        return self.path.parent
+
+    @property
+    def labels(self) -> np.ndarray:
+        """``image_label`` of every row (int64, 1 = lesion)."""
+        return np.fromiter((r.image_label for r in self.rows), dtype=np.int64, count=len(self.rows))
+
+    @property
+    def patient_ids(self) -> tuple[str, ...]:
+        """The patient of every row."""
+        return tuple(r.patient_id for r in self.rows)
+
+    def patients(self) -> tuple[PatientRecord, ...]:
+        """One record per patient, in order of first appearance."""
+        groups: dict[str, list[int]] = {}
+        for i, row in enumerate(self.rows):
+            groups.setdefault(row.patient_id, []).append(i)
+        return tuple(
+            PatientRecord(pid, self.rows[idx[0]].diagnosis, tuple(idx)) for pid, idx in groups.items()
+        )
+
+    def relative(self, row: IndexRow) -> str:
+        """A row's image path relative to the table's folder (as POSIX), for reports."""
+        try:
+            return row.image.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(row.image)
+
+    def select(self, patient_ids: Iterable[str]) -> IndexTable:
+        """The rows of the given patients, in file order."""
+        keep = set(patient_ids)
+        return IndexTable(self.path, tuple(r for r in self.rows if r.patient_id in keep), self.sha256)
+
+
+def read_index(path: Path | str, *, check_files: bool = True) -> IndexTable:
+    """Read and check an index table; raise ``IndexTableError`` listing every problem.
+
+    ``check_files=False`` skips the existence check of the images (for tables written before
+    their images).
+    """
+    path = Path(path).expanduser()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"index table {path} not found; pass the CSV made for your images") from None
+    except OSError as exc:
+        raise DataError(f"index table {path} cannot be read ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"index table {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV"
+        ) from None
+    path = path.resolve()
+    root = path.parent
+    problems: list[IndexProblem] = []
+
+    reader = csv.reader(text.splitlines(keepends=True))
+    header: list[str] | None = None
+    for record in reader:
+        if record:
+            header = [h.strip().lower() for h in record]
+            header_line = reader.line_num
+            break
+    if header is None:
+        raise IndexTableError(path, [IndexProblem(1, "the table is empty (no header, no rows)")])
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        found = ",".join(header) if any(header) else "nothing"
+        problems.append(IndexProblem(
+            header_line, f"missing column(s) {', '.join(missing)} (the header has {found})"
+        ))
+    dup_cols = sorted({c for c in header if c and header.count(c) > 1})
+    if dup_cols:
+        problems.append(IndexProblem(header_line, f"column(s) {', '.join(dup_cols)} appear twice"))
+    if problems:  # without the columns, every row would repeat the same complaint
+        raise IndexTableError(path, problems)
+    col = {name: header.index(name) for name in COLUMNS}
+
+    rows: list[IndexRow] = []
+    seen_image: dict[Path, int] = {}
+    diagnoses: dict[str, dict[str, list[int]]] = {}  # patient → diagnosis → lines
+    for record in reader:
+        line = reader.line_num
+        if not record or (len(record) == 1 and not record[0].strip()):
+            continue  # a blank line separates nothing and holds nothing
+        if len(record) != len(header):
+            problems.append(IndexProblem(
+                line, f"has {len(record)} field(s), the header has {len(header)}"
+            ))
+            if len(record) < len(header):
+                continue
+        field = {name: record[i].strip() for name, i in col.items()}
+        ok = True
+
+        pid = field["patient_id"]
+        if not pid:
+            problems.append(IndexProblem(line, "is empty", "patient_id"))
+            ok = False
+
+        image: Path | None = None
+        if not field["image"]:
+            problems.append(IndexProblem(line, "is empty", "image"))
+            ok = False
+        else:
+            image = (root / field["image"]).resolve()
+            suffix = image.suffix.lower()
+            if suffix not in IMAGE_SUFFIXES:
+                problems.append(IndexProblem(
+                    line, f"{field['image']!r} is not PNG, JPEG or DICOM "
+                    f"(expected {', '.join(s for s in IMAGE_SUFFIXES if s)} or no extension)", "image",
+                ))
+                ok = False
+            elif check_files and not image.is_file():
+                problems.append(IndexProblem(
+                    line, f"{field['image']!r} not found (looked for {image})", "image"
+                ))
+                ok = False
+            if image in seen_image:
+                problems.append(IndexProblem(
+                    line, f"{field['image']!r} is already listed on line {seen_image[image]} "
+                    "(duplicate row)", "image",
+                ))
+                ok = False
+            else:
+                seen_image[image] = line
+
+        label = LABELS.get(field["image_label"])
+        if label is None:
+            problems.append(IndexProblem(
+                line, f"{field['image_label']!r} is not a label; use 1 (lesion) or 0 (none)",
+                "image_label",
+            ))
+            ok = False
+
+        dx = field["diagnosis"].lower()
+        if dx not in DIAGNOSES:
+            problems.append(IndexProblem(
+                line, f"{field['diagnosis']!r} is not a diagnosis; use gout or control", "diagnosis"
+            ))
+            ok = False
+        elif pid:
+            diagnoses.setdefault(pid, {}).setdefault(dx, []).append(line)
+
+        view = field["view"].lower() or None
+        if view is not None and view not in VIEWS:
+            problems.append(IndexProblem(
+                line, f"{field['view']!r} is not a view; use dorsal, medial, plantar or leave empty",
+                "view",
+            ))
+            ok = False
+
+        if ok:
+            assert image is not None and label is not None
+            rows.append(IndexRow(line, pid, image, label, dx, view))
+
+    for by_dx in diagnoses.values():
+        if len(by_dx) > 1:
+            first = min(lines[0] for lines in by_dx.values())
+            parts = "; ".join(
+                f"{dx} on line(s) {', '.join(map(str, lines))}" for dx, lines in sorted(by_dx.items())
+            )
+            problems.append(IndexProblem(
+                first, f"one patient has two diagnoses: {parts}; a patient is gout or control",
+                "diagnosis",
+            ))
+    if not problems and not rows:
+        problems.append(IndexProblem(header_line, "the table has a header but no rows"))
+    if problems:
+        raise IndexTableError(path, problems)
+    table = IndexTable(path, tuple(rows), hashlib.sha256(raw).hexdigest())
+    log.debug("index table %s: %d images of %d patients", path, len(rows), len(table.patients()))
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# images
+
+
+def _is_dicom(path: Path, data: bytes) -> bool:
+    """DICOM by its preamble, by its extension, or by elimination for a file without one."""
+    if data[128:132] == b"DICM" or path.suffix.lower() in (".dcm", ".dicom"):
+        return True
+    return not path.suffix and not data.startswith((b"\x89PNG", b"\xff\xd8\xff"))
+
+
+def load_image(path: Path | str) -> np.ndarray:
+    """Read one image as uint8, H×W grey or H×W×3 BGR.
+
+    PNG and JPEG are read with OpenCV (16-bit scaled to 8 bits, alpha dropped). DICOM is read with
+    pydicom: the first frame; MONOCHROME1 inverted; RGB, YBR and palette colour converted to BGR;
+    more than 8 bits stored scaled to 8 bits. Any failure is a ``DataError`` naming the file.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"image {path} not found") from None
+    except OSError as exc:
+        raise DataError(f"image {path} cannot be read ({exc.strerror})") from None
+    if _is_dicom(path, data):
+        return _load_dicom(path)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise DataError(f"image {path} could not be decoded as PNG or JPEG; is the file damaged?")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    elif image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.dtype == np.uint16:
+        image = (image.astype(np.float32) * (255.0 / 65535.0) + 0.5).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise DataError(f"image {path} has {image.dtype} pixels; expected 8- or 16-bit PNG or JPEG")
+    return np.ascontiguousarray(image)
+
+
+def _load_dicom(path: Path) -> np.ndarray:
+    try:
+        import pydicom
+        from pydicom.pixels import apply_color_lut, pixel_array
+    except ImportError:  # pragma: no cover - pydicom is a core dependency
+        raise DataError(f"image {path} is DICOM, which needs pydicom: pip install pydicom") from None
+    try:
+        ds = pydicom.dcmread(path, force=True)
+    except Exception as exc:
+        raise DataError(f"image {path} is not a readable DICOM file ({exc})") from None
+    if "PixelData" not in ds and "FloatPixelData" not in ds:
+        raise DataError(f"DICOM file {path} holds no image (no Pixel Data element)")
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        arr = pixel_array(ds, index=0 if frames > 1 else None)
+    except Exception as exc:
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        name = getattr(syntax, "name", str(syntax))
+        raise DataError(
+            f"DICOM file {path} could not be decoded ({exc}); transfer syntax {name}. Compressed "
+            "DICOM may need a decoder: pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg"
+        ) from None
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    if photometric == "PALETTE COLOR":
+        try:
+            arr = apply_color_lut(arr, ds)
+        except Exception as exc:
+            raise DataError(f"DICOM file {path}: palette colour lookup failed ({exc})") from None
+        if arr.dtype == np.uint16:  # 16-bit lookup tables
+            arr = (arr.astype(np.float32) * (255.0 / 65535.0) + 0.5).astype(np.uint8)
+        photometric = "RGB"
+    if arr.ndim == 3 and arr.shape[-1] not in (3, 4) and frames <= 1:
+        raise DataError(f"DICOM file {path} has pixel array shape {arr.shape}; expected one image")
+    arr = _dicom_to_uint8(arr, ds)
+    if arr.ndim == 3:
+        # pydicom converts YBR to RGB on decoding (as_rgb=True), so colour data is RGB here
+        arr = cv2.cvtColor(np.ascontiguousarray(arr[:, :, :3]), cv2.COLOR_RGB2BGR)
+    elif photometric == "MONOCHROME1":
+        arr = 255 - arr
+    return np.ascontiguousarray(arr)
+
+
+def _dicom_to_uint8(arr: np.ndarray, ds: object) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype.kind == "f":
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        return ((arr - lo) * scale).astype(np.uint8)
+    bits = int(getattr(ds, "BitsStored", 8 * arr.dtype.itemsize) or 8 * arr.dtype.itemsize)
+    x = arr.astype(np.float64)
+    if arr.dtype.kind == "i":  # signed: shift into 0 … 2**bits - 1
+        x += 2.0 ** (bits - 1)
+    x *= 255.0 / (2.0**bits - 1.0)
+    return np.clip(x + 0.5, 0, 255).astype(np.uint8)
