@@ -40,28 +40,25 @@ import torch
 from torch import nn
 
 from gout_edge.bundle import InputSpec, PreprocessSpec, sha256_file
-from gout_edge.edge_runtime.preprocess import prepare
 from gout_edge.errors import (
     BackendUnavailableError,
     CheckFailedError,
     CheckpointError,
-    DataError,
     UsageError,
 )
 from gout_edge.export.model import SUPPORTED_BLOCKS, GoutResNet
 
 from .folds import patient_folds
-from .index import IndexTable, load_image, read_index
+from .dataset import ImageCache, load_cache
+from .index import IndexTable, read_index
 from .stats import auc, confusion, mean_sd
 
 __all__ = [
     "ARCH",
     "FoldMetrics",
-    "ImageCache",
     "ProgressFn",
     "TrainConfig",
     "TrainResult",
-    "load_cache",
     "translate",
     "train",
 ]
@@ -227,7 +224,10 @@ def _train(config: TrainConfig, device: torch.device, progress: ProgressFn | Non
     cache: ImageCache | None = None  # prepared on first need: a rerun of a finished run skips it
     for name, stage_id, train_idx, test_idx in stages:
         if cache is None and not (out / name / "metrics.json").is_file():
-            cache = load_cache(table, config.input_spec, config.preprocess, progress)
+            cache = load_cache(
+                table, config.input_spec, config.preprocess,
+                None if progress is None else lambda i, n: progress("preprocess", 1, 1, i, n, math.nan),
+            )
         metrics, how = _run_stage(name, stage_id, train_idx, test_idx, table, cache, config,
                                   device, progress)
         stage_metrics[name] = metrics
@@ -241,53 +241,6 @@ def _train(config: TrainConfig, device: torch.device, progress: ProgressFn | Non
 
 # --------------------------------------------------------------------------------------------
 # data
-
-
-@dataclass(frozen=True)
-class ImageCache:
-    """Prepared images of a table, in its row order."""
-
-    images: np.ndarray  # (N, H, W) float16, standardized
-    blank: np.ndarray  # (N,) bool
-    colour: np.ndarray  # (N,) bool
-
-
-def load_cache(
-    table: IndexTable,
-    input_spec: InputSpec = InputSpec(),
-    preprocess: PreprocessSpec = PreprocessSpec(),
-    progress: ProgressFn | None = None,
-) -> ImageCache:
-    """Every image of ``table`` through ``prepare()`` once, kept as float16 (N, H, W).
-
-    Unreadable images are collected and reported together in one ``DataError`` by line number.
-    """
-    n = len(table)
-    images = np.empty((n, input_spec.height, input_spec.width), np.float16)
-    blank = np.zeros(n, bool)
-    colour = np.zeros(n, bool)
-    problems: list[str] = []
-    for i, row in enumerate(table.rows):
-        try:
-            frame = prepare(load_image(row.image), input_spec, preprocess)
-        except DataError as exc:
-            problems.append(f"  line {row.line}: {exc}")
-            continue
-        images[i] = frame.tensor[0]
-        blank[i], colour[i] = frame.blank, frame.colour
-        if progress is not None:
-            progress("preprocess", 1, 1, i + 1, n, math.nan)
-    if problems:
-        raise DataError(
-            f"{len(problems)} image(s) of {table.path} could not be used:\n" + "\n".join(problems)
-        )
-    if blank.any() or colour.any():
-        log.warning(
-            "%d blank and %d colour (Doppler) image(s) in the table; they are trained on as "
-            "labelled, but the cart leaves such frames out of the vote",
-            int(blank.sum()), int(colour.sum()),
-        )
-    return ImageCache(images, blank, colour)
 
 
 def _limit(table: IndexTable, max_images: int, seed: int) -> IndexTable:
