@@ -158,6 +158,10 @@ class IndexTable:
         keep = set(patient_ids)
         return IndexTable(self.path, tuple(r for r in self.rows if r.patient_id in keep), self.sha256)
 
+    def subset(self, indices: Iterable[int]) -> IndexTable:
+        """The rows at ``indices`` (positions in ``rows``), in that order."""
+        return IndexTable(self.path, tuple(self.rows[i] for i in indices), self.sha256)
+
 
 def read_index(path: Path | str, *, check_files: bool = True) -> IndexTable:
     """Read and check an index table; raise ``IndexTableError`` listing every problem.

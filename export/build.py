@@ -6,8 +6,11 @@ with ``manifest.json`` listing every file with its role and SHA-256.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +27,12 @@ from gout_edge.bundle import (
     sha256_file,
     write_manifest,
 )
+from gout_edge.calibration.index import IndexTable, read_index
 from gout_edge.errors import CheckFailedError, UsageError
 
 from .checkpoint import load_checkpoint
+from .fidelity import FidelityGate
+from .int8 import build_int8, labelled_inputs
 from .onnx import OPSET, ParityReport, check_parity, export_onnx, parity_inputs
 
 __all__ = ["DEFAULT_BUDGETS", "ExportConfig", "ExportResult", "export_bundle", "file_entry"]
@@ -56,6 +62,13 @@ class ExportConfig:
     input: InputSpec = InputSpec()
     preprocess: PreprocessSpec = PreprocessSpec()
     overwrite: bool = False
+    int8: bool = True
+    calib: Path | None = None  # index table for INT8 calibration and fidelity; None: phantoms
+    calib_seed: int = 20260
+    phantom_patients: int = 24
+    accept_drop: bool = False
+    gate: FidelityGate = FidelityGate()
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,7 @@ class ExportResult:
     manifest: Manifest
     parity: ParityReport
     folded_rgb_stem: bool
+    int8_failures: tuple[str, ...] = ()
 
 
 def file_entry(bundle_dir: Path, name: str, role: str) -> FileEntry:
@@ -82,8 +96,12 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def export_bundle(config: ExportConfig) -> ExportResult:
-    """Run the FP32 export and write the bundle; raise ``CheckFailedError`` if parity fails."""
+def export_bundle(config: ExportConfig, progress: Callable[[str], None] = lambda msg: None) -> ExportResult:
+    """Export FP32 (parity-checked) and, with ``config.int8``, INT8 models gated on fidelity.
+
+    Raises ``CheckFailedError`` when parity fails, or when the INT8 gate fails and the drop was
+    not accepted (the bundle then holds the FP32 model only).
+    """
     import onnx
     import onnxruntime
     import torch
@@ -98,6 +116,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
     stride = model.cam_stride
     feats = model.features(torch.zeros(1, spec.channels, spec.height, spec.width))
     outputs = OutputSpec(cam_stride=stride, cam_height=int(feats.shape[2]), cam_width=int(feats.shape[3]))
+    progress("exporting ONNX FP32 with the CAM")
     export_onnx(model, out / ONNX_FP32, spec, outputs)
     parity = check_parity(model, out / ONNX_FP32, parity_inputs(spec))
     if not parity.passed:
@@ -143,5 +162,46 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         },
         budgets=dict(DEFAULT_BUDGETS),
     )
+    failures: tuple[str, ...] = ()
+    if config.int8:
+        manifest, failures = _add_int8(out, manifest, config, progress)
     write_manifest(out, manifest)
-    return ExportResult(out, manifest, parity, loaded.folded_rgb_stem)
+    if failures and not config.accept_drop:
+        raise CheckFailedError(
+            "INT8 fidelity gate failed: " + "; ".join(failures) + f". The bundle in {out} keeps only "
+            "the FP32 model. Calibrate on more representative data (--calib INDEX.csv), or pass "
+            "--accept-drop to ship the INT8 models anyway (recorded in the manifest)."
+        )
+    return ExportResult(out, manifest, parity, loaded.folded_rgb_stem, failures)
+
+
+def _calibration_table(config: ExportConfig, workdir: Path) -> tuple[IndexTable, str]:
+    if config.calib is not None:
+        return read_index(config.calib), f"index table {Path(config.calib).name}"
+    from gout_edge.calibration.phantom import write_phantoms
+
+    write_phantoms(workdir, config.phantom_patients, seed=config.calib_seed, formats=("png",))
+    source = f"synthetic phantoms: {config.phantom_patients} patients, seed {config.calib_seed}"
+    return read_index(workdir / "index.csv"), source
+
+
+def _add_int8(
+    out: Path, manifest: Manifest, config: ExportConfig, progress: Callable[[str], None]
+) -> tuple[Manifest, tuple[str, ...]]:
+    """Quantize, measure and gate; drop the INT8 files when the gate fails and is not accepted."""
+    with tempfile.TemporaryDirectory(prefix="gout-edge-calib-") as tmp:
+        progress("preparing calibration and fidelity images")
+        table, source = _calibration_table(config, Path(tmp))
+        data = labelled_inputs(table, config.input, config.preprocess, seed=config.calib_seed, source=source)
+    result = build_int8(
+        out, manifest, data, lambda name, role: file_entry(out, name, role), config.gate, config.threads, progress
+    )
+    quantization = dict(result.quantization)
+    files = manifest.files + result.files
+    if result.failures:
+        quantization["accepted_by_user"] = config.accept_drop
+        if not config.accept_drop:
+            for entry in result.files:
+                (out / entry.path).unlink()
+            files = manifest.files
+    return dataclasses.replace(manifest, files=files, quantization=quantization), result.failures

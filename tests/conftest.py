@@ -30,7 +30,7 @@ def export_small(tmp: Path, blocks: int = 3, seed: int = 0, name: str = "bundle"
             m.bias.data.uniform_(-0.2, 0.2)
     checkpoint = tmp / f"{name}.pt"
     torch.save(model.state_dict(), checkpoint)
-    return export_bundle(ExportConfig(checkpoint, tmp / name, input=SMALL)), model.eval()
+    return export_bundle(ExportConfig(checkpoint, tmp / name, input=SMALL, int8=False)), model.eval()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,92 @@
+"""INT8 export: ONNX Runtime QDQ candidates and OpenVINO NNCF, the fidelity gate, the manifest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SMALL
+from gout_edge.calibration.dataset import load_cache
+from gout_edge.calibration.index import read_index
+from gout_edge.edge_runtime.backends import SessionOptions, open_session
+from gout_edge.edge_runtime.bundle import open_bundle
+from gout_edge.errors import CheckFailedError
+from gout_edge.export.build import ExportConfig, export_bundle
+from gout_edge.export.fidelity import FidelityGate, cam_correlation, measure_fidelity
+from gout_edge.export.model import GoutResNet
+from toy_data import make_toy_dataset
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    csv = make_toy_dataset(root)
+    torch.manual_seed(0)
+    torch.save(GoutResNet(2).state_dict(), root / "m.pt")
+    return root, csv
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(toy):
+    root, csv = toy
+    config = ExportConfig(root / "m.pt", root / "bundle", input=SMALL, calib=csv, accept_drop=True, threads=1)
+    return export_bundle(config)
+
+
+def test_int8_models_are_written_hashed_and_described(int8_bundle):
+    m = int8_bundle.manifest
+    assert {"onnx-fp32", "onnx-int8", "openvino-int8", "openvino-int8-bin"} <= set(m.roles())
+    q = m.quantization
+    calib = q["calibration"]
+    assert calib["calibration_patients"] + calib["fidelity_patients"] == 8  # disjoint halves of 8 patients
+    assert calib["calibration_images"] > 0 and calib["fidelity_images"] > 0
+    schemes = [c["scheme"] for c in q["onnxruntime"]["candidates"]]
+    assert q["onnxruntime"]["scheme"] in schemes and len(schemes) == 2
+    assert "fastest" in q["onnxruntime"]["chosen_because"]
+    for engine in ("onnxruntime", "openvino"):
+        f = q[engine]["fidelity"]
+        assert f["images"] == calib["fidelity_images"]
+        assert 0 <= f["probability_mean_abs_diff"] <= f["probability_max_abs_diff"] <= 1
+        assert f["cam_correlation_mean"] > 0.9
+    assert not any(p.name.startswith("model.int8.candidate") for p in int8_bundle.bundle.iterdir())
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_runtime_runs_each_int8_model_close_to_fp32(toy, int8_bundle, backend):
+    bundle = open_bundle(int8_bundle.bundle)
+    table = read_index(toy[1])
+    x = load_cache(table.subset(range(0, 48, 4)), SMALL).images[:, None].astype(np.float32)
+    ref = open_session(bundle, "onnxruntime", SessionOptions()).run(x)
+    pred = open_session(bundle, backend, SessionOptions(precision="int8", threads=1)).run(x)
+    assert np.abs(pred.probability - ref.probability).max() < 0.05
+    assert cam_correlation(ref.cam, pred.cam).min() > 0.9
+
+
+def test_a_failed_gate_exits_1_and_keeps_only_fp32(toy):
+    root, csv = toy
+    impossible = FidelityGate(max_auc_drop=0.005, min_cam_correlation=1.5)
+    config = ExportConfig(root / "m.pt", root / "strict", input=SMALL, calib=csv, gate=impossible, threads=1)
+    with pytest.raises(CheckFailedError, match="mean CAM correlation .* < 1.5"):
+        export_bundle(config)
+    bundle = open_bundle(root / "strict")  # still a valid bundle: FP32 only, with the record
+    assert bundle.manifest.roles() == ("onnx-fp32",)
+    assert bundle.manifest.quantization["passed"] is False
+    assert bundle.manifest.quantization["accepted_by_user"] is False
+    assert not (root / "strict" / "model.int8.onnx").exists()
+
+
+def test_fidelity_metrics_on_known_values():
+    labels = np.array([0, 0, 1, 1, 0, 1])
+    patients = np.array(["a", "a", "a", "b", "b", "b"])
+    p32 = np.array([0.1, 0.2, 0.9, 0.8, 0.3, 0.7])
+    p8 = np.array([0.1, 0.75, 0.9, 0.8, 0.3, 0.7])  # one image flips across the 0.5 cut-off
+    cams = np.random.default_rng(0).standard_normal((6, 4, 4))
+    report = measure_fidelity(labels, patients, p32, p8, cams, cams * 2 + 1)
+    assert report.auc_fp32 == 1.0 and report.auc_int8 == pytest.approx(8 / 9)
+    assert report.probability_max_abs_diff == pytest.approx(0.55)
+    assert report.image_decision_agreement == pytest.approx(5 / 6)
+    assert report.patient_fraction_max_abs_diff == pytest.approx(1 / 3)
+    assert report.patient_decisions_identical is False
+    assert report.cam_correlation_min == pytest.approx(1.0)
+    assert report.failures == ("image AUC drop 0.1111 > 0.005",)
