@@ -1,0 +1,25 @@
+"""Render a class activation map over the image region it explains (OpenCV, no torch)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["cam_heatmap", "overlay_cam"]
+
+
+def cam_heatmap(cam: np.ndarray, height: int, width: int) -> np.ndarray:
+    """ReLU, min-max to [0, 1] and bilinear resize to (height, width), as Grad-CAM displays it."""
+    c = np.maximum(cam.astype(np.float32), 0.0)
+    peak = float(c.max())
+    c = c / peak if peak > 0 else c
+    return cv2.resize(c, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def overlay_cam(image: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.ndarray:
+    """Blend a JET-coloured CAM over ``image`` (grey or BGR uint8); returns BGR uint8."""
+    bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, :3]
+    heat = cam_heatmap(cam, bgr.shape[0], bgr.shape[1])
+    colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    weight = (alpha * heat)[:, :, None]  # transparent where the map is cold
+    return (bgr * (1 - weight) + colour * weight).astype(np.uint8)
