@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gout_edge.bundle import MANIFEST_NAME, Manifest, read_manifest, sha256_file
 from gout_edge.errors import BundleError, BundleTamperedError
+from gout_edge.signing import configured_public_key, verify_manifest_signature
 
 __all__ = ["Bundle", "default_bundle_path", "open_bundle", "verify_files"]
 
@@ -58,8 +59,12 @@ def verify_files(root: Path, manifest: Manifest) -> None:
             )
 
 
-def open_bundle(path: Path | str | None = None) -> Bundle:
-    """Open the bundle at ``path`` (the demo bundle when ``None``), checking every file's hash."""
+def open_bundle(path: Path | str | None = None, public_key: Path | str | None = None) -> Bundle:
+    """Open the bundle at ``path`` (the demo bundle when ``None``), checking every file's hash.
+
+    With a public key (given, or configured on the device: ``gout_edge.signing``), the manifest
+    must carry a valid Ed25519 signature by that key.
+    """
     root = Path(path) if path is not None else default_bundle_path()
     if not root.exists():
         hint = (
@@ -70,6 +75,9 @@ def open_bundle(path: Path | str | None = None) -> Bundle:
         raise BundleError(f"bundle {root} does not exist; {hint}")
     if root.is_file():
         raise BundleError(f"{root} is a file; a bundle is a directory holding {MANIFEST_NAME}")
+    key = configured_public_key(public_key)
+    if key is not None:
+        verify_manifest_signature(root, key)
     manifest = read_manifest(root)
     verify_files(root, manifest)
     return Bundle(root.resolve(), manifest)

@@ -29,6 +29,7 @@ from gout_edge.bundle import (
 )
 from gout_edge.calibration.index import IndexTable, read_index
 from gout_edge.errors import CheckFailedError, UsageError
+from gout_edge.signing import sign_manifest
 
 from .checkpoint import load_checkpoint
 from .fidelity import FidelityGate
@@ -69,6 +70,7 @@ class ExportConfig:
     accept_drop: bool = False
     gate: FidelityGate = FidelityGate()
     threads: int | None = None
+    sign_key: Path | None = None  # Ed25519 private key (PEM): sign the manifest
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,8 @@ def export_bundle(config: ExportConfig, progress: Callable[[str], None] = lambda
     if config.int8:
         manifest, failures = _add_int8(out, manifest, config, progress)
     write_manifest(out, manifest)
+    if config.sign_key is not None:
+        sign_manifest(out, config.sign_key)
     if failures and not config.accept_drop:
         raise CheckFailedError(
             "INT8 fidelity gate failed: " + "; ".join(failures) + f". The bundle in {out} keeps only "

@@ -16,7 +16,7 @@ import typer
 from . import __version__
 from .errors import GoutEdgeError
 
-COMMANDS = ("info", "export", "phantom", "train")
+COMMANDS = ("info", "export", "keygen", "phantom", "train")
 
 app = typer.Typer(
     name="gout-edge",

@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
         int8: bool = typer.Option(True, "--int8/--no-int8", help="Also write INT8 models (ONNX Runtime QDQ, OpenVINO IR)."),
         accept_drop: bool = typer.Option(False, "--accept-drop", help="Keep INT8 models that fail the fidelity gate (recorded in the manifest)."),
         threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads while measuring (default: all cores)."),
+        sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="Ed25519 private key (from `gout-edge keygen`) to sign the manifest."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle in --out."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     ) -> None:
@@ -39,7 +40,7 @@ def register(app: typer.Typer) -> None:
             ) from None
         config = ExportConfig(
             checkpoint, out, blocks, name=name, version=version, provenance=provenance, overwrite=overwrite,
-            int8=int8, calib=calib, accept_drop=accept_drop, threads=threads,
+            int8=int8, calib=calib, accept_drop=accept_drop, threads=threads, sign_key=sign_key,
         )
         with stderr.status("export") as status:
             result = export_bundle(config, progress=lambda msg: status.update(f"export: {msg}…"))

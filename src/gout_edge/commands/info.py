@@ -14,6 +14,7 @@ def register(app: typer.Typer) -> None:
     @app.command("info")
     def info(
         bundle: Optional[Path] = typer.Argument(None, help="Bundle directory (default: the demo bundle shipped with gout-edge)."),
+        public_key: Optional[Path] = typer.Option(None, "--public-key", help="Require a signature by this Ed25519 public key."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     ) -> None:
         """Show what a bundle holds (model, files, decision, budgets) and what this device offers."""
@@ -25,7 +26,7 @@ def register(app: typer.Typer) -> None:
         device = device_info()
         opened = None
         if bundle is not None or default_bundle_path().exists():
-            opened = open_bundle(bundle)
+            opened = open_bundle(bundle, public_key)
         if json_out:
             emit_json(
                 {
