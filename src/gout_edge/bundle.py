@@ -120,6 +120,7 @@ class Manifest:
     quantization: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
     budgets: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)  # held-out figures, when measured
 
     def file(self, role: str) -> FileEntry:
         for entry in self.files:
