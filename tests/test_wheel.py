@@ -62,3 +62,17 @@ print(len(names))
                           env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert int(proc.stdout.strip()) == len(_source_modules())
+
+
+def test_no_module_imports_the_client_folders_by_their_bare_names():
+    """`import export` would work from a checkout and break in the wheel (DESIGN.md §3)."""
+    import re
+
+    bare = re.compile(r"^\s*(import|from)\s+(export|edge_runtime|calibration)(\s|\.)", re.M)
+    offenders = [
+        str(path.relative_to(ROOT))
+        for folder in ("src", "export", "edge_runtime", "calibration", "tests", "benchmarks")
+        for path in (ROOT / folder).rglob("*.py")
+        if bare.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
