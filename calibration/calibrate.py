@@ -1,0 +1,397 @@
+"""``gout-edge calibrate``: the paper's patient threshold, measured through the runtime, written
+into the bundle (torch-free).
+
+Every image of the index table is scored by the runtime's ``Scorer`` — the engine and precision
+the cart will use (``auto``: its rule), so the threshold is fitted to the decisions the cart will
+actually make. Per patient, the fraction of abnormal images is taken over the images the cart
+would let vote: blank and colour (Doppler) frames are left out, as at the bedside. Then
+``threshold.calibrate_threshold``: patient-wise k-fold cross-validation (the paper's Table III)
+and the threshold over all patients, which goes into ``manifest.json``
+(``decision.patient_threshold``, ``calibrated``, a one-line ``source``, and a summary under
+``evaluation["threshold_calibration"]``). The manifest is rewritten atomically; with a signing
+key it is re-signed, without one a signature that no longer matches is removed.
+
+The report (``calibration.json``, the threshold–accuracy curve of the paper's Figure S1) goes to a
+folder beside the bundle, never inside it: the runtime reads only the files its manifest lists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gout_edge.bundle import MANIFEST_NAME, Manifest, atomic_write_text, manifest_bytes
+from gout_edge.errors import BundleError, DataError, InputError, UsageError
+from gout_edge.signing import SIGNATURE_NAME, sign_manifest
+
+from .index import IndexTable, PatientRecord, load_image, read_index
+from .plots import PALETTE, Series, VLine, line_plot
+from .threshold import GRID, TIE_RULE, ThresholdCalibration, abnormal_fractions, calibrate_threshold
+
+__all__ = [
+    "CalibrationConfig",
+    "CalibrationResult",
+    "ProgressFn",
+    "ScoredTable",
+    "calibrate",
+    "default_report_dir",
+    "json_safe",
+    "patient_groups",
+    "score_table",
+]
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+"""``progress(images_done, images_total)`` while scoring."""
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON values: NaN and infinities become ``None``; numpy scalars and arrays, paths and
+    tuples become Python values."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# scoring a table through the runtime
+
+
+@dataclass(frozen=True)
+class ScoredTable:
+    """Every image of a table scored by one model: abnormal-class probability and usability."""
+
+    table: IndexTable
+    probabilities: np.ndarray  # (N,) float64
+    usable: np.ndarray  # (N,) bool: neither blank nor colour — the frames that vote at the bedside
+    backend: str
+    precision: str
+    image_cutoff: float
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.table.labels
+
+    @property
+    def abnormal(self) -> np.ndarray:
+        return self.probabilities > self.image_cutoff
+
+
+def score_table(
+    table: IndexTable,
+    scorers: Sequence[Any],
+    progress: ProgressFn | None = None,
+    batch: int = 8,
+) -> list[ScoredTable]:
+    """Score every image with each ``edge_runtime.scoring.Scorer``, loading each image once.
+
+    Scorers whose bundles share input and preprocessing settings also share the prepared frames.
+    Images that cannot be read are reported together, by line number, in one ``DataError``.
+    """
+    n = len(table)
+    probs = [np.full(n, math.nan) for _ in scorers]
+    usable = [np.zeros(n, bool) for _ in scorers]
+    keys = [(s.bundle.manifest.input, s.bundle.manifest.preprocess) for s in scorers]
+    first_with_key = {k: i for i, k in reversed(list(enumerate(keys)))}
+    problems: list[str] = []
+    for start in range(0, n, batch):
+        loaded: list[tuple[int, np.ndarray]] = []
+        for i in range(start, min(n, start + batch)):
+            try:
+                loaded.append((i, load_image(table.rows[i].image)))
+            except DataError as exc:
+                problems.append(f"  line {table.rows[i].line}: {exc}")
+        prepared: dict[Any, list] = {}
+        for key, owner in first_with_key.items():
+            frames = []
+            for i, image in loaded:
+                try:
+                    frames.append((i, scorers[owner].prepare(image)))
+                except InputError as exc:
+                    problems.append(f"  line {table.rows[i].line}: {exc}")
+            prepared[key] = frames
+        for s, key, p, u in zip(scorers, keys, probs, usable, strict=True):
+            frames = prepared[key]
+            for (i, _frame), score in zip(frames, s.score_prepared([f for _, f in frames]), strict=True):
+                p[i], u[i] = score.probability, score.usable
+        if progress is not None:
+            progress(min(n, start + batch), n)
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        raise DataError(f"{len(unique)} image(s) of {table.path} could not be scored:\n" + "\n".join(unique))
+    return [
+        ScoredTable(table, p, u, s.backend, s.precision, s.bundle.manifest.decision.image_cutoff)
+        for s, p, u in zip(scorers, probs, usable, strict=True)
+    ]
+
+
+def patient_groups(table: IndexTable, usable: np.ndarray) -> list[tuple[PatientRecord, np.ndarray]]:
+    """Each patient with the positions of its images that vote (usable ones), in table order."""
+    return [(rec, np.array([i for i in rec.rows if usable[i]], dtype=np.int64)) for rec in table.patients()]
+
+
+# --------------------------------------------------------------------------------------------
+# calibrate
+
+
+def default_report_dir(bundle: Path, kind: str) -> Path:
+    """``<bundle's folder>/<bundle name>-<kind>/``: beside the bundle, never inside it."""
+    bundle = Path(bundle).resolve()
+    return bundle.parent / f"{bundle.name}-{kind}"
+
+
+def check_report_dir(out: Path, bundle: Path) -> Path:
+    out, bundle = Path(out).resolve(), Path(bundle).resolve()
+    if out == bundle or bundle in out.parents:
+        raise UsageError(
+            f"--out {out} lies inside the bundle {bundle}; reports go beside the bundle, "
+            "(the runtime reads only the files its manifest lists)"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the report folder {out} ({exc.strerror}); choose another --out") from None
+    return out
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    bundle: Path
+    data: Path
+    folds: int = 5
+    seed: int = 0
+    backend: str = "auto"
+    precision: str = "auto"
+    threads: int | None = None
+    sign_key: Path | None = None
+    out: Path | None = None  # default: default_report_dir(bundle, "calibration")
+    public_key: Path | None = None  # require a signature by this key when opening the bundle
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    bundle: Path
+    data: Path
+    data_sha256: str
+    images: int
+    images_voting: int  # not blank, not colour
+    patients_excluded: int  # patients without one usable image
+    patients_below_min_key_frames: int
+    n_images: np.ndarray  # per calibrated patient, parallel to calibration.patient_ids
+    n_abnormal: np.ndarray
+    calibration: ThresholdCalibration
+    backend: str
+    precision: str
+    image_cutoff: float
+    source: str
+    date: str
+    signed: bool
+    signature_removed: bool
+    out: Path
+    figures: tuple[Path, ...]
+    not_for_clinical_use: bool
+
+    @property
+    def threshold(self) -> float:
+        return self.calibration.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        cal = self.calibration.to_dict()
+        for row, n, a in zip(cal["patients"], self.n_images, self.n_abnormal, strict=True):
+            row["images"], row["abnormal_images"] = int(n), int(a)
+        return json_safe({
+            "bundle": str(self.bundle),
+            "data": {"path": str(self.data), "sha256": self.data_sha256, "images": self.images,
+                     "images_voting": self.images_voting, "patients": len(self.calibration.patient_ids),
+                     "patients_excluded": self.patients_excluded,
+                     "patients_below_min_key_frames": self.patients_below_min_key_frames},
+            "model": {"backend": self.backend, "precision": self.precision, "image_cutoff": self.image_cutoff},
+            "date": self.date,
+            "source": self.source,
+            "signed": self.signed,
+            "signature_removed": self.signature_removed,
+            "report_dir": str(self.out),
+            "figures": [str(p) for p in self.figures],
+            "not_for_clinical_use": self.not_for_clinical_use,
+            **cal,
+        })
+
+
+def _source_line(data: IndexTable, cal: ThresholdCalibration, backend: str, precision: str, date: str) -> str:
+    cv = ""
+    if cal.cv is not None:
+        mean, sd = cal.cv.mean_sd("accuracy")
+        sd_text = "" if math.isnan(sd) else f" ± {sd:.3f}"
+        cv = f", {len(cal.cv.folds)}-fold CV accuracy {mean:.3f}{sd_text}"
+    return (
+        f"gout-edge calibrate {date}: {data.path.name} (sha256 {data.sha256[:16]}), "
+        f"{len(cal.patient_ids)} patients{cv}; threshold {cal.threshold:.2f} over all patients "
+        f"(accuracy {cal.overall.accuracy:.3f}); {backend} {precision}"
+    )
+
+
+def _manifest_summary(result_fields: dict[str, Any], cal: ThresholdCalibration) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        **result_fields,
+        "threshold": cal.threshold,
+        "grid_step": float(GRID[1] - GRID[0]),
+        "tie_rule": TIE_RULE,
+        "plateau": list(cal.overall.plateau),
+        "accuracy_all_patients": cal.overall.accuracy,
+    }
+    if cal.cv is not None:
+        summary["cross_validation"] = {
+            "k": len(cal.cv.folds),
+            "seed": cal.seed,
+            "fold_thresholds": [f.threshold for f in cal.cv.folds],
+            **{m: dict(zip(("mean", "sd"), cal.cv.mean_sd(m), strict=True)) for m in ("accuracy", "sensitivity", "specificity")},
+            "pooled": cal.cv.pooled.to_dict(),
+        }
+    return json_safe(summary)
+
+
+def check_signing_key(key: Path) -> None:
+    """Raise ``InputError`` now if ``key`` cannot sign (by signing a scratch manifest)."""
+    with tempfile.TemporaryDirectory(prefix="gout-edge-keycheck-") as scratch:
+        (Path(scratch) / MANIFEST_NAME).write_text("{}\n", encoding="utf-8")
+        sign_manifest(Path(scratch), key)
+
+
+def update_manifest(bundle_dir: Path, manifest: Manifest, sign_key: Path | None) -> tuple[bool, bool]:
+    """Write ``manifest`` atomically; re-sign with ``sign_key`` or remove a stale signature.
+
+    With a key, the signature is made on the new bytes in a scratch folder first, so a key that
+    cannot be used changes nothing. Returns (signed, stale signature removed).
+    """
+    bundle_dir = Path(bundle_dir)
+    data = manifest_bytes(manifest)
+    sig_path = bundle_dir / SIGNATURE_NAME
+    try:
+        if sign_key is not None:
+            scratch = Path(tempfile.mkdtemp(prefix=".calibrate-", dir=bundle_dir))
+            try:
+                (scratch / MANIFEST_NAME).write_bytes(data)
+                new_sig = sign_manifest(scratch, sign_key)
+                atomic_write_text(bundle_dir / MANIFEST_NAME, data.decode("utf-8"))
+                os.replace(new_sig, sig_path)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            return True, False
+        atomic_write_text(bundle_dir / MANIFEST_NAME, data.decode("utf-8"))
+        if sig_path.exists():
+            sig_path.unlink()
+            log.warning(
+                "removed %s: it signed the previous manifest and no longer matches; "
+                "pass --sign-key to re-sign the calibrated bundle", SIGNATURE_NAME,
+            )
+            return False, True
+        return False, False
+    except OSError as exc:
+        raise BundleError(f"cannot rewrite the manifest of {bundle_dir} ({exc.strerror}); is the bundle writable?") from None
+
+
+def figure_s1(path: Path, cal: ThresholdCalibration) -> Path:
+    """Threshold–accuracy curves: all patients (thick) with the chosen threshold, and per fold."""
+    series = []
+    if cal.cv is not None:
+        for k, fold in enumerate(cal.cv.folds):
+            series.append(Series(f"fold {fold.fold} (training patients): t = {fold.threshold:.2f}",
+                                 fold.fit.thresholds, fold.fit.accuracies, PALETTE[(k + 1) % len(PALETTE)], 1, step=True))
+    o = cal.overall
+    series.append(Series(f"all {o.patients} patients: accuracy {o.accuracy:.3f}", o.thresholds, o.accuracies, PALETTE[0], 3, step=True))
+    notes = []
+    if cal.cv is not None:
+        mean, sd = cal.cv.mean_sd("threshold")
+        notes.append(f"fold thresholds mean {mean:.3f}" + ("" if math.isnan(sd) else f" +/- {sd:.3f}"))
+    return line_plot(
+        path, series, title="Patient accuracy vs threshold on the abnormal-image fraction",
+        x_label="threshold (gout when abnormal fraction > threshold)", y_label="patient accuracy",
+        vlines=[VLine(o.threshold, f"chosen {o.threshold:.2f}")], notes=notes,
+    )
+
+
+def calibrate(config: CalibrationConfig, progress: ProgressFn | None = None) -> CalibrationResult:
+    """Score the table through the runtime, calibrate the threshold, write it into the bundle."""
+    from gout_edge.edge_runtime.bundle import open_bundle
+    from gout_edge.edge_runtime.scoring import Scorer
+
+    bundle = open_bundle(config.bundle, config.public_key)
+    if config.folds == 1 or config.folds < 0:
+        raise UsageError(f"--folds {config.folds}: use 0 (no cross-validation) or at least 2")
+    if config.sign_key is not None:
+        check_signing_key(config.sign_key)  # before minutes of scoring, not after
+    out = check_report_dir(config.out or default_report_dir(bundle.root, "calibration"), bundle.root)
+    table = read_index(config.data)
+    m = bundle.manifest
+    scorer = Scorer(bundle, config.backend, config.precision, config.threads)
+    try:
+        (scored,) = score_table(table, [scorer], progress)
+    finally:
+        scorer.close()
+
+    groups = patient_groups(table, scored.usable)
+    kept = [(rec, idx) for rec, idx in groups if idx.size]
+    excluded = len(groups) - len(kept)
+    if excluded:
+        log.warning("%d patient(s) have no usable image (all blank or colour) and are left out", excluded)
+    if not kept:
+        raise DataError(f"no patient of {table.path} has a usable image; nothing to calibrate on")
+    fractions, n_images, n_abnormal = abnormal_fractions(scored.probabilities, [idx for _, idx in kept], m.decision.image_cutoff)
+    below = int((n_images < m.decision.min_key_frames).sum())
+    if below:
+        log.warning(
+            "%d patient(s) have fewer than %d usable images (the bundle's minimum key frames); "
+            "they are calibrated on, but the cart would call them indeterminate", below, m.decision.min_key_frames,
+        )
+    cal = calibrate_threshold([rec.patient_id for rec, _ in kept], fractions, [rec.label for rec, _ in kept],
+                              config.folds, config.seed)
+
+    date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
+    source = _source_line(table, cal, scored.backend, scored.precision, date)
+    fields = {"date": date, "data": table.path.name, "data_sha256": table.sha256, "images": len(table),
+              "images_voting": int(scored.usable.sum()), "patients": len(kept), "backend": scored.backend,
+              "precision": scored.precision}
+    evaluation = dict(m.evaluation)
+    evaluation["threshold_calibration"] = _manifest_summary(fields, cal)
+    new_manifest = dataclasses.replace(
+        m,
+        decision=dataclasses.replace(m.decision, patient_threshold=cal.threshold, calibrated=True, source=source),
+        evaluation=evaluation,
+    )
+
+    # the report first: a report folder that cannot be written leaves the bundle untouched
+    figures = (figure_s1(out / "threshold-accuracy.png", cal),)
+    not_clinical = "phantom" in m.model.provenance.lower()
+    signed_expected = config.sign_key is not None
+    draft = CalibrationResult(
+        bundle.root, table.path, table.sha256, len(table), int(scored.usable.sum()), excluded, below,
+        n_images, n_abnormal, cal, scored.backend, scored.precision, m.decision.image_cutoff, source, date,
+        signed_expected, False, out, figures, not_clinical,
+    )
+    signed, removed = update_manifest(bundle.root, new_manifest, config.sign_key)
+    result = dataclasses.replace(draft, signed=signed, signature_removed=removed)
+    atomic_write_text(out / "calibration.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    return result

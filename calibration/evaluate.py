@@ -1,0 +1,374 @@
+"""``gout-edge evaluate``: the paper's tables for a bundle on labelled data, through the runtime.
+
+Image level (every image of the table, as the paper's classifier tables): accuracy, sensitivity
+and specificity at the bundle's image cut-off with Wilson 95 % CIs, and the AUC with DeLong's
+95 % CI (plain normal interval, as pROC). Patient level: the runtime's own vote
+(``edge_runtime.vote.decide``) over each patient's usable images (blank and colour frames do not
+vote, too few key frames give "indeterminate") with the bundle's threshold; accuracy,
+sensitivity and specificity over the patients with a decision. A bundle whose threshold was never
+calibrated gets image-level figures only; every patient is "indeterminate".
+
+With a second model (``compare``: another bundle, or the same bundle at another precision), the
+paper's Table I: DeLong's test of the two AUCs and McNemar's test of the paired image decisions —
+on correctness over all images (accuracy), over lesion images (sensitivity) and over the others
+(specificity); at patient level McNemar's test over the patients both models decided.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gout_edge.bundle import atomic_write_text
+from gout_edge.errors import UsageError
+
+from .calibrate import (
+    ProgressFn,
+    ScoredTable,
+    check_report_dir,
+    default_report_dir,
+    json_safe,
+    patient_groups,
+    score_table,
+)
+from .index import read_index
+from .plots import PALETTE, Series, confusion_plot, line_plot
+from .stats import (
+    AucEstimate,
+    Confusion,
+    DelongTest,
+    McNemarTest,
+    RocCurve,
+    auc_delong,
+    confusion,
+    delong_test,
+    mcnemar_paired,
+    roc_curve,
+)
+
+__all__ = [
+    "PRECISIONS",
+    "Comparison",
+    "EvaluationConfig",
+    "EvaluationResult",
+    "ImageLevel",
+    "ModelEvaluation",
+    "PatientLevel",
+    "PatientResult",
+    "compare_models",
+    "evaluate",
+    "image_level",
+    "patient_level",
+]
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "int8")
+METRICS = ("accuracy", "sensitivity", "specificity")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    bundle: Path
+    data: Path
+    backend: str = "auto"
+    precision: str = "auto"
+    compare: str | None = None  # a bundle directory, or a precision name for this bundle
+    threads: int | None = None
+    out: Path | None = None  # default: default_report_dir(bundle, "evaluation")
+    public_key: Path | None = None
+    level: float = 0.95
+
+
+@dataclass(frozen=True)
+class ImageLevel:
+    confusion: Confusion
+    auc: AucEstimate
+    roc: RocCurve
+    images: int
+    unusable: int  # blank or colour: scored here, left out of the vote at the bedside
+    level: float = 0.95
+
+    def to_dict(self) -> dict[str, Any]:
+        props = self.confusion.proportions(self.level)
+        return {"images": self.images, "unusable": self.unusable, "confusion": self.confusion.to_dict(),
+                **{k: props[k].to_dict() for k in METRICS}, "auc": self.auc.to_dict(),
+                "roc": self.roc.to_dict()}
+
+
+def image_level(labels: np.ndarray, probabilities: np.ndarray, cutoff: float, usable: np.ndarray | None = None,
+                level: float = 0.95) -> ImageLevel:
+    labels = np.asarray(labels)
+    p = np.asarray(probabilities, dtype=np.float64)
+    unusable = 0 if usable is None else int((~np.asarray(usable, bool)).sum())
+    return ImageLevel(confusion(labels, p > cutoff), auc_delong(labels, p, level), roc_curve(labels, p),
+                      int(p.size), unusable, level)
+
+
+@dataclass(frozen=True)
+class PatientResult:
+    patient_id: str
+    label: int  # 1 = gout
+    images: int  # usable images (the key frames of the vote)
+    abnormal_images: int
+    fraction: float | None
+    diagnosis: str  # "gout" | "no gout" | "indeterminate"
+    reason: str
+
+    @property
+    def decided(self) -> bool:
+        from gout_edge.edge_runtime.vote import INDETERMINATE
+
+        return self.diagnosis != INDETERMINATE
+
+    @property
+    def positive(self) -> bool:
+        from gout_edge.edge_runtime.vote import GOUT
+
+        return self.diagnosis == GOUT
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"patient_id": self.patient_id, "label": self.label, "images": self.images,
+                "abnormal_images": self.abnormal_images, "fraction": self.fraction,
+                "decision": self.diagnosis, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class PatientLevel:
+    calibrated: bool
+    threshold: float | None
+    patients: tuple[PatientResult, ...]
+    level: float = 0.95
+
+    @property
+    def decided(self) -> tuple[PatientResult, ...]:
+        return tuple(p for p in self.patients if p.decided)
+
+    @property
+    def indeterminate(self) -> int:
+        return len(self.patients) - len(self.decided)
+
+    @property
+    def confusion(self) -> Confusion | None:
+        """Over the patients with a decision; ``None`` when there are none."""
+        d = self.decided
+        if not d:
+            return None
+        return confusion([p.label for p in d], [int(p.positive) for p in d])
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.confusion
+        props = {} if c is None else {k: v.to_dict() for k, v in c.proportions(self.level).items()}
+        return {"calibrated": self.calibrated, "threshold": self.threshold, "decided": len(self.decided),
+                "indeterminate": self.indeterminate, "confusion": None if c is None else c.to_dict(),
+                **{k: props.get(k) for k in METRICS},
+                "patients": [p.to_dict() for p in self.patients]}
+
+
+def patient_level(scored: ScoredTable, decision, level: float = 0.95) -> PatientLevel:
+    """The runtime's vote for every patient of the table, over its usable images."""
+    from gout_edge.edge_runtime.vote import decide
+
+    results = []
+    for rec, idx in patient_groups(scored.table, scored.usable):
+        d = decide(scored.probabilities[idx], decision)
+        results.append(PatientResult(rec.patient_id, rec.label, d.key_frames, d.abnormal_frames,
+                                     d.abnormal_fraction, d.diagnosis, d.reason))
+    calibrated = decision.patient_threshold is not None
+    return PatientLevel(calibrated, decision.patient_threshold, tuple(results), level)
+
+
+@dataclass(frozen=True)
+class ModelEvaluation:
+    name: str
+    bundle: Path
+    identity: str
+    backend: str
+    precision: str
+    image_cutoff: float
+    threshold_source: str
+    probabilities: np.ndarray
+    image: ImageLevel
+    patient: PatientLevel
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "bundle": str(self.bundle), "identity": self.identity,
+                "backend": self.backend, "precision": self.precision, "image_cutoff": self.image_cutoff,
+                "threshold_source": self.threshold_source,
+                "image_level": self.image.to_dict(), "patient_level": self.patient.to_dict()}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Table I's p-values: ``other`` against ``reference`` on the same images."""
+
+    reference: str
+    other: str
+    auc: DelongTest
+    image: dict[str, McNemarTest]  # accuracy, sensitivity, specificity
+    patient: dict[str, McNemarTest] | None  # over patients decided by both; None if not both calibrated
+    patients_compared: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reference": self.reference, "other": self.other, "auc_delong": self.auc.to_dict(),
+                "image_mcnemar": {k: v.to_dict() for k, v in self.image.items()},
+                "patient_mcnemar": None if self.patient is None else {k: v.to_dict() for k, v in self.patient.items()},
+                "patients_compared": self.patients_compared}
+
+
+def _mcnemar_by_metric(truth: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, McNemarTest]:
+    truth = np.asarray(truth).astype(bool)
+    a, b = np.asarray(a).astype(bool), np.asarray(b).astype(bool)
+    return {
+        "accuracy": mcnemar_paired(truth, a, b),
+        "sensitivity": mcnemar_paired(truth[truth], a[truth], b[truth]),
+        "specificity": mcnemar_paired(truth[~truth], a[~truth], b[~truth]),
+    }
+
+
+def compare_models(labels: np.ndarray, reference: ModelEvaluation, other: ModelEvaluation, level: float = 0.95) -> Comparison:
+    labels = np.asarray(labels)
+    auc_test = delong_test(labels, reference.probabilities, other.probabilities, level)
+    image = _mcnemar_by_metric(labels, reference.probabilities > reference.image_cutoff,
+                               other.probabilities > other.image_cutoff)
+    patient = None
+    both = [(p, q) for p, q in zip(reference.patient.patients, other.patient.patients, strict=True) if p.decided and q.decided]
+    if reference.patient.calibrated and other.patient.calibrated:
+        patient = _mcnemar_by_metric(np.array([p.label for p, _ in both], dtype=np.int64),
+                                     np.array([p.positive for p, _ in both], dtype=bool),
+                                     np.array([q.positive for _, q in both], dtype=bool))
+    return Comparison(reference.name, other.name, auc_test, image, patient, len(both))
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    data: Path
+    data_sha256: str
+    models: tuple[ModelEvaluation, ...]  # the reference first
+    comparison: Comparison | None
+    rows: tuple[dict[str, Any], ...]  # per image: line, image, patient_id, label, usable
+    usable: np.ndarray
+    not_for_clinical_use: bool
+    out: Path
+    figures: tuple[Path, ...]
+    level: float = 0.95
+
+    @property
+    def model(self) -> ModelEvaluation:
+        return self.models[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        images = []
+        for i, row in enumerate(self.rows):
+            entry = {**row, "usable": bool(self.usable[i]), "probability": float(self.models[0].probabilities[i])}
+            if len(self.models) > 1:
+                entry["probability_compare"] = float(self.models[1].probabilities[i])
+            images.append(entry)
+        return json_safe({
+            "data": {"path": str(self.data), "sha256": self.data_sha256, "images": len(self.rows),
+                     "patients": len(self.model.patient.patients)},
+            "level": self.level,
+            "ci_methods": {"proportions": "Wilson score", "auc": "DeLong variance, plain normal interval clipped to [0, 1]",
+                           "auc_test": "DeLong (paired)",
+                           "paired_decisions": "McNemar: exact binomial below 25 discordant pairs, else chi-square with continuity correction"},
+            "not_for_clinical_use": self.not_for_clinical_use,
+            "models": [m.to_dict() for m in self.models],
+            "comparison": None if self.comparison is None else self.comparison.to_dict(),
+            "report_dir": str(self.out),
+            "figures": [str(p) for p in self.figures],
+            "images": images,
+        })
+
+
+def _open_models(config: EvaluationConfig):
+    from gout_edge.edge_runtime.bundle import open_bundle
+    from gout_edge.edge_runtime.scoring import Scorer
+
+    bundle = open_bundle(config.bundle, config.public_key)
+    pairs = [(bundle, config.precision)]
+    if config.compare is not None:
+        value = config.compare.strip()
+        if value.lower() in PRECISIONS:
+            pairs.append((bundle, value.lower()))
+        elif Path(value).expanduser().exists():
+            pairs.append((open_bundle(Path(value).expanduser(), config.public_key), config.precision))
+        else:
+            raise UsageError(
+                f"--compare {value!r} is neither a precision ({', '.join(PRECISIONS)}) nor an existing "
+                "bundle directory; give another bundle's path (./fp32 for a folder of that name)"
+            )
+    scorers = []
+    try:
+        for b, precision in pairs:
+            scorers.append(Scorer(b, config.backend, precision, config.threads))
+    except BaseException:
+        for s in scorers:
+            s.close()
+        raise
+    if len(scorers) == 2 and scorers[0].bundle.root == scorers[1].bundle.root \
+            and (scorers[0].backend, scorers[0].precision) == (scorers[1].backend, scorers[1].precision):
+        log.warning("--compare names the same model, engine and precision as the bundle itself; the tests will show no difference")
+    return scorers
+
+
+def _name(scorer) -> str:
+    return f"{scorer.bundle.root.name} {scorer.precision} ({scorer.backend})"
+
+
+def evaluate(config: EvaluationConfig, progress: ProgressFn | None = None) -> EvaluationResult:
+    """Score the table with the bundle (and the compared model), compute the paper's figures,
+    draw the ROC curve(s) and confusion matrices, write ``evaluation.json`` to the report folder."""
+    scorers = _open_models(config)
+    try:
+        out = check_report_dir(config.out or default_report_dir(scorers[0].bundle.root, "evaluation"), scorers[0].bundle.root)
+        table = read_index(config.data)
+        scored = score_table(table, scorers, progress)
+    finally:
+        for s in scorers:
+            s.close()
+    labels = table.labels
+    names = [_name(s) for s in scorers]
+    if len(names) == 2 and names[0] == names[1]:
+        names = [f"{n} #{k}" for k, n in zip((1, 2), names, strict=True)]
+    models = []
+    for s, sc, name in zip(scorers, scored, names, strict=True):
+        m = s.bundle.manifest
+        models.append(ModelEvaluation(
+            name, s.bundle.root, s.bundle.identity, sc.backend, sc.precision, m.decision.image_cutoff,
+            m.decision.source, sc.probabilities,
+            image_level(labels, sc.probabilities, m.decision.image_cutoff, sc.usable, config.level),
+            patient_level(sc, m.decision, config.level),
+        ))
+    comparison = compare_models(labels, models[0], models[1], config.level) if len(models) == 2 else None
+    not_clinical = any("phantom" in s.bundle.manifest.model.provenance.lower() for s in scorers)
+
+    figures = [roc_figure(out / "roc.png", models)]
+    panels = []
+    for mdl in models:
+        panels.append((f"images: {mdl.name}", mdl.image.confusion))
+        if mdl.patient.confusion is not None:
+            panels.append((f"patients: {mdl.name}", mdl.patient.confusion, ("control", "gout")))
+    figures.append(confusion_plot(out / "confusion.png", panels))
+    rows = tuple({"line": r.line, "image": table.relative(r), "patient_id": r.patient_id, "label": r.image_label,
+                  "view": r.view} for r in table.rows)
+    result = EvaluationResult(table.path, table.sha256, tuple(models), comparison, rows, scored[0].usable,
+                              not_clinical, out, tuple(figures), config.level)
+    atomic_write_text(out / "evaluation.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    return result
+
+
+def roc_figure(path: Path, models: Sequence[ModelEvaluation]) -> Path:
+    series = []
+    for k, m in enumerate(models):
+        a = m.image.auc
+        label = f"{m.name}: AUC {a.auc:.3f}" + ("" if math.isnan(a.ci_low) else f" [{a.ci_low:.3f}, {a.ci_high:.3f}]")
+        series.append(Series(label, m.image.roc.fpr, m.image.roc.tpr, PALETTE[k % len(PALETTE)], 3 if k == 0 else 2, dashed=k > 0))
+    return line_plot(path, series, title="ROC curve, image level", x_label="1 - specificity (false-positive rate)",
+                     y_label="sensitivity (true-positive rate)", diagonal=True)

@@ -1,0 +1,136 @@
+"""``gout-edge calibrate --bundle DIR --data INDEX.csv``: the paper's patient threshold, written
+into the bundle (DESIGN.md §10; the library is ``gout_edge.calibration.calibrate``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from ._output import emit_json, stderr, stdout
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("calibrate")
+    def calibrate_command(
+        bundle: Path = typer.Option(..., "--bundle", help="Bundle directory whose manifest receives the threshold."),
+        data: Path = typer.Option(..., "--data", help="Index table (CSV) of labelled images of training patients."),
+        folds: int = typer.Option(5, "--folds", help="Patient-wise cross-validation folds (paper: 5); 0 skips cross-validation."),
+        seed: int = typer.Option(0, "--seed", help="Seeds the assignment of patients to folds."),
+        backend: str = typer.Option("auto", "--backend", help="Inference engine: auto, onnxruntime or openvino."),
+        precision: str = typer.Option("auto", "--precision", help="auto, int8 or fp32; calibrate at the precision the cart runs."),
+        threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads (default: the engine's)."),
+        sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="Ed25519 private key to re-sign the changed manifest; without it an old signature is removed."),
+        public_key: Optional[Path] = typer.Option(None, "--public-key", help="Require the bundle to be signed by this public key before changing it."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: <bundle>-calibration beside the bundle)."),
+        json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    ) -> None:
+        """The paper's diagnostic model: per patient the fraction of abnormal images; the threshold
+        (0 to 1 in steps of 0.02) with the best patient accuracy; patient-wise k-fold
+        cross-validation (Table III); the all-patient threshold written into the bundle's
+        manifest. Writes calibration.json and threshold-accuracy.png (Figure S1) to --out."""
+        from gout_edge.calibration.calibrate import CalibrationConfig, calibrate
+
+        config = CalibrationConfig(bundle, data, folds, seed, backend, precision, threads, sign_key, out, public_key)
+        with ScoringProgress("scoring images") as bar:
+            result = calibrate(config, progress=bar.update)
+        if json_out:
+            emit_json(result.to_dict())
+        else:
+            render(result)
+
+
+class ScoringProgress:
+    """A rich progress bar on stderr while images are scored (also used by ``evaluate``)."""
+
+    def __init__(self, description: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TimeRemainingColumn(), console=stderr, transient=True,
+        )
+        self._task: Any = None
+        self._description = description
+
+    def __enter__(self) -> ScoringProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, done: int, total: int) -> None:
+        if self._task is None:
+            self._task = self._progress.add_task(self._description, total=total)
+        self._progress.update(self._task, completed=done, total=total)
+
+
+def percent(p: Any) -> str:
+    """A ``stats.Proportion`` as the paper writes it: 83.3 (334/401) [81.2, 85.4]."""
+    if not p.n:
+        return "– (0/0)"
+    return f"{100 * p.estimate:.1f} ({p.k}/{p.n}) [{100 * p.ci_low:.1f}, {100 * p.ci_high:.1f}]"
+
+
+def short_percent(p: Any) -> str:
+    return "– (0/0)" if not p.n else f"{100 * p.estimate:.1f} ({p.k}/{p.n})"
+
+
+def mean_sd_text(mean: float, sd: float, scale: float = 100.0, digits: int = 1) -> str:
+    if math.isnan(mean):
+        return "–"
+    return f"{scale * mean:.{digits}f}" + ("" if math.isnan(sd) else f" ± {scale * sd:.{digits}f}")
+
+
+def render(result: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    cal = result.calibration
+    if cal.cv is not None:
+        table = Table(title=f"Diagnostic model, {len(cal.cv.folds)}-fold patient cross-validation (Table III)")
+        table.add_column("fold")
+        for name in ("ACC", "SEN", "SPE"):
+            table.add_column(f"{name} % (n/N)", justify="right", no_wrap=True)
+        table.add_column("threshold", justify="right")
+        for f in cal.cv.folds:
+            table.add_row(f"fold {f.fold}", *(short_percent(getattr(f, m)) for m in ("accuracy", "sensitivity", "specificity")),
+                          f"{f.threshold:.2f}")
+        table.add_section()
+        table.add_row("mean ± sd", *(mean_sd_text(*cal.cv.mean_sd(m)) for m in ("accuracy", "sensitivity", "specificity")),
+                      mean_sd_text(*cal.cv.mean_sd("threshold"), scale=1.0, digits=3))
+        stdout.print(table)
+        pooled = cal.cv.pooled.proportions()
+        stdout.print("out-of-fold decisions pooled over folds (Wilson 95% CI): "
+                     + "; ".join(f"{n} {percent(pooled[m])}" for n, m in (("ACC", "accuracy"), ("SEN", "sensitivity"), ("SPE", "specificity"))))
+    o = cal.overall
+    stdout.print(
+        f"threshold over all {o.patients} patients: [bold]{o.threshold:.2f}[/] (patient accuracy "
+        f"{100 * o.accuracy:.1f}%; best accuracy on {o.tied_best} grid threshold(s), chosen as the middle "
+        f"of the plateau {o.plateau[0]:.2f}–{o.plateau[1]:.2f})"
+    )
+    stdout.print(
+        f"{result.images} images ({result.images_voting} voting) scored with {result.backend} {result.precision}, "
+        f"image cut-off {result.image_cutoff}"
+    )
+    if result.patients_excluded:
+        stdout.print(f"[yellow]{result.patients_excluded} patient(s) without a usable image were left out[/]")
+    if result.patients_below_min_key_frames:
+        stdout.print(f"[yellow]{result.patients_below_min_key_frames} patient(s) have fewer usable images than the "
+                     "bundle's minimum key frames; the cart would call them indeterminate[/]")
+    signature = "re-signed" if result.signed else ("old signature removed (pass --sign-key to re-sign)"
+                                                   if result.signature_removed else "unsigned")
+    stdout.print(escape(f"written to {result.bundle}/manifest.json ({signature})"))
+    stdout.print(escape(f"report: {result.out}/calibration.json; figure: {', '.join(str(p) for p in result.figures)}"))
+    if result.not_for_clinical_use:
+        stdout.print("[bold red]not for clinical use[/]: this model was trained on synthetic phantoms")

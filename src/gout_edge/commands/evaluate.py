@@ -1,0 +1,111 @@
+"""``gout-edge evaluate --bundle DIR --data INDEX.csv``: the paper's tables for a bundle on labelled
+data (DESIGN.md §10; the library is ``gout_edge.calibration.evaluate``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from ._output import emit_json, stdout
+from .calibrate import ScoringProgress, percent
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("evaluate")
+    def evaluate_command(
+        bundle: Path = typer.Option(..., "--bundle", help="Bundle directory to evaluate."),
+        data: Path = typer.Option(..., "--data", help="Index table (CSV) of labelled images, held out from training."),
+        backend: str = typer.Option("auto", "--backend", help="Inference engine: auto, onnxruntime or openvino."),
+        precision: str = typer.Option("auto", "--precision", help="auto, int8 or fp32."),
+        compare: Optional[str] = typer.Option(
+            None, "--compare", help="A second bundle directory, or a precision (fp32, int8) of this bundle: DeLong and McNemar tests (Table I)."
+        ),
+        threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads (default: the engine's)."),
+        public_key: Optional[Path] = typer.Option(None, "--public-key", help="Require bundles signed by this public key."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: <bundle>-evaluation beside the bundle)."),
+        json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    ) -> None:
+        """Image-level accuracy, sensitivity, specificity (Wilson 95% CIs) and AUC (DeLong 95% CI);
+        patient-level figures with the bundle's threshold; with --compare, DeLong's test of the
+        AUCs and McNemar's test of paired decisions. Writes evaluation.json, roc.png and
+        confusion.png to --out."""
+        from gout_edge.calibration.evaluate import EvaluationConfig, evaluate
+
+        config = EvaluationConfig(bundle, data, backend, precision, compare, threads, out, public_key)
+        with ScoringProgress("scoring images") as bar:
+            result = evaluate(config, progress=bar.update)
+        if json_out:
+            emit_json(result.to_dict())
+        else:
+            render(result)
+
+
+def _p(test: Any) -> str:
+    if test is None or test.p_value is None or test.p_value != test.p_value:
+        return "–"
+    return "<.001" if test.p_value < 0.001 else f"{test.p_value:.3f}".lstrip("0")
+
+
+METRICS = (("ACC", "accuracy"), ("SEN", "sensitivity"), ("SPE", "specificity"))
+
+
+def render(result: Any) -> None:
+    """Table I's figures with metrics as rows (a narrow terminal keeps each cell on one line)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    cmp = result.comparison
+    image = Table(title=f"Image level: {len(result.rows)} images", caption="% (n/N) [95% CI]")
+    image.add_column("metric")
+    for m in result.models:
+        image.add_column(escape(m.name), justify="right", no_wrap=True)
+    if cmp is not None:
+        image.add_column("p", justify="right")
+    for short, metric in METRICS:
+        cells = [percent(m.image.confusion.proportions(result.level)[metric]) for m in result.models]
+        image.add_row(f"{short} %", *cells, *([_p(cmp.image[metric])] if cmp is not None else []))
+    image.add_row("AUC", *(str(m.image.auc) for m in result.models),
+                  *([_p(cmp.auc)] if cmp is not None else []))
+    stdout.print(image)
+
+    patient = Table(title="Patient level: the runtime's vote with the bundle's threshold", caption="% (n/N) [95% CI]")
+    patient.add_column("metric")
+    for m in result.models:
+        patient.add_column(escape(m.name), justify="right", no_wrap=True)
+    with_p = cmp is not None and cmp.patient is not None
+    if cmp is not None:
+        patient.add_column("p", justify="right")
+    extra = [""] if cmp is not None else []
+    patient.add_row("threshold", *("not calibrated" if not m.patient.calibrated else f"{m.patient.threshold:.2f}"
+                                   for m in result.models), *extra)
+    patient.add_row("decided", *(f"{len(m.patient.decided)}/{len(m.patient.patients)}" for m in result.models), *extra)
+    for short, metric in METRICS:
+        cells = []
+        for m in result.models:
+            c = m.patient.confusion
+            cells.append("indeterminate" if not m.patient.calibrated else
+                         "–" if c is None else percent(c.proportions(result.level)[metric]))
+        patient.add_row(f"{short} %", *cells,
+                        *([_p(cmp.patient[metric]) if with_p else "–"] if cmp is not None else []))
+    stdout.print(patient)
+
+    for m in result.models:
+        if not m.patient.calibrated:
+            stdout.print(f"[yellow]{escape(m.name)}: the patient threshold is not calibrated (run `gout-edge calibrate`); "
+                         "image-level figures only, every patient indeterminate[/]")
+        elif m.patient.indeterminate:
+            stdout.print(f"[yellow]{escape(m.name)}: {m.patient.indeterminate} patient(s) indeterminate (too few usable images)[/]")
+        if m.image.unusable:
+            stdout.print(f"{escape(m.name)}: {m.image.unusable} blank or colour image(s) counted at image level, left out of the vote")
+    if cmp is not None:
+        stdout.print(
+            f"p: {escape(cmp.other)} against {escape(cmp.reference)}; DeLong's test for the AUC "
+            f"(difference {-cmp.auc.difference + 0.0:+.3f}), McNemar's test for paired decisions"
+            + ("" if cmp.patient is None else f" ({cmp.patients_compared} patients decided by both)")
+        )
+    stdout.print("CIs: Wilson score (proportions), DeLong (AUC)")
+    stdout.print(escape(f"report: {result.out}/evaluation.json; figures: {', '.join(str(p) for p in result.figures)}"))
+    if result.not_for_clinical_use:
+        stdout.print("[bold red]not for clinical use[/]: a model trained on synthetic phantoms")

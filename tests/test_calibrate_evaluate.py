@@ -1,0 +1,175 @@
+"""`gout-edge calibrate` and `gout-edge evaluate` end to end on the toy data set and a small
+FP32 bundle (random weights: these tests check plumbing and consistency, not accuracy)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from gout_edge.calibration.index import read_index
+from gout_edge.calibration.stats import auc
+from gout_edge.calibration.threshold import GRID, abnormal_fractions, fit_threshold
+from gout_edge.edge_runtime.bundle import open_bundle
+from toy_data import make_toy_dataset
+
+from gout_edge.bundle import read_manifest, write_manifest
+from gout_edge.cli import main
+from gout_edge.errors import BundleTamperedError
+from gout_edge.signing import SIGNATURE_NAME, generate_keypair, sign_manifest
+
+
+@pytest.fixture(scope="module")
+def toy_csv(tmp_path_factory):
+    return make_toy_dataset(tmp_path_factory.mktemp("toy"))
+
+
+@pytest.fixture
+def bundle(small_bundle, tmp_path, monkeypatch):
+    """A private copy of the session's small bundle (calibrate rewrites its manifest)."""
+    monkeypatch.delenv("GOUT_EDGE_PUBLIC_KEY", raising=False)
+    result, _ = small_bundle
+    copy = tmp_path / "bundle"
+    shutil.copytree(result.bundle, copy)
+    return copy
+
+
+def _run_json(capsys, *argv):
+    capsys.readouterr()
+    code = main(list(argv))
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return json.loads(out.out)
+
+
+def _set_decision(bundle, **changes):
+    m = read_manifest(bundle)
+    write_manifest(bundle, dataclasses.replace(m, decision=dataclasses.replace(m.decision, **changes)))
+
+
+def test_evaluate_calibrate_evaluate_round_trip(bundle, toy_csv, capsys):
+    files_before = {p.name for p in bundle.iterdir()}
+    labels = read_index(toy_csv).labels
+
+    # 1. an uncalibrated bundle: image-level figures, every patient indeterminate
+    doc = _run_json(capsys, "evaluate", "--bundle", str(bundle), "--data", str(toy_csv), "--json")
+    (model,) = doc["models"]
+    assert doc["comparison"] is None and len(doc["images"]) == 48
+    assert doc["not_for_clinical_use"] is False  # provenance "unknown"
+    probs = np.array([img["probability"] for img in doc["images"]])
+    assert [img["label"] for img in doc["images"]] == labels.tolist()
+    image = model["image_level"]
+    assert image["auc"]["auc"] == pytest.approx(auc(labels, probs), abs=1e-12)
+    for metric in ("accuracy", "sensitivity", "specificity"):
+        p = image[metric]
+        assert p["ci_low"] <= p["estimate"] <= p["ci_high"] and p["n"] > 0
+    assert image["accuracy"]["n"] == 48 and image["sensitivity"]["n"] == int(labels.sum())
+    patient = model["patient_level"]
+    assert patient["calibrated"] is False and patient["decided"] == 0 and patient["accuracy"] is None
+    assert {p["decision"] for p in patient["patients"]} == {"indeterminate"} and len(patient["patients"]) == 8
+    report = bundle.parent / "bundle-evaluation"
+    for name in ("roc.png", "confusion.png", "evaluation.json"):
+        assert (report / name).is_file()
+    assert cv2.imread(str(report / "roc.png")).shape[2] == 3
+
+    # 2. a random model sits near one probability: move the image cut-off to the median so
+    #    that patients differ in their abnormal fraction
+    cutoff = float(np.median(probs))
+    _set_decision(bundle, image_cutoff=cutoff)
+    doc = _run_json(capsys, "calibrate", "--bundle", str(bundle), "--data", str(toy_csv), "--folds", "4", "--json")
+    table = read_index(toy_csv)
+    groups = [list(rec.rows) for rec in table.patients()]
+    expected, _, _ = abnormal_fractions(probs, groups, cutoff)
+    assert len(set(expected.tolist())) > 1, "the test needs patients that differ"
+    fractions = np.array([p["fraction"] for p in doc["patients"]])
+    assert fractions == pytest.approx(expected, abs=1e-12)
+    assert [p["label"] for p in doc["patients"]] == [rec.label for rec in table.patients()]
+    assert [p["images"] for p in doc["patients"]] == [6] * 8
+    threshold = doc["threshold"]
+    assert threshold in GRID.tolist()
+    assert threshold == fit_threshold(fractions, [p["label"] for p in doc["patients"]]).threshold
+    cv = doc["cross_validation"]
+    assert cv["k"] == 4 and len(cv["folds"]) == 4 and sum(f["test_patients"] for f in cv["folds"]) == 8
+    assert all(f["threshold"] in GRID.tolist() for f in cv["folds"])
+
+    opened = open_bundle(bundle)  # hashes still fine
+    d = opened.manifest.decision
+    assert d.patient_threshold == threshold and d.calibrated and d.image_cutoff == cutoff
+    assert table.sha256[:16] in d.source and "8 patients" in d.source and "\n" not in d.source
+    assert opened.manifest.evaluation["threshold_calibration"]["threshold"] == threshold
+    assert {p.name for p in bundle.iterdir()} == files_before  # the report stays outside
+    figure = bundle.parent / "bundle-calibration" / "threshold-accuracy.png"
+    assert cv2.imread(str(figure)) is not None and (figure.parent / "calibration.json").is_file()
+
+    # 3. evaluate now uses the threshold, through the runtime's vote
+    doc = _run_json(capsys, "evaluate", "--bundle", str(bundle), "--data", str(toy_csv), "--json")
+    patient = doc["models"][0]["patient_level"]
+    assert patient["calibrated"] and patient["threshold"] == threshold and patient["decided"] == 8
+    decisions = [p["decision"] for p in patient["patients"]]
+    assert decisions == ["gout" if f > threshold else "no gout" for f in fractions]
+    assert patient["accuracy"]["n"] == 8
+
+
+def test_calibrate_re_signs_with_a_key(bundle, toy_csv, tmp_path, capsys):
+    key, pub = generate_keypair(tmp_path / "owner")
+    sign_manifest(bundle, key)
+    old_sig = (bundle / SIGNATURE_NAME).read_bytes()
+    _run_json(capsys, "calibrate", "--bundle", str(bundle), "--data", str(toy_csv), "--folds", "2",
+              "--sign-key", str(key), "--json")
+    assert (bundle / SIGNATURE_NAME).read_bytes() != old_sig
+    opened = open_bundle(bundle, public_key=pub)  # the new manifest verifies
+    assert opened.manifest.decision.calibrated
+    assert not [p for p in bundle.iterdir() if p.name.startswith(".")]  # no scratch left behind
+
+
+def test_calibrate_without_a_key_removes_the_stale_signature(bundle, toy_csv, tmp_path, capsys, caplog):
+    key, pub = generate_keypair(tmp_path / "owner")
+    sign_manifest(bundle, key)
+    with caplog.at_level(logging.WARNING):
+        doc = _run_json(capsys, "calibrate", "--bundle", str(bundle), "--data", str(toy_csv), "--folds", "0", "--json")
+    assert doc["signature_removed"] is True and doc["cross_validation"] is None
+    assert not (bundle / SIGNATURE_NAME).exists()
+    assert any(SIGNATURE_NAME in r.getMessage() for r in caplog.records)
+    open_bundle(bundle)  # fine on a device without a key
+    with pytest.raises(BundleTamperedError):
+        open_bundle(bundle, public_key=pub)  # a device that requires signatures refuses it
+
+
+def test_an_unusable_key_changes_nothing(bundle, toy_csv, tmp_path, capsys):
+    key, _ = generate_keypair(tmp_path / "owner")
+    sign_manifest(bundle, key)
+    manifest, sig = (bundle / "manifest.json").read_bytes(), (bundle / SIGNATURE_NAME).read_bytes()
+    bad = tmp_path / "not-a-key.key"
+    bad.write_text("nonsense")
+    code = main(["calibrate", "--bundle", str(bundle), "--data", str(toy_csv), "--folds", "2", "--sign-key", str(bad)])
+    assert code == 3 and "Traceback" not in capsys.readouterr().err
+    assert (bundle / "manifest.json").read_bytes() == manifest and (bundle / SIGNATURE_NAME).read_bytes() == sig
+
+
+def test_evaluate_compare_table_and_not_for_clinical_use(bundle, toy_csv, capsys):
+    m = read_manifest(bundle)
+    write_manifest(bundle, dataclasses.replace(m, model=dataclasses.replace(m.model, provenance="trained on synthetic phantoms")))
+    # same bundle at fp32 (its only precision): identical scores, so every test gives p = 1
+    assert main(["evaluate", "--bundle", str(bundle), "--data", str(toy_csv), "--compare", "fp32"]) == 0
+    out = capsys.readouterr().out
+    assert "not for clinical use" in out and "AUC" in out and "SEN %" in out and "not calibrated" in out
+
+    doc = json.loads((bundle.parent / "bundle-evaluation" / "evaluation.json").read_text())
+    cmp = doc["comparison"]
+    assert len(doc["models"]) == 2 and cmp["auc_delong"]["p_value"] == 1.0
+    assert set(cmp["image_mcnemar"]) == {"accuracy", "sensitivity", "specificity"}
+    assert all(t["b"] == t["c"] == 0 and t["p_value"] == 1.0 for t in cmp["image_mcnemar"].values())
+    assert cmp["patient_mcnemar"] is None  # not calibrated
+    assert all(img["probability_compare"] == img["probability"] for img in doc["images"])
+    assert doc["not_for_clinical_use"] is True
+
+
+def test_usage_errors_exit_2(bundle, toy_csv, capsys):
+    assert main(["evaluate", "--bundle", str(bundle), "--data", str(toy_csv), "--compare", str(bundle.parent / "nope")]) == 2
+    assert main(["calibrate", "--bundle", str(bundle), "--data", str(toy_csv), "--out", str(bundle / "report")]) == 2
+    assert not (bundle / "report").exists()
+    assert "--compare" in capsys.readouterr().err
