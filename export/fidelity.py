@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from gout_edge.calibration.stats import auc
+from gout_edge.calibration.threshold import GRID
 
 __all__ = ["FidelityGate", "FidelityReport", "cam_correlation", "measure_fidelity"]
 
-THRESHOLD_GRID = np.round(np.arange(0.0, 1.0 + 1e-9, 0.02), 2)
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def measure_fidelity(
     d32, d8 = prob_fp32 > image_cutoff, prob_int8 > image_cutoff
     f32, f8 = _fractions(d32, patient_ids), _fractions(d8, patient_ids)
     frac_diff = max((abs(f32[p] - f8[p]) for p in f32), default=0.0)
-    identical = all((f32[p] > t) == (f8[p] > t) for p in f32 for t in THRESHOLD_GRID)
+    identical = all((f32[p] > t) == (f8[p] > t) for p in f32 for t in GRID)
     corr = cam_correlation(cam_fp32, cam_int8)
     drop = a32 - a8
     failures = []

@@ -9,7 +9,7 @@ import shutil
 import torch
 from typer.testing import CliRunner
 
-from gout_edge.cli import app, main
+from gout_edge.cli import COMMANDS, app, main
 from gout_edge.export.model import GoutResNet
 
 runner = CliRunner()
@@ -18,10 +18,10 @@ runner = CliRunner()
 def test_every_command_has_help():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for name in ("info", "export"):
+    for name in COMMANDS:
         assert name in result.output
         sub = runner.invoke(app, [name, "--help"])
-        assert sub.exit_code == 0 and "--json" in sub.output
+        assert sub.exit_code == 0 and "--json" in sub.output, name
 
 
 def test_info_json_describes_bundle_and_device(small_bundle):
