@@ -16,11 +16,13 @@ on correctness over all images (accuracy), over lesion images (sensitivity) and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from .calibrate import (
     json_safe,
     patient_groups,
     score_table,
+    update_manifest,
 )
 from .index import read_index
 from .plots import PALETTE, Series, confusion_plot, line_plot
@@ -85,6 +88,8 @@ class EvaluationConfig:
     out: Path | None = None  # default: default_report_dir(bundle, "evaluation")
     public_key: Path | None = None
     level: float = 0.95
+    record: bool = False  # write the held-out summary into the bundle's manifest (evaluation.held_out)
+    sign_key: Path | None = None  # re-sign the manifest after recording
 
 
 @dataclass(frozen=True)
@@ -361,7 +366,35 @@ def evaluate(config: EvaluationConfig, progress: ProgressFn | None = None) -> Ev
     result = EvaluationResult(table.path, table.sha256, tuple(models), comparison, rows, scored[0].usable,
                               not_clinical, out, tuple(figures), config.level)
     atomic_write_text(out / "evaluation.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    if config.record:
+        record_held_out(scorers[0].bundle, result, config.sign_key)
     return result
+
+
+def held_out_summary(result: EvaluationResult) -> dict[str, Any]:
+    """The figures a manifest keeps about held-out data: small, and enough to judge the model."""
+    m = result.model
+    image = m.image.to_dict()
+    patient = m.patient.to_dict()
+    keep = ("accuracy", "sensitivity", "specificity")
+    return json_safe({
+        "data_sha256": result.data_sha256,
+        "images": m.image.images,
+        "patients": len(m.patient.patients),
+        "backend": m.backend,
+        "precision": m.precision,
+        "image_auc": image["auc"],
+        "image": {k: image[k] for k in keep},
+        "patient": {k: patient.get(k) for k in keep},
+        "patient_threshold": m.patient.threshold,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+    })
+
+
+def record_held_out(bundle, result: EvaluationResult, sign_key: Path | None) -> None:
+    manifest = bundle.manifest
+    evaluation = {**manifest.evaluation, "held_out": held_out_summary(result)}
+    update_manifest(bundle.root, dataclasses.replace(manifest, evaluation=evaluation), sign_key)
 
 
 def roc_figure(path: Path, models: Sequence[ModelEvaluation]) -> Path:

@@ -173,3 +173,14 @@ def test_usage_errors_exit_2(bundle, toy_csv, capsys):
     assert main(["calibrate", "--bundle", str(bundle), "--data", str(toy_csv), "--out", str(bundle / "report")]) == 2
     assert not (bundle / "report").exists()
     assert "--compare" in capsys.readouterr().err
+
+
+def test_evaluate_record_writes_the_held_out_summary_into_a_signed_manifest(bundle, toy_csv, tmp_path, capsys):
+    key, pub = generate_keypair(tmp_path / "owner")
+    doc = _run_json(capsys, "evaluate", "--bundle", str(bundle), "--data", str(toy_csv), "--record",
+                    "--sign-key", str(key), "--json")
+    held_out = open_bundle(bundle, public_key=pub).manifest.evaluation["held_out"]
+    model = doc["models"][0]
+    assert held_out["image_auc"]["auc"] == pytest.approx(model["image_level"]["auc"]["auc"])
+    assert held_out["images"] == 48 and held_out["patients"] == 8
+    assert held_out["data_sha256"] == read_index(toy_csv).sha256

@@ -25,6 +25,10 @@ def register(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads (default: the engine's)."),
         public_key: Optional[Path] = typer.Option(None, "--public-key", help="Require bundles signed by this public key."),
         out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: <bundle>-evaluation beside the bundle)."),
+        record: bool = typer.Option(
+            False, "--record", help="Write the held-out summary into the bundle's manifest (evaluation.held_out)."
+        ),
+        sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="Re-sign the manifest after --record."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     ) -> None:
         """Image-level accuracy, sensitivity, specificity (Wilson 95% CIs) and AUC (DeLong 95% CI);
@@ -33,7 +37,9 @@ def register(app: typer.Typer) -> None:
         confusion.png to --out."""
         from gout_edge.calibration.evaluate import EvaluationConfig, evaluate
 
-        config = EvaluationConfig(bundle, data, backend, precision, compare, threads, out, public_key)
+        config = EvaluationConfig(
+            bundle, data, backend, precision, compare, threads, out, public_key, record=record, sign_key=sign_key
+        )
         with ScoringProgress("scoring images") as bar:
             result = evaluate(config, progress=bar.update)
         if json_out:
