@@ -34,6 +34,7 @@ import numpy as np
 
 from gout_edge.bundle import MANIFEST_NAME, Manifest, atomic_write_text, manifest_bytes
 from gout_edge.errors import BundleError, DataError, InputError, UsageError
+from gout_edge.edge_runtime.verify import refresh_expected_decisions
 from gout_edge.signing import SIGNATURE_NAME, sign_manifest
 
 from .index import IndexTable, PatientRecord, load_image, read_index
@@ -391,6 +392,8 @@ def calibrate(config: CalibrationConfig, progress: ProgressFn | None = None) -> 
         n_images, n_abnormal, cal, scored.backend, scored.precision, m.decision.image_cutoff, source, date,
         signed_expected, False, out, figures, not_clinical,
     )
+    # The reference patients' expected decisions follow the new threshold (gout-edge verify).
+    new_manifest = refresh_expected_decisions(new_manifest)
     signed, removed = update_manifest(bundle.root, new_manifest, config.sign_key)
     result = dataclasses.replace(draft, signed=signed, signature_removed=removed)
     atomic_write_text(out / "calibration.json", json.dumps(result.to_dict(), indent=2) + "\n")

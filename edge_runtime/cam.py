@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["cam_heatmap", "overlay_cam"]
+__all__ = ["cam_correlation", "cam_heatmap", "overlay_cam"]
 
 
 def cam_heatmap(cam: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -23,3 +23,13 @@ def overlay_cam(image: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.nd
     colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
     weight = (alpha * heat)[:, :, None]  # transparent where the map is cold
     return (bgr * (1 - weight) + colour * weight).astype(np.uint8)
+
+
+def cam_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-image Pearson correlation of two CAM stacks (N, h, w); 1 where either is flat."""
+    x = a.reshape(len(a), -1).astype(np.float64)
+    y = b.reshape(len(b), -1).astype(np.float64)
+    x -= x.mean(axis=1, keepdims=True)
+    y -= y.mean(axis=1, keepdims=True)
+    denom = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
+    return np.where(denom > 0, (x * y).sum(axis=1) / np.maximum(denom, 1e-30), 1.0)

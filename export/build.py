@@ -167,6 +167,9 @@ def export_bundle(config: ExportConfig, progress: Callable[[str], None] = lambda
     failures: tuple[str, ...] = ()
     if config.int8:
         manifest, failures = _add_int8(out, manifest, config, progress)
+    from .reference import add_reference_set  # the field-verification set (issue 7)
+
+    manifest = add_reference_set(out, manifest, config, progress)
     write_manifest(out, manifest)
     if config.sign_key is not None:
         sign_manifest(out, config.sign_key)

@@ -14,8 +14,9 @@ import numpy as np
 
 from gout_edge.calibration.stats import auc
 from gout_edge.calibration.threshold import GRID
+from gout_edge.edge_runtime.cam import cam_correlation
 
-__all__ = ["FidelityGate", "FidelityReport", "cam_correlation", "measure_fidelity"]
+__all__ = ["FidelityGate", "FidelityReport", "measure_fidelity"]
 
 
 
@@ -48,16 +49,6 @@ class FidelityReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def cam_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-image Pearson correlation of two CAM stacks of shape (N, h, w)."""
-    x = a.reshape(len(a), -1).astype(np.float64)
-    y = b.reshape(len(b), -1).astype(np.float64)
-    x -= x.mean(axis=1, keepdims=True)
-    y -= y.mean(axis=1, keepdims=True)
-    denom = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
-    return np.where(denom > 0, (x * y).sum(axis=1) / np.maximum(denom, 1e-30), 1.0)
 
 
 def _fractions(decisions: np.ndarray, patient_ids: np.ndarray) -> dict[str, float]:

@@ -184,3 +184,12 @@ def test_evaluate_record_writes_the_held_out_summary_into_a_signed_manifest(bund
     assert held_out["image_auc"]["auc"] == pytest.approx(model["image_level"]["auc"]["auc"])
     assert held_out["images"] == 48 and held_out["patients"] == 8
     assert held_out["data_sha256"] == read_index(toy_csv).sha256
+
+
+def test_a_calibrated_bundle_still_verifies(bundle, toy_csv, tmp_path, capsys):
+    """calibrate refreshes the reference patients' expected decisions for its new threshold."""
+    _set_decision(bundle, image_cutoff=0.45)
+    _run_json(capsys, "calibrate", "--bundle", str(bundle), "--data", str(toy_csv), "--folds", "2", "--json")
+    assert main(["verify", str(bundle), "--latency-frames", "0", "--out", str(tmp_path / "record.json")]) == 0
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert record["bundle"]["manifest_sha256"]

@@ -1,0 +1,63 @@
+"""CAM vs no CAM: the in-graph CAM (one einsum over the last feature map) against a graph whose
+head is global average pooling + the linear layer, from the same weights; plus the cost of
+rendering the CAM overlay. DESIGN.md §9 budget: CAM overhead ≤ 5 % of inference."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import helper
+
+from gout_edge.edge_runtime.cam import overlay_cam
+
+
+def without_cam(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace ``Einsum(fc.weight, features) → ReduceMean → Add(bias)`` by ``GlobalAveragePool →
+    Flatten → Gemm``: the same logits, no CAM output."""
+    graph = model.graph
+    einsum = next(n for n in graph.node if n.op_type == "Einsum")
+    weight, features = einsum.input
+    bias = next(n for n in graph.node if n.output[0] == "logits").input[1]
+    keep = [n for n in graph.node if n.output[0] not in (einsum.output[0], "logits") and "cam" not in n.input]
+    keep += [
+        helper.make_node("GlobalAveragePool", [features], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["pooled"], axis=1),
+        helper.make_node("Gemm", ["pooled", weight, bias], ["logits"], transB=1),
+    ]
+    del graph.node[:]
+    graph.node.extend(keep)
+    outputs = [o for o in graph.output if o.name == "logits"]
+    del graph.output[:]
+    graph.output.extend(outputs)
+    return model
+
+
+@pytest.fixture(scope="module")
+def sessions(bundle):
+    path = bundle.path("onnx-int8")
+    with_cam = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    plain = without_cam(onnx.load(str(path)))
+    no_cam = ort.InferenceSession(plain.SerializeToString(), providers=["CPUExecutionProvider"])
+    return with_cam, no_cam
+
+
+@pytest.mark.parametrize("variant", ["no_cam", "with_cam"])
+def test_cam_in_graph(benchmark, sessions, inputs, variant):
+    with_cam, no_cam = sessions
+    benchmark.group = "CAM in the graph (ONNX Runtime INT8, batch 1)"
+    session = with_cam if variant == "with_cam" else no_cam
+    benchmark(session.run, None, {"input": inputs[:1]})
+    logits_cam = with_cam.run(["logits"], {"input": inputs})[0]
+    logits_plain = no_cam.run(["logits"], {"input": inputs})[0]
+    np.testing.assert_allclose(logits_plain, logits_cam, atol=1e-3)
+
+
+def test_cam_overlay_render(benchmark, bundle, screens, sessions, inputs):
+    """Rendering one key frame's CAM over its 1080p region (done for key frames and the live view)."""
+    cam = sessions[0].run(["cam"], {"input": inputs[:1]})[0][0, bundle.manifest.model.abnormal_index]
+    region = np.ascontiguousarray(screens[0][150:930, 200:1700])
+    benchmark.group = "CAM overlay"
+    out = benchmark(overlay_cam, region, cam)
+    assert out.shape == region.shape

@@ -1,0 +1,121 @@
+"""``gout-edge verify [BUNDLE]``: field verification of a bundle on this device, with a record."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._output import emit_json, stderr, stdout
+
+
+_WHY = {
+    "reference": "This device does not reproduce the bundle's reference outputs within tolerance (engine, "
+    "library or CPU differences): do not use it for patients until resolved.",
+    "decisions": "Reference patient decisions differ from the expected ones: the threshold or decision settings "
+    "changed after they were set (rerun `gout-edge calibrate`, or restore the bundle from its source).",
+    "latency": "Inference is slower than the bundle's latency budgets on this device (check the CPU load, "
+    "the backend and --threads; `gout-edge bench` shows the stages).",
+}
+
+
+def _split(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [v.strip().lower() for v in value.split(",") if v.strip()] or None
+
+
+def _default_record_path() -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path(f"gout-edge-verification-{stamp}.json")
+
+
+def _short(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_short(v)}" for k, v in value.items() if v not in ([], ""))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_short(v) for v in value)
+    return str(value)
+
+
+def _render(record) -> None:
+    from rich.table import Table
+
+    title = f"verification of {record.bundle.get('identity') or record.bundle.get('path')}"
+    table = Table(title=title)
+    for column in ("check", "measured", "tolerance", "result"):
+        table.add_column(column, overflow="fold")
+    for c in record.checks:
+        result = "[yellow]SKIP[/]" if c.skipped else ("[green]PASS[/]" if c.passed else "[red]FAIL[/]")
+        measured = _short(c.measured) + (f"\n[dim]{c.detail}[/]" if c.detail and not c.passed else "")
+        table.add_row(c.name, measured, _short(c.tolerance), result)
+    stdout.print(table)
+    d = record.device
+    stdout.print(
+        f"device {d['cpu_model']} ({d['machine']}, {', '.join(d['cpu_features']) or 'no SIMD features detected'}), "
+        f"manifest sha256 {str(record.bundle.get('manifest_sha256'))[:16]}…"
+    )
+    colour = "green" if record.passed else "red"
+    stdout.print(f"[{colour}]{record.status.upper()}[/]: {len(record.checks) - len(record.failures)} of {len(record.checks)} checks passed")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("verify")
+    def verify(
+        bundle: Optional[Path] = typer.Argument(None, help="Bundle directory (default: the demo bundle shipped with gout-edge)."),
+        public_key: Optional[Path] = typer.Option(
+            None, "--public-key", help="Require a signature by this Ed25519 public key (default: the device's configured key)."
+        ),
+        json_out: bool = typer.Option(False, "--json", help="Print the record as one JSON document on stdout."),
+        out: Optional[Path] = typer.Option(
+            None, "--out", "-o", help="Where to write the record (default: ./gout-edge-verification-<UTC time>.json)."
+        ),
+        backends: Optional[str] = typer.Option(None, "--backends", help="Comma-separated backends (default: every one installed)."),
+        precision: Optional[str] = typer.Option(None, "--precision", help="Comma-separated precisions, fp32,int8 (default: all in the bundle)."),
+        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Inference threads (default: the engine's)."),
+        latency_frames: int = typer.Option(20, "--latency-frames", min=0, help="Frames timed for the latency check (0 skips it)."),
+    ) -> None:
+        """Verify a bundle on this device: hashes, signature, reference outputs on every backend and
+        precision, reference patient decisions, latency. Writes a JSON record; exit 0 all pass,
+        1 a check failed, 4 the bundle is invalid or tampered with."""
+        from gout_edge.bundle import atomic_write_text
+        from gout_edge.edge_runtime.verify import refused_record, verify_bundle
+        from gout_edge.errors import BundleError, CheckFailedError
+
+        path = out if out is not None else _default_record_path()
+        options = {"backends": _split(backends), "precisions": _split(precision), "latency_frames": latency_frames,
+                   "threads": threads}
+
+        def write(record) -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps(record.to_dict(), indent=2, allow_nan=False) + "\n")
+
+        try:
+            record = verify_bundle(bundle, public_key, options["backends"], options["precisions"], latency_frames, threads)
+        except BundleError as exc:
+            record = refused_record(bundle, exc, public_key, options)
+            write(record)
+            if json_out:
+                emit_json(record)
+            stderr.print(f"verification record (refused) written to {path}")
+            raise
+        write(record)
+        if json_out:
+            emit_json(record)
+            stderr.print(f"verification record written to {path}")
+        else:
+            _render(record)
+            stdout.print(f"record written to {path}")
+        if not record.passed:
+            names = ", ".join(c.name for c in record.failures)
+            groups = {c.group for c in record.failures}
+            why = [text for group, text in _WHY.items() if group in groups]
+            raise CheckFailedError(
+                f"{len(record.failures)} of {len(record.checks)} verification checks failed ({names}); "
+                f"see {path}. {' '.join(why)}"
+            )
