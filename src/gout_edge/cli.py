@@ -16,7 +16,7 @@ import typer
 from . import __version__
 from .errors import GoutEdgeError
 
-COMMANDS = ("info", "export", "keygen", "phantom", "train")
+COMMANDS = ("info", "export", "keygen", "phantom", "train", "calibrate", "evaluate", "verify", "scan", "bench")
 
 app = typer.Typer(
     name="gout-edge",
@@ -56,7 +56,8 @@ for _name in COMMANDS:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and maps ``GoutEdgeError`` to its exit code."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode, click returns (not raises) the code of a typer.Exit.
+        code = app(args=argv, standalone_mode=False)
     except GoutEdgeError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         return exc.exit_code
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,400 @@
+"""``gout-edge bench``: latency on this device against the bundle's budgets (DESIGN.md §9).
+
+The measured path is the bedside one (``ExamSession.feed``'s parts, in order): decode a 1080p
+MJPG screen as a grabber delivers it, locate the B-mode region (``RoiTracker``, cached), prepare
+the model input (``FramePreparer``), infer with the CAM (``Scorer``), render the CAM overlay (live
+view, key frames), vote, append the journal line (flush + fsync). Every engine × precision the
+bundle and the device offer — and torch eager FP32 on the same architecture when torch is
+installed, as the reference — runs on the same frames, interleaved round-robin, so that noise
+from a shared machine hits them alike; figures are reported as percentiles and as ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from gout_edge.errors import GoutEdgeError
+
+from .backends import REGISTRY, get_backend, resolve
+from .bundle import Bundle
+from .cam import overlay_cam
+from .device import DeviceInfo, device_info
+from .scoring import FrameScore, Scorer
+from .stream import FramePreparer, RoiTracker
+from .vote import decide
+
+__all__ = ["BenchConfig", "BenchResult", "BudgetCheck", "EngineResult", "LatencyStats", "bench_frames", "run_bench"]
+
+STAGES = ("decode", "roi", "preprocess", "inference", "cam_render", "vote", "journal")
+TORCH_REFERENCE = "torch eager fp32"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    backends: tuple[str, ...] | None = None  # None: every backend the device has
+    precisions: tuple[str, ...] | None = None  # None: every precision the bundle has
+    frames: int = 100
+    warmup: int = 10
+    threads: int | None = None
+    torch_reference: bool = True
+    cold_start: bool = True  # also the streaming-memory probe (a fresh process on the bedside path)
+    memory_frames: int = 300
+    frame_size: tuple[int, int] = (1920, 1080)
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    n: int
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @property
+    def throughput_fps(self) -> float:
+        return 1e3 / self.mean_ms if self.mean_ms > 0 else float("inf")
+
+    @classmethod
+    def of(cls, samples_ms: Sequence[float]) -> LatencyStats:
+        x = np.asarray(samples_ms, dtype=np.float64)
+        p = np.percentile(x, [50, 90, 95, 99])
+        return cls(int(x.size), float(x.mean()), *(float(v) for v in p), float(x.max()))
+
+    def to_dict(self) -> dict[str, float]:
+        return {**asdict(self), "throughput_fps": self.throughput_fps}
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    name: str
+    backend: str
+    precision: str
+    stages: dict[str, LatencyStats]
+    end_to_end: LatencyStats
+    speedup_vs_reference: float | None  # reference p50 / this p50, end to end
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "backend": self.backend, "precision": self.precision,
+                "stages": {k: v.to_dict() for k, v in self.stages.items()},
+                "end_to_end": self.end_to_end.to_dict(), "speedup_vs_reference": self.speedup_vs_reference}
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    name: str
+    measured: float | None
+    budget: float
+    unit: str
+    passed: bool | None  # None: could not be measured here
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    bundle: str
+    bundle_path: str
+    device: DeviceInfo
+    config: BenchConfig
+    bedside_engine: str  # what `auto` picks: the engine the budgets are checked against
+    engines: tuple[EngineResult, ...]
+    roi_detection: LatencyStats  # an uncached region detection, for reference
+    cam_overhead_fraction: float | None
+    cold_start: dict[str, Any]
+    memory: dict[str, float]
+    budgets: tuple[BudgetCheck, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        return all(b.passed is not False for b in self.budgets)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bundle": self.bundle, "bundle_path": self.bundle_path, "device": asdict(self.device),
+            "config": asdict(self.config), "bedside_engine": self.bedside_engine,
+            "engines": [e.to_dict() for e in self.engines], "roi_detection": self.roi_detection.to_dict(),
+            "cam_overhead_fraction": self.cam_overhead_fraction, "cold_start": self.cold_start,
+            "memory": self.memory, "budgets": [asdict(b) for b in self.budgets], "passed": self.passed,
+            "notes": list(self.notes),
+        }
+
+
+def bench_frames(size: tuple[int, int] = (1920, 1080), count: int = 12, seed: int = 5) -> list[bytes]:
+    """Distinct scanner screens from the phantom video generator, JPEG-encoded like an MJPG grabber."""
+    from gout_edge.calibration.phantom import generate_cohort
+    from gout_edge.calibration.phantom._screen import layout_for
+    from gout_edge.calibration.phantom.video import clip
+
+    patient = generate_cohort(1, seed=seed)[0]
+    layout = layout_for(patient.scanner, size)
+    frames = [f for f, truth in clip(patient, layout, seed, seconds_per_view=1.0, freezes=False, transitions=False)]
+    step = max(1, len(frames) // count)
+    return [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames[::step][:count]]
+
+
+def _rss_mb() -> tuple[float, float]:
+    """(current, peak) resident memory of this process in MB, from /proc (0 where unavailable)."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    except (OSError, KeyError, ValueError):
+        return 0.0, 0.0
+
+
+class _TorchReference:
+    """torch eager FP32 on the bundle's architecture (random weights: latency does not depend on them)."""
+
+    backend, precision = "torch", "fp32"
+
+    def __init__(self, bundle: Bundle, threads: int | None) -> None:
+        import torch
+
+        from gout_edge.export.model import GoutResNet, WithCam
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self._model = WithCam(GoutResNet(bundle.manifest.model.blocks)).eval()
+
+    def score_prepared(self, frames):
+        with self._torch.inference_mode():
+            logits, cam = self._model(self._torch.from_numpy(np.stack([f.tensor for f in frames])))
+        p = float(self._torch.softmax(logits, 1)[0, 1])
+        f = frames[0]
+        return [FrameScore(p, p > 0.5, cam[0, 1].numpy(), f.roi, f.blank, f.colour)]
+
+
+def _probe(bundle: Bundle, backend: str, precision: str, cache_dir: str, threads: int | None, frames: int) -> dict[str, float]:
+    """A fresh process on the bedside path: seconds from process start to the first result
+    (import, open with hash checks, compile, one frame), then resident memory over ``frames``."""
+    code = (
+        "import time; t0 = time.perf_counter()\n"
+        "import sys, json, cv2, numpy as np\n"
+        "from gout_edge.edge_runtime.bundle import open_bundle\n"
+        "from gout_edge.edge_runtime.scoring import Scorer\n"
+        "from gout_edge.edge_runtime.stream import FramePreparer, RoiTracker\n"
+        "from gout_edge.edge_runtime.bench import bench_frames, _rss_mb\n"
+        f"s = Scorer(open_bundle({str(bundle.root)!r}), {backend!r}, {precision!r}, {threads!r}, {cache_dir!r})\n"
+        "m = s.bundle.manifest\n"
+        "s.session.run(np.zeros((1, 1, m.input.height, m.input.width), np.float32))\n"
+        "print(json.dumps({'first_result_s': time.perf_counter() - t0}), flush=True)\n"
+        "frames = [cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_COLOR) for f in bench_frames()]\n"
+        "prep, track = FramePreparer(m.input, m.preprocess), RoiTracker(m.preprocess)\n"
+        f"n = {frames}; after = 0.0\n"
+        "for i in range(n):\n"
+        "    img = frames[i % len(frames)]\n"
+        "    s.score_prepared([prep(img, track.locate(img)[0])])\n"
+        "    if i == min(n - 1, 50): after = _rss_mb()[0]\n"
+        "now, peak = _rss_mb()\n"
+        "print(json.dumps({'rss_after_warmup_mb': after, 'rss_end_mb': now, 'peak_rss_mb': peak, 'frames': n}))\n"
+    )
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    wall_first = time.perf_counter() - start
+    rest, err = proc.communicate(timeout=1800)
+    if proc.returncode != 0 or not first:
+        raise RuntimeError((err.strip().splitlines() or ["the probe process failed"])[-1])
+    out = {"process_start_to_first_result_s": wall_first, **json.loads(first), **json.loads(rest.strip().splitlines()[-1])}
+    out["growth_mb"] = out["rss_end_mb"] - out["rss_after_warmup_mb"]
+    return out
+
+
+def _engines(bundle: Bundle, config: BenchConfig) -> list[tuple[str, str]]:
+    backends = config.backends or tuple(n for n in REGISTRY if get_backend(n).is_available())
+    roles = set(bundle.manifest.roles())
+    precisions = config.precisions or tuple(p for p in ("fp32", "int8") if p == "fp32" or roles & {"onnx-int8", "openvino-int8"})
+    out = []
+    for b in backends:
+        for p in precisions:
+            try:
+                resolve(bundle, b, p)
+            except GoutEdgeError:  # this backend cannot run this precision of the bundle
+                continue
+            out.append((b, p))
+    return out
+
+
+def _cam_overhead(bundle: Bundle, backend: str, precision: str, sample: np.ndarray, threads: int | None) -> float | None:
+    """Extra inference time of the CAM output: the graph with the CAM against the same graph with
+    a pooled head (needs the ``onnx`` package; None without it or for an IR-only model)."""
+    try:
+        import onnx
+        from onnx import helper
+    except ImportError:
+        return None
+    import onnxruntime as ort
+
+    role = "onnx-int8" if precision == "int8" and bundle.has("onnx-int8") else "onnx-fp32"
+    model = onnx.load(str(bundle.path(role)))
+    graph = model.graph
+    einsum = next((n for n in graph.node if n.op_type == "Einsum"), None)
+    final = next((n for n in graph.node if n.output and n.output[0] == bundle.manifest.outputs.logits), None)
+    if einsum is None or final is None:
+        return None
+    weight, features = einsum.input
+    keep = [n for n in graph.node if n.output[0] not in (einsum.output[0], final.output[0]) and einsum.output[0] not in n.input]
+    keep += [helper.make_node("GlobalAveragePool", [features], ["_gap"]),
+             helper.make_node("Flatten", ["_gap"], ["_pooled"], axis=1),
+             helper.make_node("Gemm", ["_pooled", weight, final.input[1]], [final.output[0]], transB=1)]
+    del graph.node[:]
+    graph.node.extend(keep)
+    outputs = [o for o in graph.output if o.name == final.output[0]]
+    del graph.output[:]
+    graph.output.extend(outputs)
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    plain = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    full = ort.InferenceSession(str(bundle.path(role)), so, providers=["CPUExecutionProvider"])
+    x = {"input": sample}
+    times = {"plain": [], "full": []}
+    for _ in range(3):
+        plain.run(None, x), full.run(None, x)
+    for _ in range(15):
+        for name, s in (("plain", plain), ("full", full)):
+            t = time.perf_counter()
+            s.run(None, x)
+            times[name].append(time.perf_counter() - t)
+    return float(np.median(times["full"]) / np.median(times["plain"]) - 1.0)
+
+
+def run_bench(bundle: Bundle, config: BenchConfig = BenchConfig(), progress: Callable[[int, int], None] | None = None) -> BenchResult:
+    notes: list[str] = []
+    m = bundle.manifest
+    bedside = "{} {}".format(*resolve(bundle))
+    scorers: dict[str, Any] = {f"{b} {p}": Scorer(bundle, b, p, config.threads) for b, p in _engines(bundle, config)}
+    if config.torch_reference:
+        try:
+            scorers[TORCH_REFERENCE] = _TorchReference(bundle, config.threads)
+        except ImportError:
+            notes.append("torch is not installed: no torch eager FP32 reference (pip install 'gout-edge[torch]')")
+    frames = bench_frames(config.frame_size)
+    preparer = FramePreparer(m.input, m.preprocess)
+    trackers = {name: RoiTracker(m.preprocess) for name in scorers}
+    probabilities: dict[str, list[float]] = {name: [] for name in scorers}
+    samples: dict[str, dict[str, list[float]]] = {name: {s: [] for s in (*STAGES, "end_to_end")} for name in scorers}
+    roi_detect: list[float] = []
+    rss_after_warmup = 0.0
+    journal_dir = tempfile.mkdtemp(prefix="gout-edge-bench-")
+    journal = open(os.path.join(journal_dir, "journal.jsonl"), "w", encoding="utf-8")
+    total = config.warmup + config.frames
+    names = list(scorers)
+    try:
+        for i in range(total):
+            data = frames[i % len(frames)]
+            order = names[i % len(names):] + names[: i % len(names)]  # rotate who goes first
+            for name in order:
+                t = [time.perf_counter()]
+                image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+                t.append(time.perf_counter())
+                roi, _ = trackers[name].locate(image)
+                t.append(time.perf_counter())
+                prepared = preparer(image, roi)
+                t.append(time.perf_counter())
+                score = scorers[name].score_prepared([prepared])[0]
+                t.append(time.perf_counter())
+                overlay_cam(image[roi.y0 : roi.y1, roi.x0 : roi.x1], score.cam)
+                t.append(time.perf_counter())
+                probabilities[name].append(score.probability)
+                decide(probabilities[name][-200:], m.decision)
+                t.append(time.perf_counter())
+                journal.write(json.dumps({"frame": i, "p": score.probability}) + "\n")
+                journal.flush()
+                os.fsync(journal.fileno())
+                t.append(time.perf_counter())
+                if i >= config.warmup:
+                    for k, stage in enumerate(STAGES):
+                        samples[name][stage].append((t[k + 1] - t[k]) * 1e3)
+                    samples[name]["end_to_end"].append((t[-1] - t[0]) * 1e3)
+            if i == config.warmup - 1 or (config.warmup == 0 and i == 0):
+                rss_after_warmup = _rss_mb()[0]
+            if i % 10 == 0:
+                gray = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2GRAY)
+                t0 = time.perf_counter()
+                from .preprocess import find_roi
+
+                find_roi(gray, m.preprocess)
+                roi_detect.append((time.perf_counter() - t0) * 1e3)
+            if progress is not None:
+                progress(i + 1, total)
+    finally:
+        journal.close()
+        for f in Path(journal_dir).iterdir():
+            f.unlink()
+        os.rmdir(journal_dir)
+    rss_end, rss_peak = _rss_mb()
+    ref_p50 = None
+    if TORCH_REFERENCE in samples:
+        ref_p50 = float(np.percentile(samples[TORCH_REFERENCE]["end_to_end"], 50))
+    engines = []
+    for name, scorer in scorers.items():
+        e2e = LatencyStats.of(samples[name]["end_to_end"])
+        engines.append(EngineResult(
+            name, scorer.backend, scorer.precision, {s: LatencyStats.of(samples[name][s]) for s in STAGES}, e2e,
+            None if ref_p50 is None else ref_p50 / e2e.p50_ms,
+        ))
+    bedside_backend, bedside_precision = bedside.split(" ")
+    sample = preparer(cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR), trackers[bedside].locate(
+        cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR))[0]).tensor[None]
+    cam_overhead = _cam_overhead(bundle, bedside_backend, bedside_precision, sample, config.threads)
+    if cam_overhead is None:
+        notes.append("CAM overhead not measured: needs the onnx package (pip install onnx)")
+    cold: dict[str, Any] = {}
+    memory: dict[str, float] = {"this_process_peak_rss_mb": rss_peak, "this_process_growth_mb": rss_end - rss_after_warmup}
+    if config.cold_start:
+        with tempfile.TemporaryDirectory(prefix="gout-edge-cache-") as cache:
+            empty = _probe(bundle, bedside_backend, bedside_precision, cache, config.threads, 1)
+            warm = _probe(bundle, bedside_backend, bedside_precision, cache, config.threads, config.memory_frames)
+        cold = {"empty_cache_s": empty["process_start_to_first_result_s"],
+                "cache_warm_s": warm["process_start_to_first_result_s"]}
+        memory.update({k: warm[k] for k in ("rss_after_warmup_mb", "rss_end_mb", "peak_rss_mb", "growth_mb", "frames")})
+    else:
+        notes.append("cold start and streaming memory not measured (--no-cold-start)")
+    result_engines = tuple(engines)
+    bedside_result = next(e for e in result_engines if e.name == bedside)
+    budgets = _check_budgets(m.budgets, bedside_result, cam_overhead, cold, memory)
+    return BenchResult(bundle.identity, str(bundle.root), device_info(), config, bedside, result_engines,
+                       LatencyStats.of(roi_detect), cam_overhead, cold, memory, budgets, tuple(notes))
+
+
+def _check_budgets(budgets: dict[str, Any], bedside: EngineResult, cam_overhead: float | None,
+                   cold: dict[str, Any], memory: dict[str, float]) -> tuple[BudgetCheck, ...]:
+    def check(name: str, measured: float | None, unit: str, higher_is_better: bool = False, note: str = "") -> BudgetCheck | None:
+        if name not in budgets:
+            return None
+        budget = float(budgets[name])
+        if measured is None:
+            return BudgetCheck(name, None, budget, unit, None, note or "not measured")
+        ok = measured >= budget if higher_is_better else measured <= budget
+        return BudgetCheck(name, float(measured), budget, unit, bool(ok), note)
+
+    e2e = bedside.end_to_end
+    pre = bedside.stages["preprocess"].p50_ms + bedside.stages["roi"].p50_ms
+    checks = [
+        check("end_to_end_p50_ms", e2e.p50_ms, "ms", note=bedside.name),
+        check("end_to_end_p99_ms", e2e.p99_ms, "ms", note=bedside.name),
+        check("preprocess_1080p_p50_ms", pre, "ms", note="ROI cached + crop/resize/standardize"),
+        check("cam_overhead_fraction", cam_overhead, "fraction"),
+        check("cold_start_s", cold.get("cache_warm_s"), "s", note="model cache warm"),
+        check("resident_memory_mb", memory.get("peak_rss_mb"), "MB",
+              note=f"peak while streaming {memory.get('frames', 0):.0f} frames, growth {memory.get('growth_mb', 0):+.1f} MB"),
+        check("int8_speedup_vs_torch_fp32", bedside.speedup_vs_reference if bedside.precision == "int8" else None, "×",
+              higher_is_better=True, note="end to end p50, same run"),
+    ]
+    return tuple(c for c in checks if c is not None)

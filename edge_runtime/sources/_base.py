@@ -1,0 +1,125 @@
+"""The frame-source interface: an iterator of ``Frame``s with ``close()``.
+
+A source turns one kind of input (a capture device, a video, a folder of images, DICOM) into
+frames of one shape: an 8-bit grey or BGR image and what the source knows about it — the
+ultrasound region a DICOM file declares, which patient and study it belongs to, whether it is a
+stored still image. Patient identifiers travel in frames for the report; they are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..preprocess import Roi
+
+__all__ = ["BACKOFF_S", "Frame", "FrameSource", "Reconnect", "SourceGroup", "to_uint8"]
+
+log = logging.getLogger(__name__)
+
+BACKOFF_S = (0.5, 1.0, 2.0, 4.0)  # waits before each reconnect attempt of a lost live source
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One image from a source.
+
+    ``image``: uint8, H×W grey or H×W×3 BGR (owned by the frame; sources never reuse it).
+    ``roi``: the ultrasound region the source declares (DICOM Sequence of Ultrasound Regions),
+    already clipped to the image; ``None`` when the image must be analysed.
+    ``group``: the patient/study the frame belongs to ("" for a single exam); frames of one group
+    arrive together. ``patient_id``: for the report only — never log it.
+    ``still``: a stored still image (each distinct one is a key-frame candidate), as opposed to
+    live video or a cine loop, whose neighbouring frames repeat each other.
+    ``origin``: where the frame came from (a file relative to the source's root and a frame
+    number), for the journal and the report.
+    """
+
+    image: np.ndarray
+    index: int
+    timestamp_s: float
+    roi: Roi | None = None
+    group: str = ""
+    patient_id: str | None = None
+    still: bool = False
+    origin: str = ""
+    pixel_mm: float | None = None
+
+
+@dataclass(frozen=True)
+class SourceGroup:
+    """One patient/study of a file source: its key, patient ID (never logged) and size."""
+
+    key: str
+    patient_id: str | None
+    files: int
+    frames: int
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """What every source offers.
+
+    ``live``: frames arrive in real time whether or not anyone reads them, so a consumer that
+    falls behind must drop (``stream.FrameStream`` keeps only the newest). ``lost``: a live
+    source ended because its device stopped giving frames and did not come back;
+    ``end_reason`` then says so in words.
+    """
+
+    kind: str
+    live: bool
+    lost: bool
+    end_reason: str | None
+
+    def __iter__(self) -> Iterator[Frame]: ...
+
+    def close(self) -> None: ...
+
+
+class Reconnect:
+    """Waits with back-off between reconnect attempts; ``wait`` returns early when closed."""
+
+    def __init__(self, backoff_s: Sequence[float] = BACKOFF_S) -> None:
+        self.backoff_s = tuple(backoff_s)
+        self.closed = threading.Event()
+        self.attempts = 0
+
+    def run(self, attempt: Callable[[], bool], what: str) -> bool:
+        """Call ``attempt`` after each wait until it returns True; False when all failed."""
+        for delay in self.backoff_s:
+            log.warning("%s: no frame; reconnecting in %.1f s", what, delay)
+            if self.closed.wait(delay):
+                return False
+            self.attempts += 1
+            try:
+                if attempt():
+                    log.warning("%s: frames again after %d attempt(s)", what, self.attempts)
+                    return True
+            except Exception as exc:  # a reopen that fails is one failed attempt
+                log.debug("%s: reconnect attempt failed: %s", what, exc)
+        return False
+
+    @property
+    def total_s(self) -> float:
+        return float(sum(self.backoff_s))
+
+
+def to_uint8(image: np.ndarray, bits_stored: int | None = None) -> np.ndarray:
+    """Scale integer or float pixels to uint8: integers by their stored bit depth, floats min-max."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype.kind == "f":
+        lo, hi = float(np.nanmin(image)), float(np.nanmax(image))
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        return np.nan_to_num((image - lo) * scale).astype(np.uint8)
+    bits = bits_stored or 8 * image.dtype.itemsize
+    x = image.astype(np.float32)
+    if image.dtype.kind == "i":  # signed: shift into 0 … 2**bits - 1
+        x += 2.0 ** (bits - 1)
+    x *= 255.0 / (2.0**bits - 1.0)
+    return np.clip(x + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,144 @@
+"""A folder of still images: PNG, JPEG or DICOM, each file a frame (a DICOM cine: each of its frames).
+
+Files directly in the folder form one exam; each sub-folder forms its own (``Frame.group``, with
+the sub-folder's name as the patient ID — the layout ``images/<patient>/*.png`` that
+``gout-edge phantom`` writes). Files are read in name order. A file that cannot be decoded is
+skipped with a warning, or refused with ``strict``; an explicitly named file that cannot be
+decoded is always refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from gout_edge.errors import InputError
+
+from ._base import Frame, SourceGroup, to_uint8
+
+__all__ = ["IMAGE_SUFFIXES", "ImageFolderSource", "read_image"]
+
+log = logging.getLogger(__name__)
+
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = RASTER_SUFFIXES + (".dcm", ".dicom")
+
+
+def read_image(path: Path) -> np.ndarray:
+    """One PNG or JPEG as uint8 grey or BGR (alpha dropped, 16-bit scaled); ``InputError`` if not."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise InputError(f"image {path} not found") from None
+    except OSError as exc:
+        raise InputError(f"image {path} cannot be read ({exc.strerror})") from None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise InputError(f"{path} is not a readable PNG or JPEG image (empty, damaged, or another format)")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    elif image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.dtype != np.uint8:
+        image = to_uint8(image)
+    return np.ascontiguousarray(image)
+
+
+@dataclass(frozen=True)
+class _Item:
+    path: Path
+    rel: str
+    group: str
+    dicom: bool
+
+
+class ImageFolderSource:
+    """Still images from a folder tree (or one image file), grouped by sub-folder."""
+
+    kind = "images"
+    live = False
+
+    def __init__(self, target: str | Path, *, strict: bool = False, patient: str | None = None) -> None:
+        from .dicom import is_dicom_file
+
+        self.root = Path(target).expanduser()
+        self.strict = strict
+        self.lost = False
+        self.end_reason: str | None = None
+        self.skipped: list[str] = []
+        self._closed = False
+        root = self.root
+        if not root.exists():
+            raise InputError(f"image folder {root} not found")
+        if root.is_file():
+            items = [_Item(root, root.name, "", is_dicom_file(root))]
+            if not (root.suffix.lower() in IMAGE_SUFFIXES or items[0].dicom):
+                raise InputError(f"{root} is not a PNG, JPEG or DICOM image; --images takes a folder of them or one image")
+        else:
+            items = []
+            for p in sorted(q for q in root.rglob("*") if q.is_file() and not q.name.startswith(".")):
+                suffix = p.suffix.lower()
+                dicom = suffix in (".dcm", ".dicom") or (not suffix and is_dicom_file(p))
+                if suffix in RASTER_SUFFIXES or dicom:
+                    rel = p.relative_to(root)
+                    group = rel.parent.as_posix() if rel.parent != Path(".") else ""
+                    items.append(_Item(p, rel.as_posix(), group, dicom))
+            if not items:
+                raise InputError(f"image folder {root} is empty: no PNG, JPEG or DICOM files in it or below it")
+        self._patients = {it.group: (it.group.split("/")[-1] if it.group else None) for it in items}
+        if patient is not None:
+            named = {g for g, pid in self._patients.items() if pid is not None}
+            if named and not (set(self._patients) - named):
+                items = [it for it in items if self._patients[it.group] == patient]
+                if not items:
+                    raise InputError(
+                        f"no sub-folder of {root} is named after the patient given with --patient; "
+                        "leave --patient out to scan every sub-folder"
+                    )
+            else:
+                self._patients = {g: (pid or patient) for g, pid in self._patients.items()}
+        self.items = items
+
+    def groups(self) -> list[SourceGroup]:
+        out: dict[str, int] = {}
+        for it in self.items:
+            out[it.group] = out.get(it.group, 0) + 1
+        return [SourceGroup(g, self._patients[g], n, n) for g, n in out.items()]
+
+    def _frames_of(self, item: _Item) -> Iterator[tuple[np.ndarray, object, bool, str, float | None]]:
+        if item.dicom:
+            from .dicom import decode_frames, read_dicom_file
+
+            file = read_dicom_file(item.path)
+            assert file is not None
+            for k, image in enumerate(decode_frames(file)):
+                origin = item.rel if file.frames == 1 else f"{item.rel} frame {k + 1}"
+                yield image, file.region.roi, file.frames == 1, origin, file.region.pixel_mm
+        else:
+            yield read_image(item.path), None, True, item.rel, None
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        single = self.root.is_file()
+        for item in self.items:
+            try:
+                for image, roi, still, origin, mm in self._frames_of(item):
+                    if self._closed:
+                        return
+                    yield Frame(image, index, 0.0, roi=roi, group=item.group,  # type: ignore[arg-type]
+                                patient_id=self._patients[item.group], still=still, origin=origin, pixel_mm=mm)
+                    index += 1
+            except InputError as exc:
+                if single or self.strict:
+                    raise
+                log.warning("skipped %s: not a readable image (%s)", item.path.name, type(exc).__name__)
+                self.skipped.append(item.rel)
+        self.end_reason = "end of files"
+
+    def close(self) -> None:
+        self._closed = True

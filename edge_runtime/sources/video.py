@@ -1,0 +1,197 @@
+"""A video file or a stream URL, read with OpenCV (``cv2.VideoCapture``).
+
+A file is read frame by frame, every frame, at whatever speed the reader asks (``live`` is
+False); a stream URL (``rtsp://``, ``http://``, ``udp://`` …) is live: frames arrive in real
+time, and a stream that stops is reopened with back-off before the source gives up
+(``lost``). ``CaptureSource`` is the shared part, also used by the V4L2 device source.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from gout_edge.errors import CaptureError, InputError
+
+from ._base import BACKOFF_S, Frame, Reconnect
+
+__all__ = ["CaptureSource", "VideoSource", "is_stream_url"]
+
+log = logging.getLogger(__name__)
+
+
+def is_stream_url(target: str | Path) -> bool:
+    return "://" in str(target)
+
+
+class CaptureSource:
+    """Frames from an opened ``cv2.VideoCapture``-like object (``read()``, ``get()``, ``release()``).
+
+    ``opener`` opens (and reopens, after a loss) the capture and raises on failure. A live
+    capture that stops giving frames is reopened with the waits in ``backoff_s``; when every
+    attempt fails the iteration ends with ``lost`` set and ``end_reason`` saying so.
+    """
+
+    kind = "capture"
+
+    def __init__(
+        self,
+        opener: Callable[[], Any],
+        describe: str,
+        live: bool,
+        *,
+        backoff_s: Sequence[float] = BACKOFF_S,
+        realtime: bool = False,
+        patient: str | None = None,
+    ) -> None:
+        self._opener = opener
+        self.describe = describe
+        self.live = live or realtime
+        self.realtime = realtime  # a file paced at its frame rate, as if it came from a device
+        self.patient = patient
+        self.lost = False
+        self.end_reason: str | None = None
+        self._reconnect = Reconnect(backoff_s)
+        self._iterating = False
+        self._cap = opener()
+        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+
+    @property
+    def reconnects(self) -> int:
+        return self._reconnect.attempts
+
+    def __iter__(self) -> Iterator[Frame]:
+        # The iterating thread owns the capture: ``close`` from another thread only asks it to
+        # stop, and the capture is released here — never while a read() is running.
+        self._iterating = True
+        try:
+            yield from self._frames()
+        finally:
+            self._iterating = False
+            if self._reconnect.closed.is_set():
+                self._release()
+
+    def _frames(self) -> Iterator[Frame]:
+        index = 0
+        start = time.monotonic()
+        period = 1.0 / self.fps if self.realtime and self.fps > 0 else 0.0
+        while not self._reconnect.closed.is_set():
+            cap = self._cap
+            if cap is None:
+                return
+            ok, image = cap.read()
+            if not ok or image is None:
+                if not self.live or self.realtime:
+                    self.end_reason = "end of video"
+                    return
+                if not self._reconnect.run(self._reopen, self.describe):
+                    if not self._reconnect.closed.is_set():
+                        self.lost = True
+                        self.end_reason = (
+                            f"capture lost: {self.describe} gave no frames, and "
+                            f"{len(self._reconnect.backoff_s)} reconnect attempts over "
+                            f"{self._reconnect.total_s:.0f} s failed"
+                        )
+                        log.error("%s", self.end_reason)
+                    return
+                continue
+            if self.live and not self.realtime:
+                stamp = time.monotonic() - start
+            else:
+                msec = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
+                stamp = msec / 1000.0 if msec > 0 or index == 0 else index / (self.fps or 30.0)
+            if period:
+                delay = start + index * period - time.monotonic()
+                if delay > 0 and self._reconnect.closed.wait(delay):
+                    return
+            yield Frame(image, index, stamp, patient_id=self.patient, origin=f"frame {index}")
+            index += 1
+
+    def _reopen(self) -> bool:
+        if self._cap is not None:
+            self._cap.release()
+        self._cap = None
+        self._cap = self._opener()
+        return True
+
+    def close(self) -> None:
+        """Stop; the capture is released now, or by the iterating thread when it is reading."""
+        self._reconnect.closed.set()
+        if not self._iterating:
+            self._release()
+
+    def _release(self) -> None:
+        cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.release()
+
+
+def _open_file(path: Path) -> cv2.VideoCapture:
+    if not path.exists():
+        raise InputError(f"video file {path} not found; give a video file, a stream URL or a device such as /dev/video0")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a video; for a folder of images use --images {path}")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"video file {path} cannot be read ({exc.strerror}); check its permissions") from None
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise InputError(
+            f"{path} could not be opened as a video: it is not a video, is damaged, or uses a codec "
+            "this OpenCV build cannot decode (MP4/H.264, AVI/MJPG and MKV are expected to work)"
+        )
+    return cap
+
+
+def _open_url(url: str) -> cv2.VideoCapture:
+    cap = cv2.VideoCapture(url)
+    if not cap.isOpened():
+        cap.release()
+        raise CaptureError(
+            f"stream {url} could not be opened; check the address, that the streamer is running "
+            "and that this cart can reach it on the network"
+        )
+    return cap
+
+
+class VideoSource(CaptureSource):
+    """A video file (every frame, in order) or a stream URL (live, reconnected when it stops).
+
+    ``realtime=True`` paces a file at its frame rate and makes it live: a stand-in for a device.
+    """
+
+    kind = "video"
+
+    def __init__(
+        self,
+        target: str | Path,
+        *,
+        realtime: bool = False,
+        backoff_s: Sequence[float] = BACKOFF_S,
+        patient: str | None = None,
+    ) -> None:
+        if is_stream_url(target):
+            url = str(target)
+            super().__init__(lambda: _open_url(url), "video stream", True, backoff_s=backoff_s, patient=patient)
+            return
+        path = Path(target).expanduser()
+        super().__init__(lambda: _open_file(path), f"video {path.name}", False, backoff_s=backoff_s,
+                         realtime=realtime, patient=patient)
+        if not realtime:
+            self._check_first_frame(path)
+
+    def _check_first_frame(self, path: Path) -> None:
+        ok, _ = self._cap.read()
+        self._cap.release()
+        if not ok:
+            self._cap = None
+            raise InputError(f"video {path} holds no frame OpenCV can decode; is the file complete?")
+        self._cap = self._opener()  # from the first frame again (seeking is not exact in every container)

@@ -1,0 +1,325 @@
+"""Exam sessions: scoring once, the vote, the journal (crash-safe), the report, run_exam's endings."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gout_edge.bundle import DecisionSpec, write_manifest
+from gout_edge.edge_runtime.bundle import Bundle, open_bundle
+from gout_edge.edge_runtime.scoring import FrameScore, Scorer
+from gout_edge.edge_runtime.session import ExamSession, Stop, run_exam
+from gout_edge.edge_runtime.sources import Frame, open_source
+from gout_edge.edge_runtime.vote import GOUT, INDETERMINATE, NO_GOUT
+from gout_edge.errors import UsageError
+
+from test_sources import phantom_data, screen
+
+DECISION = DecisionSpec(patient_threshold=0.3, calibrated=True, min_key_frames=3, source="test")
+
+
+def calibrated_copy(small_bundle, dest: Path, decision: DecisionSpec = DECISION) -> Path:
+    """A copy of the session's small bundle with a patient threshold (hashes stay valid)."""
+    result, _ = small_bundle
+    if not dest.exists():
+        shutil.copytree(result.bundle, dest)
+        write_manifest(dest, dataclasses.replace(result.manifest, decision=decision))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def bundle(small_bundle, tmp_path_factory) -> Bundle:
+    return open_bundle(calibrated_copy(small_bundle, tmp_path_factory.getbasetemp() / "scan-bundle"))
+
+
+@pytest.fixture(scope="module")
+def scorer(bundle):
+    s = Scorer(bundle, threads=1)
+    yield s
+    s.close()
+
+
+class OracleScorer:
+    """A stand-in backend: the probability is whatever the test set in ``next``; counts calls."""
+
+    backend, precision = "oracle", "fp32"
+
+    def __init__(self, cutoff: float = 0.5) -> None:
+        self.next = 0.1
+        self.calls = 0
+        self.cutoff = cutoff
+
+    def score_prepared(self, frames):
+        self.calls += len(frames)
+        cam = np.zeros((6, 14), np.float32)
+        cam[2, 3] = 1.0
+        return [FrameScore(self.next, self.next > self.cutoff, cam, f.roi, f.blank, f.colour) for f in frames]
+
+
+def still(i: int, seed: int | None = None, **kw) -> Frame:
+    return Frame(screen(seed=i if seed is None else seed, **kw), i, float(i), still=True, origin=f"im{i}.png")
+
+
+def journal_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_identical_frames_are_scored_once(bundle, scorer, tmp_path):
+    calls = []
+
+    class Counting:
+        backend, precision = scorer.backend, scorer.precision
+
+        def score_prepared(self, frames):
+            calls.append(len(frames))
+            return scorer.score_prepared(frames)
+
+    with ExamSession(bundle, Counting(), tmp_path / "s") as session:
+        results = [session.feed(Frame(screen(seed=1), i, i / 30)) for i in range(6)]
+    assert sum(calls) == 1 and session.frames_scored == 1 and session.duplicates == 5
+    assert [r.duplicate for r in results] == [False] + [True] * 5
+    assert len({r.probability for r in results}) == 1 and results[0].key_frame
+    assert not any(r.key_frame for r in results[1:])
+
+
+def test_too_few_key_frames_is_indeterminate_never_a_guess(bundle, tmp_path):
+    oracle = OracleScorer()
+    oracle.next = 0.99
+    session = ExamSession(bundle, oracle, tmp_path / "s")
+    for i in range(2):
+        session.feed(still(i))
+    result = session.close()
+    assert result.key_frames == 2 and result.diagnosis == INDETERMINATE and "at least 3" in result.reason
+    report = json.loads(result.report.read_text())
+    assert report["diagnosis"] == INDETERMINATE and report["abnormal_fraction"] == 1.0
+
+
+@pytest.mark.parametrize("probabilities, diagnosis", [([0.9, 0.1, 0.1, 0.1], NO_GOUT), ([0.9, 0.8, 0.1, 0.1], GOUT)])
+def test_the_vote_is_the_papers_fraction_against_the_threshold(bundle, tmp_path, probabilities, diagnosis):
+    oracle = OracleScorer()
+    with ExamSession(bundle, oracle, tmp_path / "s") as session:
+        for i, p in enumerate(probabilities):
+            oracle.next = p
+            r = session.feed(still(i))
+            assert r.key_frame and r.probability == p
+    result = session.result()
+    assert result.diagnosis == diagnosis and result.threshold == 0.3
+    assert result.abnormal_fraction == pytest.approx(sum(p > 0.5 for p in probabilities) / 4)
+
+
+def test_blank_and_colour_frames_are_flagged_unscored_and_kept_out_of_the_vote(bundle, tmp_path):
+    oracle = OracleScorer()
+    session = ExamSession(bundle, oracle, tmp_path / "s")
+    blank = session.feed(Frame(np.zeros((240, 320), np.uint8), 0, 0.0, still=True))
+    doppler = session.feed(Frame(screen(seed=1, colour=True), 1, 0.1, still=True))
+    grey = session.feed(still(2))
+    result = session.close()
+    assert blank.blank and blank.probability is None and not blank.key_frame
+    assert doppler.colour and doppler.probability is None and not doppler.key_frame
+    assert grey.key_frame and oracle.calls == 1
+    assert (result.blank_frames, result.colour_frames, result.key_frames) == (1, 1, 1)
+
+
+def test_every_key_frame_is_journalled_before_feed_returns_and_the_report_is_complete(bundle, tmp_path, caplog):
+    oracle = OracleScorer()
+    out = tmp_path / "s"
+    with caplog.at_level(logging.INFO):
+        session = ExamSession(bundle, oracle, out, patient="MRN-7781")
+        for i in range(8):
+            oracle.next = 0.05 + 0.1 * i
+            r = session.feed(still(i))
+            lines = journal_lines(out / "journal.jsonl")
+            keys = [rec for rec in lines if rec["type"] == "key_frame"]
+            assert len(keys) == r.key_frames  # on disk before we see it
+            assert keys[-1]["probability"] == pytest.approx(oracle.next)
+        result = session.close()
+    lines = journal_lines(out / "journal.jsonl")
+    assert lines[0]["type"] == "session" and lines[0]["patient_id"] == "MRN-7781"
+    assert lines[-1]["type"] == "end" and lines[-1]["diagnosis"] == result.diagnosis
+    report = json.loads((out / "report.json").read_text())
+    assert report["patient_id"] == "MRN-7781" and report["key_frames"] == 8
+    assert len(report["key_frame_list"]) == 8 and report["bundle"]["checkpoint_sha256"]
+    # the six most abnormal key frames as CAM overlays, most abnormal first; a summary image
+    assert [Path(p).name[:10] for p in report["overlays"]] == [f"overlay_{i:02d}" for i in range(1, 7)]
+    assert Path(report["overlays"][0]).name.endswith("key0007.png")
+    assert (out / "summary.png").stat().st_size > 1000
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert "MRN-7781" not in caplog.text and session.session_id in caplog.text
+    with pytest.raises(UsageError, match="closed"):
+        session.feed(still(9))
+    with pytest.raises(UsageError, match="already holds a session journal"):
+        ExamSession(bundle, oracle, out)
+
+
+CRASH_SCRIPT = textwrap.dedent("""
+    import sys, numpy as np
+    from pathlib import Path
+    from gout_edge.edge_runtime.bundle import open_bundle
+    from gout_edge.edge_runtime.scoring import Scorer
+    from gout_edge.edge_runtime.session import ExamSession
+    from gout_edge.edge_runtime.sources import Frame
+    bundle = open_bundle(sys.argv[1])
+    session = ExamSession(bundle, Scorer(bundle, threads=1), Path(sys.argv[2]), patient="P-crash")
+    rng = np.random.default_rng(0)
+    i = 0
+    while True:
+        image = np.zeros((240, 320), np.uint8)
+        image[30:200, 40:280] = rng.integers(20, 255, (170, 240), dtype=np.uint8)
+        result = session.feed(Frame(image, i, i / 30, still=True))
+        if result.key_frame:
+            print("shown", result.key_frames, flush=True)
+        i += 1
+""")
+
+
+def test_a_process_killed_mid_exam_leaves_a_journal_with_every_key_frame_it_showed(bundle, tmp_path):
+    out = tmp_path / "crash"
+    proc = subprocess.Popen([sys.executable, "-c", CRASH_SCRIPT, str(bundle.root), str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    shown = 0
+    try:
+        for line in proc.stdout:
+            shown = int(line.split()[1])
+            if shown >= 12:
+                break
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert shown >= 12, proc.stderr.read()
+    raw = (out / "journal.jsonl").read_text()
+    assert raw.endswith("\n")
+    lines = [json.loads(line) for line in raw.splitlines()]  # every line intact JSON
+    keys = [rec for rec in lines if rec["type"] == "key_frame"]
+    assert len(keys) >= shown and [k["key_index"] for k in keys] == list(range(len(keys)))
+    assert not (out / "report.json").exists()
+
+
+# -- run_exam ---------------------------------------------------------------------------------
+
+
+class OracleFeed:
+    """Wraps a file source and sets the oracle's probability from ground truth as each frame passes."""
+
+    kind = "oracle-feed"
+    live = False
+    lost = False
+    end_reason = None
+
+    def __init__(self, source, oracle, label_of):
+        self.source, self.oracle, self.label_of = source, oracle, label_of
+
+    def __iter__(self):
+        for frame in self.source:
+            self.oracle.next = 0.9 if self.label_of(frame) else 0.1
+            yield frame
+
+    def close(self):
+        self.source.close()
+
+
+def test_phantom_video_end_to_end_gives_the_truth_for_clear_cases(bundle, tmp_path_factory, tmp_path):
+    data = phantom_data(tmp_path_factory)
+    truth = json.loads((data / "ground_truth.json").read_text())
+    for patient in truth["patients"]:
+        pid = patient["patient_id"]
+        frames_truth = json.loads((data / "video" / f"{pid}.json").read_text())["frames"]
+        video = next((data / "video").glob(f"{pid}.*[!n]"))  # .mp4 or .avi, not the .json
+        oracle = OracleScorer()
+        labels = [f["image_label"] for f in frames_truth]
+        feed = OracleFeed(open_source("video", video, patient=pid), oracle, lambda f, labels=labels: labels[f.index])
+        result = run_exam(feed, bundle, oracle, tmp_path / pid)
+        (p,) = result.patients
+        assert p.diagnosis == (GOUT if patient["diagnosis"] == "gout" else NO_GOUT), p
+        assert p.patient_id == pid and p.key_frames >= 6 and p.duplicates >= 5  # freezes scored once
+        assert p.frames_seen == len(frames_truth) and oracle.calls == p.frames_scored < p.frames_seen
+
+
+def test_phantom_dicom_studies_end_to_end_one_result_per_patient(bundle, tmp_path_factory, tmp_path):
+    data = phantom_data(tmp_path_factory)
+    truth = {p["patient_id"]: p for p in json.loads((data / "ground_truth.json").read_text())["patients"]}
+    labels = {img["dicom"]: img["image_label"] for p in truth.values() for img in p["images"]}
+
+    def label_of(frame):
+        rel = frame.origin.split()[0]  # "P0001/IM01_dorsal.dcm", or "P0001/CINE.dcm frame 3"
+        pid, name = rel.split("/")
+        if name == "CINE.dcm":  # the cine shows the dorsal view
+            return any(img["image_label"] for img in truth[pid]["images"] if img["view"] == "dorsal")
+        return labels[f"dicom/{rel}"]
+
+    oracle = OracleScorer()
+    result = run_exam(OracleFeed(open_source("dicom", data / "dicom"), oracle, label_of), bundle, oracle, tmp_path)
+    assert [p.patient_id for p in result.patients] == ["P0001", "P0002"]
+    for p in result.patients:
+        assert p.diagnosis == (GOUT if truth[p.patient_id]["diagnosis"] == "gout" else NO_GOUT)
+        assert p.report.exists() and p.session_dir.parent == tmp_path
+    assert result.patients[0].ended_by == "end of this patient's frames"
+    assert len({p.session_dir for p in result.patients}) == 2
+
+
+def test_run_exam_ends_on_limits_stop_and_the_live_view(bundle, tmp_path):
+    oracle = OracleScorer()
+    images = [screen(seed=i) for i in range(30)]
+
+    class Stills:
+        kind, live, lost, end_reason = "stills", False, False, None
+
+        def __iter__(self):
+            return (Frame(img, i, float(i), still=True) for i, img in enumerate(images))
+
+        def close(self):
+            pass
+
+    r = run_exam(Stills(), bundle, oracle, tmp_path / "a", max_frames=7)
+    assert r.frames_seen == 7 and "frame limit" in r.ended_by and r.patients[0].ended_by == r.ended_by
+    stop = Stop()
+    r = run_exam(Stills(), bundle, oracle, tmp_path / "b", stop=stop,
+                 on_frame=lambda f, res, s: stop.request("stopped by SIGINT") if f.index == 4 else None)
+    assert r.frames_seen == 5 and r.ended_by == "stopped by SIGINT" and r.patients[0].report.exists()
+    r = run_exam(Stills(), bundle, oracle, tmp_path / "c", on_frame=lambda f, res, s: f.index < 2)
+    assert r.frames_seen == 3 and r.ended_by == "stopped from the live view"
+
+
+def test_a_lost_device_ends_the_exam_with_what_was_gathered(bundle, tmp_path):
+    oracle = OracleScorer()
+
+    class Dying:
+        kind, live, lost, end_reason = "v4l2", True, False, None
+
+        def __iter__(self):
+            for i in range(4):
+                yield Frame(screen(seed=i, rect=(40, 30, 280, 200)), i, float(i))
+            self.lost, self.end_reason = True, "capture lost: capture device /dev/video0 gave no frames"
+
+        def close(self):
+            pass
+
+    r = run_exam(Dying(), bundle, oracle, tmp_path)
+    assert r.capture_lost and r.ended_by.startswith("capture lost") and r.frames_seen >= 1
+    p = r.patients[0]
+    assert not p.complete and p.report.exists() and json.loads(p.report.read_text())["complete"] is False
+
+
+def test_an_exam_without_a_single_frame_still_reports(bundle, tmp_path):
+    class Nothing:
+        kind, live, lost, end_reason = "v4l2", True, False, None
+
+        def __iter__(self):
+            return iter(())
+
+        def close(self):
+            pass
+
+    r = run_exam(Nothing(), bundle, OracleScorer(), tmp_path, patient="42")
+    (p,) = r.patients
+    assert p.diagnosis == INDETERMINATE and p.key_frames == 0 and p.patient_id == "42" and p.report.exists()

@@ -1,0 +1,445 @@
+"""Frame sources: DICOM variants and regions, grouping, folders, video files, devices, the registry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from gout_edge.edge_runtime.preprocess import Roi
+from gout_edge.edge_runtime.sources import FrameSource, open_source, video_kind
+from gout_edge.edge_runtime.sources.dicom import DicomSource, read_dicom_file
+from gout_edge.edge_runtime.sources.video import CaptureSource
+from gout_edge.errors import CaptureError, InputError, UsageError
+
+US_IMAGE = "1.2.840.10008.5.1.4.1.1.6.1"
+US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+
+# -- shared test data (also imported by the other scan tests) ---------------------------------
+
+
+def screen(h: int = 240, w: int = 320, rect: tuple[int, int, int, int] = (40, 30, 280, 200), seed: int = 0,
+           colour: bool = False) -> np.ndarray:
+    """A black console with a speckled B-mode rectangle (x0, y0, x1, y1) and a line of text."""
+    rng = np.random.default_rng(seed)
+    image = np.zeros((h, w), np.uint8)
+    x0, y0, x1, y1 = rect
+    speckle = rng.rayleigh(40.0, (y1 - y0, x1 - x0)).clip(0, 255)
+    speckle += np.linspace(60, 0, y1 - y0)[:, None]  # some structure: a bright near field
+    image[y0:y1, x0:x1] = speckle.clip(20, 255).astype(np.uint8)
+    cv2.putText(image, "GAIN 52", (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, 255, 1)
+    if colour:
+        bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        bgr[y0 + 20 : y0 + 60, x0 + 20 : x0 + 80] = (0, 0, 230)  # a Doppler box
+        return bgr
+    return image
+
+
+def region(x0: int, y0: int, x1: int, y1: int, spatial: int = 1, data_type: int = 1):
+    """A Sequence of Ultrasound Regions item with inclusive corners."""
+    from pydicom.dataset import Dataset
+
+    r = Dataset()
+    r.RegionSpatialFormat, r.RegionDataType, r.RegionFlags = spatial, data_type, 0
+    r.RegionLocationMinX0, r.RegionLocationMinY0, r.RegionLocationMaxX1, r.RegionLocationMaxY1 = x0, y0, x1, y1
+    r.PhysicalUnitsXDirection = r.PhysicalUnitsYDirection = 3
+    r.PhysicalDeltaX = r.PhysicalDeltaY = 0.005
+    return r
+
+
+def write_dicom(path: Path, frames: Sequence[np.ndarray], *, photometric: str = "MONOCHROME2",
+                syntax: str = "1.2.840.10008.1.2.1", sop: str | None = None, patient: str | None = "PX1",
+                study: str = "1.2.826.0.1.3680043.10.1.1", regions: Sequence = (), modality: str = "US",
+                bits_stored: int = 8, palette: np.ndarray | None = None, instance: int = 1) -> Path:
+    """Write an ultrasound DICOM file; ``frames`` are uint8/uint16 grey or RGB arrays."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.sequence import Sequence as DicomSequence
+    from pydicom.uid import UID, generate_uid
+
+    arr = np.stack(frames)
+    multi = len(frames) > 1
+    sop = sop or (US_MULTIFRAME if multi else US_IMAGE)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = sop, generate_uid()
+    meta.TransferSyntaxUID = syntax
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = sop, meta.MediaStorageSOPInstanceUID
+    ds.Modality = modality
+    if patient is not None:
+        ds.PatientID = patient
+        ds.PatientName = f"DOE^{patient}"
+    ds.StudyInstanceUID = study
+    ds.SeriesInstanceUID = study + ".1"
+    ds.SeriesNumber, ds.InstanceNumber = 1, instance
+    ds.Rows, ds.Columns = arr.shape[1], arr.shape[2]
+    ds.PhotometricInterpretation = photometric
+    ds.SamplesPerPixel = 3 if arr.ndim == 4 else 1
+    if arr.ndim == 4:
+        ds.PlanarConfiguration = 0
+    ds.BitsAllocated = 16 if arr.dtype == np.uint16 else 8
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits_stored, bits_stored - 1, 0
+    if multi:
+        ds.NumberOfFrames = len(frames)
+        ds.FrameTime = "50.0"
+    if regions:
+        ds.SequenceOfUltrasoundRegions = DicomSequence(list(regions))
+    if palette is not None:  # (256, 3) uint16 lookup table
+        for i, c in enumerate(("Red", "Green", "Blue")):
+            setattr(ds, f"{c}PaletteColorLookupTableDescriptor", [256, 0, 16])
+            setattr(ds, f"{c}PaletteColorLookupTableData", palette[:, i].astype("<u2").tobytes())
+    uid = UID(syntax)
+    if uid == "1.2.840.10008.1.2.4.50":  # JPEG Baseline, 4:2:2, as the phantom writer and carts do
+        import io
+
+        from PIL import Image
+
+        encoded = []
+        for f in frames:
+            buf = io.BytesIO()
+            Image.fromarray(f).save(buf, format="JPEG", quality=95, subsampling=1)
+            encoded.append(buf.getvalue())
+        ds.PixelData = encapsulate(encoded)
+        ds["PixelData"].VR = "OB"
+    elif uid == "1.2.840.10008.1.2.5":
+        ds.compress(uid, arr if multi else arr[0], encoding_plugin="pydicom")
+    elif uid.is_transfer_syntax and not uid.is_compressed:
+        ds.PixelData = arr.tobytes()
+        ds["PixelData"].VR = "OW" if arr.dtype == np.uint16 else "OB"
+    else:  # a syntax no plugin can decode here: only the header matters
+        ds.PixelData = encapsulate([b"\xff\x4f\x00\x00not really compressed"])
+        ds["PixelData"].VR = "OB"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if uid.is_transfer_syntax:
+        ds.save_as(path, enforce_file_format=True)
+    else:
+        ds.save_as(path, enforce_file_format=True, implicit_vr=False, little_endian=True)
+    return path
+
+
+def phantom_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two phantom patients (1 gout, 1 control) as PNG, DICOM and video, written once per test run."""
+    from gout_edge.calibration.phantom import write_phantoms
+
+    root = tmp_path_factory.getbasetemp() / "scan-phantoms"
+    done = root / ".complete"
+    if not done.exists():
+        write_phantoms(root, 2, seed=0, formats=("png", "dicom", "video"))
+        done.touch()
+    return root
+
+
+@pytest.fixture(scope="module")
+def phantoms(tmp_path_factory) -> Path:
+    return phantom_data(tmp_path_factory)
+
+
+def frames_of(source: FrameSource) -> list:
+    try:
+        return list(source)
+    finally:
+        source.close()
+
+
+# -- DICOM ------------------------------------------------------------------------------------
+
+
+def test_monochrome2_and_rgb_and_ybr_full_decode_to_the_written_pixels(tmp_path):
+    from pydicom.pixels import convert_color_space
+
+    grey = screen()
+    rgb = np.ascontiguousarray(np.stack([grey, np.roll(grey, 1, axis=1), grey // 2], axis=-1))
+    f_m2 = frames_of(open_source("dicom", write_dicom(tmp_path / "m2.dcm", [grey])))
+    assert len(f_m2) == 1 and f_m2[0].still and f_m2[0].image.dtype == np.uint8
+    assert np.array_equal(f_m2[0].image, grey)
+    (f_rgb,) = frames_of(open_source("dicom", write_dicom(tmp_path / "rgb.dcm", [rgb], photometric="RGB")))
+    assert np.array_equal(f_rgb.image, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    ybr = convert_color_space(rgb, "RGB", "YBR_FULL")
+    (f_ybr,) = frames_of(open_source("dicom", write_dicom(tmp_path / "ybr.dcm", [ybr], photometric="YBR_FULL")))
+    assert np.abs(f_ybr.image.astype(int) - cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)).max() <= 2
+
+
+def test_jpeg_baseline_ybr_full_422_and_rle_decode(tmp_path):
+    grey = screen()
+    rgb = np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+    (jpeg,) = frames_of(open_source("dicom", write_dicom(
+        tmp_path / "jpeg.dcm", [rgb], photometric="YBR_FULL_422", syntax="1.2.840.10008.1.2.4.50")))
+    assert jpeg.image.shape == (*grey.shape, 3)
+    assert np.abs(jpeg.image.astype(int) - grey[:, :, None]).mean() < 3  # lossy, but grey stays grey
+    (rle,) = frames_of(open_source("dicom", write_dicom(tmp_path / "rle.dcm", [grey], syntax="1.2.840.10008.1.2.5")))
+    assert np.array_equal(rle.image, grey)
+
+
+def test_monochrome1_is_inverted_and_16_bit_is_scaled(tmp_path):
+    grey = screen()
+    (m1,) = frames_of(open_source("dicom", write_dicom(tmp_path / "m1.dcm", [grey], photometric="MONOCHROME1")))
+    assert np.array_equal(m1.image, 255 - grey)
+    wide = (grey.astype(np.uint16) * 16)  # 12 bits stored
+    (w,) = frames_of(open_source("dicom", write_dicom(tmp_path / "w.dcm", [wide], bits_stored=12)))
+    assert np.abs(w.image.astype(int) - grey).max() <= 1
+
+
+def test_palette_colour_goes_through_its_lookup_table(tmp_path):
+    grey = screen()
+    lut = np.stack([np.arange(256), np.arange(256)[::-1], np.full(256, 128)], axis=1).astype(np.uint16) * 257
+    (pal,) = frames_of(open_source("dicom", write_dicom(tmp_path / "pal.dcm", [grey], photometric="PALETTE COLOR", palette=lut)))
+    expected_bgr = np.stack([np.full_like(grey, 128), 255 - grey, grey], axis=-1)
+    assert np.abs(pal.image.astype(int) - expected_bgr).max() <= 1
+
+
+def test_a_multi_frame_cine_gives_every_frame_in_order(tmp_path):
+    frames = [screen(seed=i) for i in range(5)]
+    out = frames_of(open_source("dicom", write_dicom(tmp_path / "cine.dcm", frames)))
+    assert [f.index for f in out] == list(range(5))
+    assert all(np.array_equal(f.image, g) for f, g in zip(out, frames, strict=True))
+    assert not out[0].still and out[1].timestamp_s == pytest.approx(0.05)
+    assert out[4].origin == "cine.dcm frame 5"
+
+
+def test_ultrasound_regions_are_clipped_to_the_image_and_fall_back_when_implausible(tmp_path, caplog):
+    grey = screen()  # 240 × 320
+    # the largest 2-D tissue region wins; Doppler (data type 3) and M-mode (spatial 2) items are ignored
+    regions = [region(0, 0, 319, 239, data_type=3), region(0, 0, 319, 239, spatial=2), region(40, 30, 279, 199), region(5, 5, 30, 25)]
+    (f,) = frames_of(open_source("dicom", write_dicom(tmp_path / "ok.dcm", [grey], regions=regions)))
+    assert f.roi == Roi(40, 30, 280, 200) and f.pixel_mm == pytest.approx(0.05)
+    # a down-sampled export: the region reaches past Rows × Columns and is clipped
+    with caplog.at_level(logging.WARNING):
+        (f,) = frames_of(open_source("dicom", write_dicom(tmp_path / "big.dcm", [grey], regions=[region(40, 30, 639, 479)])))
+    assert f.roi == Roi(40, 30, 320, 240)
+    assert "clipped" in caplog.text and "DOE" not in caplog.text and "PX1" not in caplog.text
+    # a region wholly outside the image: nothing plausible is left, the image is analysed instead
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        (f,) = frames_of(open_source("dicom", write_dicom(tmp_path / "out.dcm", [grey], regions=[region(400, 300, 800, 600)])))
+    assert f.roi is None and "analysed instead" in caplog.text
+    # no regions at all
+    (f,) = frames_of(open_source("dicom", write_dicom(tmp_path / "none.dcm", [grey])))
+    assert f.roi is None
+
+
+def test_a_study_tree_is_grouped_by_patient_and_study(tmp_path):
+    root = tmp_path / "tree"
+    write_dicom(root / "b" / "1.dcm", [screen(seed=1)], patient="B", study="1.2.3.2", instance=2)
+    write_dicom(root / "a" / "1.dcm", [screen(seed=2)], patient="A", study="1.2.3.1")
+    write_dicom(root / "b" / "0.dcm", [screen(seed=3)], patient="B", study="1.2.3.2", instance=1)
+    write_dicom(root / "c" / "x.dcm", [screen(seed=4)], patient="A", study="1.2.3.9")
+    (root / "notes.txt").write_text("not DICOM")
+    source = open_source("dicom", root)
+    groups = source.groups()
+    assert [(g.patient_id, g.files) for g in groups] == [("A", 1), ("B", 2), ("A", 1)]
+    frames = frames_of(source)
+    keys = [f.group for f in frames]
+    assert len(set(keys)) == 3 and keys == sorted(keys, key=keys.index)  # each group contiguous
+    assert [f.origin for f in frames if f.patient_id == "B"] == ["b/0.dcm", "b/1.dcm"]  # instance order
+    only_b = frames_of(open_source("dicom", root, patient="B"))
+    assert {f.patient_id for f in only_b} == {"B"} and len(only_b) == 2
+    with pytest.raises(InputError, match="--patient"):
+        open_source("dicom", root, patient="nobody")
+
+
+def test_files_without_patient_id_take_the_given_one(tmp_path):
+    path = write_dicom(tmp_path / "anon.dcm", [screen()], patient=None)
+    (f,) = frames_of(open_source("dicom", path, patient="123"))
+    assert f.patient_id == "123"
+
+
+def test_non_ultrasound_dicom_is_warned_about_or_refused_with_strict(tmp_path, caplog):
+    path = write_dicom(tmp_path / "ct.dcm", [screen()], sop=CT_IMAGE, modality="CT")
+    with caplog.at_level(logging.WARNING):
+        assert len(frames_of(open_source("dicom", path))) == 1
+    assert "not ultrasound" in caplog.text and "CT Image Storage" in caplog.text
+    with pytest.raises(InputError, match="not ultrasound.*--strict") as err:
+        open_source("dicom", path, strict=True)
+    assert err.value.exit_code == 3
+    # a screen grab stored as Secondary Capture counts when its modality is US
+    sc = write_dicom(tmp_path / "sc.dcm", [screen()], sop="1.2.840.10008.5.1.4.1.1.7")
+    assert len(frames_of(open_source("dicom", sc, strict=True))) == 1
+
+
+def test_a_missing_decoder_is_named_with_what_to_install(tmp_path):
+    from pydicom.pixels import get_decoder
+
+    jpeg_ls = "1.2.840.10008.1.2.4.80"
+    if get_decoder(jpeg_ls).is_available:  # pragma: no cover - depends on the environment
+        pytest.skip("a JPEG-LS decoder is installed here")
+    path = write_dicom(tmp_path / "jls.dcm", [screen()], syntax=jpeg_ls)
+    with pytest.raises(InputError, match="JPEG-LS.*not installed.*pip install pyjpegls") as err:
+        open_source("dicom", path)
+    assert err.value.exit_code == 3
+    made_up = write_dicom(tmp_path / "odd.dcm", [screen()], syntax="1.2.826.0.1.3680043.10.999.1")
+    with pytest.raises(InputError, match="transfer syntax .* cannot be decoded"):
+        open_source("dicom", made_up)
+
+
+def test_bad_dicom_inputs_are_input_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no DICOM files"):
+        open_source("dicom", tmp_path / "empty")
+    with pytest.raises(InputError, match="not found"):
+        open_source("dicom", tmp_path / "missing")
+    text = tmp_path / "plain.txt"
+    text.write_text("hello")
+    with pytest.raises(InputError, match="not a DICOM file"):
+        open_source("dicom", text)
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"  # a structured report
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = "1.2.840.10008.5.1.4.1.1.88.11", "1.2.3.4", "SR"
+    ds.save_as(tmp_path / "sr.dcm", enforce_file_format=True)
+    with pytest.raises(InputError, match="holds no image"):
+        open_source("dicom", tmp_path / "sr.dcm")
+    truncated = tmp_path / "cut.dcm"
+    truncated.write_bytes(write_dicom(tmp_path / "whole.dcm", [screen()]).read_bytes()[:400])
+    with pytest.raises(InputError):
+        list(open_source("dicom", truncated))
+
+
+def test_phantom_dicom_studies_decode_with_their_regions(phantoms):
+    source = open_source("dicom", phantoms / "dicom")
+    groups = source.groups()
+    assert [g.patient_id for g in groups] == ["P0001", "P0002"]
+    photometrics = {f.photometric for f in source.files}
+    assert photometrics == {"MONOCHROME2", "RGB", "YBR_FULL_422"}
+    frames = frames_of(source)
+    assert len(frames) == sum(g.frames for g in groups)
+    assert sum(not f.still for f in frames) == 24  # two 12-frame cines
+    for f in frames:
+        assert f.roi is not None and f.roi.width > 300
+        if f.image.ndim == 3:  # grey B-mode stored as colour stays grey inside the region
+            crop = f.image[f.roi.y0 : f.roi.y1, f.roi.x0 : f.roi.x1].astype(int)
+            assert np.abs(crop[:, :, 0] - crop[:, :, 2]).mean() < 3
+
+
+# -- folders of images ------------------------------------------------------------------------
+
+
+def test_an_image_folder_groups_by_sub_folder_and_skips_damaged_files(phantoms, tmp_path, caplog):
+    source = open_source("images", phantoms / "images")
+    assert [g.patient_id for g in source.groups()] == ["P0001", "P0002"]
+    frames = frames_of(open_source("images", phantoms / "images", patient="P0002"))
+    assert {f.patient_id for f in frames} == {"P0002"} and all(f.still for f in frames)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), screen())
+    cv2.imwrite(str(folder / "b.jpg"), screen(seed=1))
+    write_dicom(folder / "c.dcm", [screen(seed=2)], regions=[region(40, 30, 279, 199)])
+    (folder / "d.png").write_bytes(b"\x89PNG not really")
+    (folder / "readme.txt").write_text("ignored")
+    with caplog.at_level(logging.WARNING):
+        frames = frames_of(open_source("images", folder, patient="123"))
+    assert [f.origin for f in frames] == ["a.png", "b.jpg", "c.dcm"]
+    assert frames[2].roi == Roi(40, 30, 280, 200) and {f.patient_id for f in frames} == {"123"}
+    assert "skipped d.png" in caplog.text
+    with pytest.raises(InputError, match="d.png"):
+        frames_of(open_source("images", folder, strict=True))
+    with pytest.raises(InputError, match="not a readable PNG or JPEG"):
+        frames_of(open_source("images", folder / "d.png"))
+    with pytest.raises(InputError, match="not a PNG, JPEG or DICOM"):
+        open_source("images", folder / "readme.txt")
+    (tmp_path / "void").mkdir()
+    with pytest.raises(InputError, match="empty"):
+        open_source("images", tmp_path / "void")
+
+
+# -- video files, devices and the registry ----------------------------------------------------
+
+
+def write_video(path: Path, n: int = 20, size: tuple[int, int] = (320, 240), fps: float = 25.0) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    assert writer.isOpened()
+    for i in range(n):
+        frame = cv2.cvtColor(screen(size[1], size[0], seed=i), cv2.COLOR_GRAY2BGR)
+        cv2.putText(frame, str(i), (250, 230), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_a_video_file_gives_every_frame_with_timestamps(tmp_path):
+    path = write_video(tmp_path / "clip.avi", n=12)
+    source = open_source("video", path, patient="123")
+    assert not source.live
+    frames = frames_of(source)
+    assert [f.index for f in frames] == list(range(12))
+    assert frames[0].image.shape == (240, 320, 3) and frames[0].patient_id == "123"
+    assert frames[5].timestamp_s == pytest.approx(5 / 25.0, abs=1e-3)
+    assert source.end_reason == "end of video" and not source.lost
+
+
+def test_bad_video_inputs_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        open_source("video", tmp_path / "nope.mp4")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 10)
+    with pytest.raises(InputError, match="could not be opened as a video") as err:
+        open_source("video", junk)
+    assert err.value.exit_code == 3
+
+
+@pytest.mark.parametrize("target", ["/dev/video99", "99"])
+def test_a_missing_capture_device_is_a_capture_error_saying_what_to_check(target):
+    with pytest.raises(CaptureError, match=r"/dev/video99 does not exist.*ls /dev/video") as err:
+        open_source("v4l2", target)
+    assert err.value.exit_code == 5
+
+
+class FlakyCapture:
+    """A cv2.VideoCapture stand-in that gives ``n`` frames and then nothing."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def read(self):
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        return True, screen(seed=self.left)
+
+    def get(self, prop):
+        return 30.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self):
+        pass
+
+
+def test_a_lost_live_capture_is_retried_with_back_off_then_reported_lost():
+    opens = []
+
+    def opener():
+        opens.append(1)
+        if len(opens) == 1:
+            return FlakyCapture(3)
+        if len(opens) == 2:
+            return FlakyCapture(2)  # the first reconnect brings two more frames
+        raise CaptureError("still gone")
+
+    source = CaptureSource(opener, "capture device test", live=True, backoff_s=(0.01, 0.01, 0.01))
+    frames = frames_of(source)
+    assert len(frames) == 5 and [f.index for f in frames] == list(range(5))
+    assert source.lost and "capture lost" in source.end_reason and "3 reconnect attempts" in source.end_reason
+    assert len(opens) == 2 + 3  # the first open, one good reconnect, three failed ones
+
+
+def test_the_registry_and_video_kind():
+    assert video_kind("/dev/video0") == "v4l2" and video_kind("0") == "v4l2"
+    assert video_kind("clip.mp4") == "video" and video_kind("rtsp://cart/stream") == "video"
+    with pytest.raises(UsageError, match="unknown frame source"):
+        open_source("webcam", "x")
+
+
+def test_a_header_gives_patient_sop_class_and_frames(tmp_path):
+    path = write_dicom(tmp_path / "IM1.dcm", [screen()], patient="SECRET-ID")
+    info = read_dicom_file(path)
+    assert info.patient_id == "SECRET-ID" and info.ultrasound and info.frames == 1
+    assert isinstance(open_source("dicom", path), DicomSource)
