@@ -309,7 +309,8 @@ def run_bench(bundle: Bundle, config: BenchConfig = BenchConfig(), progress: Cal
                 t.append(time.perf_counter())
                 score = scorers[name].score_prepared([prepared])[0]
                 t.append(time.perf_counter())
-                overlay_cam(image[roi.y0 : roi.y1, roi.x0 : roi.x1], score.cam)
+                r = prepared.roi
+                overlay_cam(image[r.y0 : r.y1, r.x0 : r.x1], score.cam)
                 t.append(time.perf_counter())
                 probabilities[name].append(score.probability)
                 decide(probabilities[name][-200:], m.decision)

@@ -18,11 +18,11 @@ def cam_heatmap(cam: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def overlay_cam(image: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.ndarray:
     """Blend a JET-coloured CAM over ``image`` (grey or BGR uint8); returns BGR uint8."""
-    bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, :3]
+    bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else np.ascontiguousarray(image[:, :, :3])
     heat = cam_heatmap(cam, bgr.shape[0], bgr.shape[1])
-    colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
-    weight = (alpha * heat)[:, :, None]  # transparent where the map is cold
-    return (bgr * (1 - weight) + colour * weight).astype(np.uint8)
+    colour = cv2.applyColorMap(cv2.convertScaleAbs(heat, alpha=255.0), cv2.COLORMAP_JET)
+    weight = cv2.multiply(heat, alpha)  # transparent where the map is cold
+    return cv2.blendLinear(colour, bgr, weight, cv2.subtract(1.0, weight))
 
 
 def cam_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:

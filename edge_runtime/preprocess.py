@@ -92,8 +92,8 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return ((image - lo) * scale).astype(np.uint8)
 
 
-def find_roi(gray: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> Roi:
-    """Find the B-mode area of a scanner image by threshold and morphology.
+def find_roi(gray: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> Roi | None:
+    """Find the B-mode area of a scanner image by threshold and morphology; ``None`` if there is none.
 
     Speckle is bright or textured everywhere inside the B-mode area (even in shadows the noise
     floor lifts it above the black screen); text, rulers and markers are thin and vanish under a
@@ -110,7 +110,7 @@ def find_roi(gray: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> Roi:
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
     if count <= 1:
-        return Roi(0, 0, w, h)
+        return None
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     comp = labels == best
     # Trim ragged edges: keep rows/columns at least half filled inside the component's box.
@@ -126,9 +126,7 @@ def find_roi(gray: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> Roi:
         int(np.floor(x * inv)), int(np.floor(y * inv)),
         int(np.ceil((x + bw) * inv)), int(np.ceil((y + bh) * inv)),
     ).clip(h, w)
-    if not roi.is_plausible(h, w, spec.roi_min_area_fraction):
-        return Roi(0, 0, w, h)
-    return roi
+    return roi if roi.is_plausible(h, w, spec.roi_min_area_fraction) else None
 
 
 def standardize(image: np.ndarray) -> np.ndarray:
@@ -148,7 +146,8 @@ def prepare(
     """Frame (grey or BGR, any size) → standardized model input of shape (1, H, W).
 
     ``roi`` skips detection (a cached region, or a DICOM ultrasound region); it is clipped to the
-    frame and ignored when implausible.
+    frame and ignored when implausible. A frame with no B-mode region at all (a no-signal screen
+    with only console overlays) is prepared from the whole frame and flagged blank.
     """
     gray, bgr = to_gray(frame)
     h, w = gray.shape
@@ -156,12 +155,15 @@ def prepare(
         roi = roi.clip(h, w)
         if not roi.is_plausible(h, w, spec.roi_min_area_fraction):
             roi = None
+    no_region = False
     if roi is None:
         roi = find_roi(gray, spec)
+        if roi is None:
+            roi, no_region = Roi(0, 0, w, h), True
     crop = gray[roi.y0 : roi.y1, roi.x0 : roi.x1]
     size = (input_spec.width, input_spec.height)
     resized = cv2.resize(crop, size, interpolation=_INTERPOLATION[spec.interpolation])
-    blank = float(resized.std()) < BLANK_STD
+    blank = no_region or float(resized.std()) < BLANK_STD
     colour = False
     if bgr is not None:
         region = bgr[roi.y0 : roi.y1 : 4, roi.x0 : roi.x1 : 4].astype(np.int16)

@@ -346,6 +346,7 @@ class ExamSession:
         image = frame.image
         roi, detected = self._tracker.locate(image, frame.roi)
         prepared = self._prepare(image, roi)
+        roi = prepared.roi
         thumb = self._keys.thumbnail(prepared.tensor)
         duplicate, motion = self._keys.observe(thumb)
         key_index = None

@@ -210,8 +210,8 @@ class RoiTracker:
         self._age = 0
         self.detections = 0
 
-    def locate(self, image: np.ndarray, declared: Roi | None = None) -> tuple[Roi, bool]:
-        """(region, whether it was detected on this frame)."""
+    def locate(self, image: np.ndarray, declared: Roi | None = None) -> tuple[Roi | None, bool]:
+        """(region — ``None`` when the frame has none and none is cached —, whether it was detected on this frame)."""
         h, w = image.shape[:2]
         if declared is not None:
             roi = declared.clip(h, w)
@@ -228,14 +228,14 @@ class RoiTracker:
             return self.roi, False
         return self._detect(image), True
 
-    def _detect(self, image: np.ndarray) -> Roi:
+    def _detect(self, image: np.ndarray) -> Roi | None:
         self.detections += 1
         grey = image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image[:, :, :3]), cv2.COLOR_BGR2GRAY)
         h, w = grey.shape
         roi = find_roi(grey, self.spec)
         self._age = 0
-        if roi == Roi(0, 0, w, h):  # nothing found: keep the cached layout for the next frames
-            return self.roi if self.roi is not None and self._shape == image.shape else roi
+        if roi is None:  # nothing found (no signal): keep the cached layout for the next frames
+            return self.roi if self.roi is not None and self._shape == image.shape else None
         self.roi, self._shape = roi, image.shape
         self._signature = self._bands(image, roi)
         return roi
@@ -335,7 +335,9 @@ class FramePreparer:
         self.input_spec = input_spec
         self.spec = spec
 
-    def __call__(self, image: np.ndarray, roi: Roi) -> PreparedFrame:
+    def __call__(self, image: np.ndarray, roi: Roi | None) -> PreparedFrame:
+        if roi is None:  # no region: ``prepare`` flags the frame blank
+            return prepare(image, self.input_spec, self.spec)
         crop = image[roi.y0 : roi.y1, roi.x0 : roi.x1]
         if image.dtype != np.uint8 or crop.size == 0:
             return prepare(image, self.input_spec, self.spec, roi)

@@ -98,8 +98,9 @@ def _deidentify(frame: np.ndarray, manifest: Manifest) -> np.ndarray:
 
     gray, _ = to_gray(frame)
     roi = find_roi(gray, manifest.preprocess)
-    out = np.zeros_like(frame)
-    out[roi.y0 : roi.y1, roi.x0 : roi.x1] = frame[roi.y0 : roi.y1, roi.x0 : roi.x1]
+    out = np.zeros_like(frame)  # no region found: nothing is kept
+    if roi is not None:
+        out[roi.y0 : roi.y1, roi.x0 : roi.x1] = frame[roi.y0 : roi.y1, roi.x0 : roi.x1]
     return out
 
 

@@ -81,3 +81,16 @@ def test_scorer_scores_raw_scanner_frames(small_bundle):
     m = scorer.bundle.manifest.outputs
     assert scores[0].cam.shape == (m.cam_height, m.cam_width)
     assert 0.0 <= scores[0].probability <= 1.0
+
+
+def test_a_no_signal_screen_with_console_overlays_is_blank():
+    """A black screen with text and a ruler has no B-mode region: flagged blank, kept out of the vote."""
+    from gout_edge.edge_runtime.preprocess import find_roi, prepare
+
+    screen = np.zeros((768, 1024, 3), np.uint8)
+    cv2.putText(screen, "ID: P0001  GAIN 50  DR 60  13MHz", (20, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (230, 230, 230), 2)
+    for y in range(120, 600, 20):
+        cv2.line(screen, (900, y), (915, y), (200, 200, 200), 1)
+    assert find_roi(cv2.cvtColor(screen, cv2.COLOR_BGR2GRAY)) is None
+    prepared = prepare(screen)
+    assert prepared.blank and not prepared.usable
