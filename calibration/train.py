@@ -46,6 +46,7 @@ from gout_edge.errors import (
     CheckpointError,
     UsageError,
 )
+from gout_edge.export.checkpoint import load_checkpoint
 from gout_edge.export.model import SUPPORTED_BLOCKS, GoutResNet
 
 from .folds import patient_folds
@@ -101,6 +102,7 @@ class TrainConfig:
     device: str = "cpu"
     input_spec: InputSpec = field(default_factory=InputSpec)
     preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
+    init: Path | None = None  # start from these weights (fine-tuning, e.g. after a lower-resolution run)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", Path(self.data))
@@ -133,6 +135,7 @@ class TrainConfig:
             "translate_fraction", "class_weighted", "max_images",
         )
         out: dict[str, Any] = {k: getattr(self, k) for k in keep}
+        out["init"] = None if self.init is None else sha256_file(Path(self.init))
         out["data"] = str(self.data.expanduser().resolve())
         out["input_spec"] = dataclasses.asdict(self.input_spec)
         out["preprocess"] = dataclasses.asdict(self.preprocess)
@@ -305,9 +308,14 @@ def _run_stage(
 
     seed_seq = np.random.SeedSequence([config.seed, stage_id])
     torch.manual_seed(int(seed_seq.generate_state(1, np.uint64)[0] >> np.uint64(1)))
-    model = GoutResNet(config.blocks).to(device)
+    model = GoutResNet(config.blocks)
+    if config.init is not None:
+        model.load_state_dict(load_checkpoint(config.init, config.blocks).model.state_dict())
+    model = model.to(device)
+    steps = math.ceil(len(train_idx) / config.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    # One-cycle: warm up to --lr over the first 30 % of the steps, then anneal (stepped per batch).
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.epochs * steps)
     labels = table.labels
     loss_fn = nn.CrossEntropyLoss(weight=_class_weights(labels[train_idx], config, device))
 
@@ -328,7 +336,6 @@ def _run_stage(
 
     h, w = config.input_spec.height, config.input_spec.width
     max_dy, max_dx = int(config.translate_fraction * h), int(config.translate_fraction * w)
-    steps = math.ceil(len(train_idx) / config.batch_size)
     for epoch in range(start, config.epochs):
         rng = np.random.default_rng([config.seed, stage_id, epoch])
         order = rng.permutation(train_idx)
@@ -342,6 +349,7 @@ def _run_stage(
             loss = loss_fn(model(x.to(device)), y.to(device))
             loss.backward()
             optimizer.step()
+            scheduler.step()
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise CheckFailedError(
@@ -351,7 +359,6 @@ def _run_stage(
             total += value * len(idx)
             if progress is not None:
                 progress(name, epoch + 1, config.epochs, step + 1, steps, value)
-        scheduler.step()
         history.append(total / len(train_idx))
         _save_state(state_path, {
             "stage": name,

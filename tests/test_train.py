@@ -287,3 +287,17 @@ def test_dataclasses_render_as_json(toy_run):
     json.dumps(doc, allow_nan=False)
     assert doc["out"] == str(result.out)
     assert dataclasses.is_dataclass(result.folds[0])
+
+
+def test_fine_tuning_at_another_input_size_starts_from_the_given_weights(toy_run, toy_data, tmp_path):
+    """Progressive resizing: a run at a lower input size, then --init at the full size."""
+    result, _ = toy_run
+    low = result.final_checkpoint
+    tuned = train(toy_config(toy_data, tmp_path / "tuned", folds=0, epochs=1, lr=1e-9,
+                             input_spec=InputSpec(height=96, width=210), init=low))
+    start, end = _weights(low), _weights(tuned.final_checkpoint)
+    # a vanishing learning rate: the weights barely move from the initial checkpoint …
+    assert max(float((start[k].float() - end[k].float()).abs().max()) for k in start if "weight" in k and "bn" not in k) < 1e-4
+    fresh = train(toy_config(toy_data, tmp_path / "fresh", folds=0, epochs=1, lr=1e-9, input_spec=InputSpec(height=96, width=210)))
+    # … whereas a run without --init starts elsewhere
+    assert not _same_weights(fresh.final_checkpoint, low)

@@ -24,7 +24,11 @@ def register(app: typer.Typer) -> None:
         ),
         epochs: int = typer.Option(30, "--epochs", help="Epochs per model."),
         batch_size: int = typer.Option(16, "--batch-size", help="Images per step."),
-        lr: float = typer.Option(1e-3, "--lr", help="AdamW learning rate (cosine schedule)."),
+        lr: float = typer.Option(1e-3, "--lr", help="Peak AdamW learning rate (one-cycle schedule)."),
+        init: Path | None = typer.Option(None, "--init", help="Start from these weights (.safetensors/.pt), e.g. to fine-tune."),
+        input_size: str | None = typer.Option(
+            None, "--input-size", help="HxW model input for this run (default 320x700); a lower size trains faster, then fine-tune at full size with --init."
+        ),
         seed: int = typer.Option(0, "--seed", help="Seeds folds, initialization and augmentation."),
         threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
         final: bool = typer.Option(
@@ -47,9 +51,20 @@ def register(app: typer.Typer) -> None:
             ) from None
         from gout_edge.calibration.train import TrainConfig, train
 
+        from gout_edge.bundle import InputSpec
+        from gout_edge.errors import UsageError
+
+        spec = InputSpec()
+        if input_size:
+            try:
+                height, width = (int(v) for v in input_size.lower().split("x"))
+            except ValueError:
+                raise UsageError(f"--input-size {input_size!r} is not HxW (e.g. 160x350)") from None
+            spec = InputSpec(height=height, width=width)
         config = TrainConfig(
             data=data, out=out, blocks=blocks, folds=folds, epochs=epochs, batch_size=batch_size,
             lr=lr, seed=seed, threads=threads, final=final, max_images=max_images, device=device,
+            input_spec=spec, init=init,
         )
         with _ProgressBar() as bar:
             result = train(config, progress=bar.update)
