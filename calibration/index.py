@@ -346,57 +346,17 @@ def load_image(path: Path | str) -> np.ndarray:
 
 
 def _load_dicom(path: Path) -> np.ndarray:
+    """The first frame, through the runtime's DICOM reader (the same decoding the cart uses)."""
+    from gout_edge.edge_runtime.sources.dicom import decode_frames, read_dicom_file
+    from gout_edge.errors import InputError
+
     try:
-        import pydicom
-        from pydicom.pixels import apply_color_lut, pixel_array
-    except ImportError:  # pragma: no cover - pydicom is a core dependency
-        raise DataError(f"image {path} is DICOM, which needs pydicom: pip install pydicom") from None
-    try:
-        ds = pydicom.dcmread(path, force=True)
-    except Exception as exc:
-        raise DataError(f"image {path} is not a readable DICOM file ({exc})") from None
-    if "PixelData" not in ds and "FloatPixelData" not in ds:
-        raise DataError(f"DICOM file {path} holds no image (no Pixel Data element)")
-    try:
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        arr = pixel_array(ds, index=0 if frames > 1 else None)
-    except Exception as exc:
-        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        name = getattr(syntax, "name", str(syntax))
-        raise DataError(
-            f"DICOM file {path} could not be decoded ({exc}); transfer syntax {name}. Compressed "
-            "DICOM may need a decoder: pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg"
-        ) from None
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    if photometric == "PALETTE COLOR":
-        try:
-            arr = apply_color_lut(arr, ds)
-        except Exception as exc:
-            raise DataError(f"DICOM file {path}: palette colour lookup failed ({exc})") from None
-        if arr.dtype == np.uint16:  # 16-bit lookup tables
-            arr = (arr.astype(np.float32) * (255.0 / 65535.0) + 0.5).astype(np.uint8)
-        photometric = "RGB"
-    if arr.ndim == 3 and arr.shape[-1] not in (3, 4) and frames <= 1:
-        raise DataError(f"DICOM file {path} has pixel array shape {arr.shape}; expected one image")
-    arr = _dicom_to_uint8(arr, ds)
-    if arr.ndim == 3:
-        # pydicom converts YBR to RGB on decoding (as_rgb=True), so colour data is RGB here
-        arr = cv2.cvtColor(np.ascontiguousarray(arr[:, :, :3]), cv2.COLOR_RGB2BGR)
-    elif photometric == "MONOCHROME1":
-        arr = 255 - arr
-    return np.ascontiguousarray(arr)
+        file = read_dicom_file(path)
+        assert file is not None  # strict_image: a file without an image raises
+        return next(iter(decode_frames(file)))
+    except InputError as exc:
+        raise DataError(str(exc)) from None
+    except StopIteration:
+        raise DataError(f"DICOM file {path} holds no frame") from None
 
 
-def _dicom_to_uint8(arr: np.ndarray, ds: object) -> np.ndarray:
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype.kind == "f":
-        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-        scale = 255.0 / (hi - lo) if hi > lo else 0.0
-        return ((arr - lo) * scale).astype(np.uint8)
-    bits = int(getattr(ds, "BitsStored", 8 * arr.dtype.itemsize) or 8 * arr.dtype.itemsize)
-    x = arr.astype(np.float64)
-    if arr.dtype.kind == "i":  # signed: shift into 0 … 2**bits - 1
-        x += 2.0 ** (bits - 1)
-    x *= 255.0 / (2.0**bits - 1.0)
-    return np.clip(x + 0.5, 0, 255).astype(np.uint8)

@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -42,7 +41,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from gout_edge.bundle import atomic_write_text
+from gout_edge.bundle import atomic_write_bytes, atomic_write_text
 from gout_edge.errors import GoutEdgeError, UsageError
 
 from .bundle import Bundle
@@ -248,21 +247,6 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never a torn one (temporary file + rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), 0o644)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
