@@ -35,7 +35,7 @@ from .scoring import FrameScore, Scorer
 from .stream import FramePreparer, RoiTracker
 from .vote import decide
 
-__all__ = ["BenchConfig", "BenchResult", "BudgetCheck", "EngineResult", "LatencyStats", "bench_frames", "run_bench"]
+__all__ = ["BenchConfig", "BenchResult", "BudgetCheck", "EngineResult", "LatencyStats", "bench_frames", "latency_plot", "run_bench"]
 
 STAGES = ("decode", "roi", "preprocess", "inference", "cam_render", "vote", "journal")
 TORCH_REFERENCE = "torch eager fp32"
@@ -86,6 +86,7 @@ class EngineResult:
     stages: dict[str, LatencyStats]
     end_to_end: LatencyStats
     speedup_vs_reference: float | None  # reference p50 / this p50, end to end
+    samples_ms: tuple[float, ...] = field(default=(), repr=False)  # end to end, for plots
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "backend": self.backend, "precision": self.precision,
@@ -348,7 +349,7 @@ def run_bench(bundle: Bundle, config: BenchConfig = BenchConfig(), progress: Cal
         e2e = LatencyStats.of(samples[name]["end_to_end"])
         engines.append(EngineResult(
             name, scorer.backend, scorer.precision, {s: LatencyStats.of(samples[name][s]) for s in STAGES}, e2e,
-            None if ref_p50 is None else ref_p50 / e2e.p50_ms,
+            None if ref_p50 is None else ref_p50 / e2e.p50_ms, tuple(samples[name]["end_to_end"]),
         ))
     bedside_backend, bedside_precision = bedside.split(" ")
     sample = preparer(cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR), trackers[bedside].locate(
@@ -372,6 +373,24 @@ def run_bench(bundle: Bundle, config: BenchConfig = BenchConfig(), progress: Cal
     budgets = _check_budgets(m.budgets, bedside_result, cam_overhead, cold, memory)
     return BenchResult(bundle.identity, str(bundle.root), device_info(), config, bedside, result_engines,
                        LatencyStats.of(roi_detect), cam_overhead, cold, memory, budgets, tuple(notes))
+
+
+def latency_plot(result: BenchResult, path: Path) -> Path:
+    """Cumulative distribution of end-to-end latency per engine, with the p50/p99 budgets."""
+    from gout_edge.calibration.plots import PALETTE, Series, VLine, line_plot
+
+    top = max(max(e.samples_ms) for e in result.engines)
+    x_max = float(np.ceil(top / 50.0) * 50.0)
+    series = []
+    for i, e in enumerate(result.engines):
+        x = np.sort(np.asarray(e.samples_ms))
+        y = np.arange(1, x.size + 1) / x.size
+        series.append(Series(f"{e.name} (p50 {e.end_to_end.p50_ms:.0f} ms)", x, y, PALETTE[i % len(PALETTE)], step=True))
+    budgets = {b.name: b.budget for b in result.budgets}
+    vlines = [VLine(budgets[k], f"budget {k.split('_')[-2]} {budgets[k]:g} ms") for k in ("end_to_end_p50_ms", "end_to_end_p99_ms") if k in budgets]
+    return line_plot(path, series, title=f"end-to-end latency per frame — {result.device.cpu_model}",
+                     x_label="ms", y_label="fraction of frames", x_range=(0.0, x_max), y_range=(0.0, 1.0),
+                     vlines=vlines, tick_step=x_max / 10)
 
 
 def _check_budgets(budgets: dict[str, Any], bedside: EngineResult, cam_overhead: float | None,

@@ -27,13 +27,14 @@ def register(app: typer.Typer) -> None:
         cold_start: bool = typer.Option(True, "--cold-start/--no-cold-start", help="Measure cold start and streaming memory in fresh processes."),
         memory_frames: int = typer.Option(300, "--memory-frames", min=1, help="Frames streamed by the memory probe."),
         public_key: Optional[Path] = typer.Option(None, "--public-key", help="Require a signature by this Ed25519 public key."),
+        plot: Optional[Path] = typer.Option(None, "--plot", help="Write the latency distribution per engine (PNG)."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     ) -> None:
         """Latency per stage and end to end for every engine side by side (interleaved), cold start,
         memory, and the bundle's budgets checked: exit 1 when one is missed."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from gout_edge.edge_runtime.bench import BenchConfig, run_bench
+        from gout_edge.edge_runtime.bench import BenchConfig, latency_plot, run_bench
         from gout_edge.edge_runtime.bundle import open_bundle
 
         opened = open_bundle(bundle, public_key)
@@ -45,6 +46,8 @@ def register(app: typer.Typer) -> None:
             result = run_bench(opened, config, progress=lambda done, total: bar.update(task, completed=done))
             if cold_start:
                 bar.update(task, description="cold start and memory probes")
+        if plot is not None:
+            latency_plot(result, plot)
         if json_out:
             emit_json(result.to_dict())
         else:
