@@ -387,7 +387,9 @@ def latency_plot(result: BenchResult, path: Path) -> Path:
         y = np.arange(1, x.size + 1) / x.size
         series.append(Series(f"{e.name} (p50 {e.end_to_end.p50_ms:.0f} ms)", x, y, PALETTE[i % len(PALETTE)], step=True))
     budgets = {b.name: b.budget for b in result.budgets}
-    vlines = [VLine(budgets[k], f"budget {k.split('_')[-2]} {budgets[k]:g} ms") for k in ("end_to_end_p50_ms", "end_to_end_p99_ms") if k in budgets]
+    keys = [k for k in ("end_to_end_p50_ms", "end_to_end_p99_ms") if k in budgets and budgets[k] < 1e4]
+    x_max = max([x_max, *(float(np.ceil(budgets[k] / 50.0) * 50.0) for k in keys)])
+    vlines = [VLine(budgets[k], f"budget {k.split('_')[-2]} {budgets[k]:g} ms") for k in keys]
     return line_plot(path, series, title=f"end-to-end latency per frame — {result.device.cpu_model}",
                      x_label="ms", y_label="fraction of frames", x_range=(0.0, x_max), y_range=(0.0, 1.0),
                      vlines=vlines, tick_step=x_max / 10)

@@ -42,10 +42,12 @@ def export_onnx(model: GoutResNet, path: Path, spec: InputSpec = InputSpec(), ou
     """Export ``model`` with its CAM to ``path`` (one self-contained file)."""
     wrapped = WithCam(model).eval()
     example = torch.zeros(2, spec.channels, spec.height, spec.width)
-    # The dynamo exporter logs and warns about torchvision ops it skips; none are used here.
-    quiet = logging.getLogger("torch.onnx")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
+    # The dynamo exporter and its optimizer log each pass and warn about torchvision ops it
+    # skips (none are used here); keep the command's output to what the user needs.
+    quiet = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -62,7 +64,8 @@ def export_onnx(model: GoutResNet, path: Path, spec: InputSpec = InputSpec(), ou
                 verbose=False,
             )
     finally:
-        quiet.setLevel(level)
+        for q, level in zip(quiet, levels, strict=True):
+            q.setLevel(level)
     import onnx
 
     onnx.checker.check_model(str(path), full_check=True)

@@ -64,4 +64,4 @@ def test_budgets_decide_the_exit_code_and_the_json_is_complete(bundle_with_budge
     strict = bundle_with_budgets(end_to_end_p50_ms=1e-6)
     assert main(["bench", "--bundle", str(strict), "--frames", "2", "--warmup", "0", "--no-cold-start", "--no-torch"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL" in out and "end_to_end_p50_ms" in out
+    assert "FAIL" in out and "end_to_end_p5" in out  # the table may truncate the name

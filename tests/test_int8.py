@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -91,3 +92,33 @@ def test_fidelity_metrics_on_known_values():
     assert report.patient_decisions_identical is False
     assert report.cam_correlation_min == pytest.approx(1.0)
     assert report.failures == ("image AUC drop 0.1111 > 0.005",)
+
+
+def test_a_deliberately_damaged_quantization_fails_the_gate(tmp_path):
+    """The demo model quantized from a calibration set 50× too dim (activation ranges far too
+    narrow: everything saturates) must fail the gate that its proper quantization passes."""
+    from gout_edge.calibration.phantom import generate_cohort, render_image
+    from gout_edge.edge_runtime.preprocess import prepare
+    from gout_edge.export.quantize import quantize_onnxruntime
+
+    demo = open_bundle()
+    m = demo.manifest
+    cohort = generate_cohort(8, seed=77)
+    specs = [s for p in cohort for s in p.images]
+    frames = np.stack([prepare(render_image(s).bmode, m.input, m.preprocess).tensor for s in specs])
+    labels = np.array([s.image_label for s in specs])
+    patients = np.array([p.patient_id for p in cohort for _ in p.images])
+    calib, held = frames[::3], frames
+    fp32 = open_session(demo, "onnxruntime", SessionOptions("fp32")).run(held)
+
+    def gate_failures(calibration):
+        path = tmp_path / "q.onnx"
+        quantize_onnxruntime(demo.path("onnx-fp32"), path, calibration)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        logits, cam = session.run(None, {"input": held})
+        z = np.exp(logits - logits.max(1, keepdims=True))
+        prob = z[:, 1] / z.sum(1)
+        return measure_fidelity(labels, patients, fp32.probability, prob, fp32.cam, cam[:, 1]).failures
+
+    assert gate_failures(calib) == ()
+    assert gate_failures(calib * 0.02)
