@@ -8,30 +8,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import helper
-
+from gout_edge.edge_runtime.bench import without_cam
 from gout_edge.edge_runtime.cam import overlay_cam
-
-
-def without_cam(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Replace ``Einsum(fc.weight, features) → ReduceMean → Add(bias)`` by ``GlobalAveragePool →
-    Flatten → Gemm``: the same logits, no CAM output."""
-    graph = model.graph
-    einsum = next(n for n in graph.node if n.op_type == "Einsum")
-    weight, features = einsum.input
-    bias = next(n for n in graph.node if n.output[0] == "logits").input[1]
-    keep = [n for n in graph.node if n.output[0] not in (einsum.output[0], "logits") and "cam" not in n.input]
-    keep += [
-        helper.make_node("GlobalAveragePool", [features], ["gap"]),
-        helper.make_node("Flatten", ["gap"], ["pooled"], axis=1),
-        helper.make_node("Gemm", ["pooled", weight, bias], ["logits"], transB=1),
-    ]
-    del graph.node[:]
-    graph.node.extend(keep)
-    outputs = [o for o in graph.output if o.name == "logits"]
-    del graph.output[:]
-    graph.output.extend(outputs)
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +29,8 @@ def test_cam_in_graph(benchmark, sessions, inputs, variant):
     benchmark(session.run, None, {"input": inputs[:1]})
     logits_cam = with_cam.run(["logits"], {"input": inputs})[0]
     logits_plain = no_cam.run(["logits"], {"input": inputs})[0]
-    np.testing.assert_allclose(logits_plain, logits_cam, atol=1e-3)
+    # the QDQ graph quantizes the head's final Add: logits agree to its step, not to float precision
+    np.testing.assert_allclose(logits_plain, logits_cam, atol=0.05)
 
 
 def test_cam_overlay_render(benchmark, bundle, screens, sessions, inputs):

@@ -61,7 +61,7 @@ def render(result) -> None:
 
     d = result.device
     stdout.print(f"[bold]{result.bundle}[/] on {d.cpu_model} ({d.logical_cores} cores; {', '.join(d.features) or 'no SIMD flags'})")
-    table = Table(title="end to end per frame (decode → ROI → preprocess → inference with CAM → overlay → vote → journal), ms")
+    table = Table(title="end to end per frame (decode → ROI → preprocess → inference with CAM → vote → journal), ms")
     for col in ("engine", "p50", "p90", "p95", "p99", "max", "fps", "× torch"):
         table.add_column(col, justify="right" if col != "engine" else "left")
     for e in result.engines:
