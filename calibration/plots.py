@@ -110,6 +110,7 @@ def line_plot(
     vlines: Sequence[VLine] = (),
     diagonal: bool = False,
     tick_step: float = 0.1,
+    y_tick_step: float | None = None,  # default: tick_step
     size: tuple[int, int] = (900, 640),
     notes: Sequence[str] = (),
 ) -> Path:
@@ -131,9 +132,10 @@ def line_plot(
         (gx, _), = px([v], [y0])
         cv2.line(img, (int(gx), top), (int(gx), top + ph), LIGHT, 1)
         _text(img, f"{v:.1f}", (gx, top + ph + 18), 0.42, GREY, anchor="centre")
-    n_ticks = int(round((y1 - y0) / tick_step))
+    y_step = tick_step if y_tick_step is None else y_tick_step
+    n_ticks = int(round((y1 - y0) / y_step))
     for i in range(n_ticks + 1):
-        v = y0 + i * tick_step
+        v = y0 + i * y_step
         (_, gy), = px([x0], [v])
         cv2.line(img, (left, int(gy)), (left + pw, int(gy)), LIGHT, 1)
         _text(img, f"{v:.1f}", (left - 8, gy + 5), 0.42, GREY, anchor="right")

@@ -65,3 +65,11 @@ def test_budgets_decide_the_exit_code_and_the_json_is_complete(bundle_with_budge
     assert main(["bench", "--bundle", str(strict), "--frames", "2", "--warmup", "0", "--no-cold-start", "--no-torch"]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "end_to_end_p5" in out  # the table may truncate the name
+
+
+def test_the_latency_plot_can_be_svg(bundle_with_budgets, tmp_path):
+    from gout_edge.edge_runtime.bench import latency_plot
+
+    result = run_bench(open_bundle(bundle_with_budgets()), BenchConfig(frames=3, warmup=0, threads=1, cold_start=False, torch_reference=False))
+    text = latency_plot(result, tmp_path / "latency.svg").read_text()
+    assert text.startswith("<svg") and text.count("<polyline") == len(result.engines) and "budget p50" in text
