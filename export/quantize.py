@@ -64,6 +64,7 @@ def quantize_onnxruntime(fp32: Path, out: Path, calibration: np.ndarray, config:
         warnings.simplefilter("ignore")
         prepped = Path(tmp) / "prep.onnx"
         quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=True)
+        head = _head_nodes(prepped)
         quantize_static(
             str(prepped),
             str(out),
@@ -75,8 +76,29 @@ def quantize_onnxruntime(fp32: Path, out: Path, calibration: np.ndarray, config:
             reduce_range=config.reduce_range,
             calibrate_method=getattr(CalibrationMethod, config.calibration_method),
             op_types_to_quantize=["Conv", "Add", "MaxPool", "GlobalAveragePool", "Relu"],
+            nodes_to_exclude=head,
         )
     return Path(out)
+
+
+def _head_nodes(model_path: Path) -> list[str]:
+    """Names of the nodes after the CAM einsum (its spatial mean and the bias): left in float, so
+    that the logits are not rounded to an 8-bit grid (the einsum itself is never quantized)."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    einsum = next((n for n in graph.node if n.op_type == "Einsum"), None)
+    if einsum is None:
+        return []
+    downstream, frontier, names = set(einsum.output), True, []
+    while frontier:
+        frontier = False
+        for node in graph.node:
+            if node.name not in names and node is not einsum and downstream.intersection(node.input):
+                names.append(node.name)
+                downstream.update(node.output)
+                frontier = True
+    return names
 
 
 def quantize_openvino(fp32: Path, out_xml: Path, calibration: np.ndarray, subset_size: int = 300) -> Path:

@@ -21,13 +21,15 @@ mkdir -p "$work"
 
 gout-edge phantom --out "$work/train-data" --patients "$TRAIN_PATIENTS" --seed 1 --format png
 gout-edge phantom --out "$work/test-data" --patients "$TEST_PATIENTS" --seed 2 --format png --no-contact-sheet
+# INT8 calibration and its fidelity check use patients the model never saw (seed 3), split by patient.
+gout-edge phantom --out "$work/calib-data" --patients 30 --seed 3 --format png --no-contact-sheet
 gout-edge train --data "$work/train-data/index.csv" --out "$work/train-low" --blocks 3 --folds 0 \
   --input-size 160x350 --epochs 14 --batch-size 32 --lr 3e-3 --threads "$THREADS"
 gout-edge train --data "$work/train-data/index.csv" --out "$work/train" --blocks 3 --folds 0 \
   --init "$work/train-low/final/model.safetensors" --epochs 2 --batch-size 16 --lr 5e-4 --threads "$THREADS"
 rm -rf "$work/bundle"
 gout-edge export "$work/train/final/model.safetensors" --out "$work/bundle" --blocks 3 \
-  --calib "$work/train-data/index.csv" --name gout-edge-demo --version 1.0.0 \
+  --calib "$work/calib-data/index.csv" --name gout-edge-demo --version 1.0.0 \
   --provenance "synthetic phantoms (gout-edge phantom, seed 1, $TRAIN_PATIENTS patients) — NOT FOR CLINICAL USE; rebuild: bash scripts/build-demo-bundle.sh"
 gout-edge calibrate --bundle "$work/bundle" --data "$work/train-data/index.csv" --folds 5
 gout-edge evaluate --bundle "$work/bundle" --data "$work/test-data/index.csv" --record
