@@ -76,12 +76,7 @@ def auc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray
     Computed with the Mann-Whitney U statistic over midranks, O(n log n). Returns ``nan`` when
     ``labels`` holds only one class (the AUC is undefined there).
     """
-    y = _as_binary(labels)
-    s = np.asarray(scores, dtype=np.float64)
-    if s.shape != y.shape:
-        raise ValueError(f"labels and scores differ in shape: {y.shape} vs {s.shape}")
-    if np.isnan(s).any():
-        raise ValueError("scores contain NaN")
+    y, s = _check_pair(labels, scores)
     n_pos = int(y.sum())
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
