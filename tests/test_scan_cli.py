@@ -18,6 +18,7 @@ from gout_edge.edge_runtime.sources import Frame
 
 from test_session import calibrated_copy
 from test_sources import CT_IMAGE, phantom_data, screen, write_dicom
+from test_torch_free import CLI_WITHOUT_TORCH
 
 DIAGNOSES = ("gout", "no gout", "indeterminate")
 
@@ -136,22 +137,10 @@ def test_a_lost_device_still_prints_the_result_then_exits_5(capsys, monkeypatch,
     assert "ended early" in err
 
 
-BLOCK_TORCH = (
-    "import sys\n"
-    "class Block:\n"
-    "    def find_spec(self, name, path=None, target=None):\n"
-    "        if name.split('.')[0] in ('torch', 'onnx', 'nncf'):\n"
-    "            raise ImportError('torch is blocked in this test: ' + name)\n"
-    "sys.meta_path.insert(0, Block())\n"
-    "from gout_edge.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
-
-
 def test_sigint_ends_a_live_demo_exam_and_the_report_is_written_without_torch(bundle_dir, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-c", BLOCK_TORCH, "scan", "--demo", "--bundle", str(bundle_dir), "--out", str(out),
+        [sys.executable, "-c", CLI_WITHOUT_TORCH, "scan", "--demo", "--bundle", str(bundle_dir), "--out", str(out),
          "--no-display", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )

@@ -25,19 +25,23 @@ def test_edge_runtime_and_cli_leave_torch_unloaded():
     assert count >= 8  # the walk really visited the edge_runtime modules
 
 
+# A `gout-edge` process in which importing torch, onnx or nncf fails (the cart has none of them).
+CLI_WITHOUT_TORCH = (
+    "import sys\n"
+    "class Block:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] in ('torch', 'onnx', 'nncf'):\n"
+    "            raise ImportError('torch is blocked in this test: ' + name)\n"
+    "sys.meta_path.insert(0, Block())\n"
+    "from gout_edge.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
 def test_the_info_command_runs_without_torch(small_bundle):
     """Block torch imports outright, then run `gout-edge info --json` on a bundle."""
     result, _ = small_bundle
-    script = (
-        "import sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('torch', 'onnx', 'nncf'):\n"
-        "            raise ImportError('torch is blocked in this test: ' + name)\n"
-        "sys.meta_path.insert(0, Block())\n"
-        "from gout_edge.cli import main\n"
-        f"sys.exit(main(['info', r'{result.bundle}', '--json']))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", CLI_WITHOUT_TORCH, "info", str(result.bundle), "--json"],
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert '"onnx-fp32"' in proc.stdout
