@@ -33,6 +33,7 @@ from .backends import REGISTRY, get_backend, resolve
 from .bundle import Bundle
 from .cam import overlay_cam
 from .device import DeviceInfo, device_info
+from .preprocess import find_roi
 from .scoring import FrameScore, Scorer
 from .stream import FramePreparer, RoiTracker
 from .vote import decide
@@ -362,8 +363,6 @@ def run_bench(bundle: Bundle, config: BenchConfig = BenchConfig(), progress: Cal
             if i % 10 == 0:
                 gray = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2GRAY)
                 t0 = time.perf_counter()
-                from .preprocess import find_roi
-
                 find_roi(gray, m.preprocess)
                 roi_detect.append((time.perf_counter() - t0) * 1e3)
             if progress is not None:
@@ -385,8 +384,8 @@ def run_bench(bundle: Bundle, config: BenchConfig = BenchConfig(), progress: Cal
             None if ref_p50 is None else ref_p50 / e2e.p50_ms, tuple(samples[name]["end_to_end"]),
         ))
     bedside_backend, bedside_precision = bedside.split(" ")
-    sample = preparer(cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR), trackers[bedside].locate(
-        cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR))[0]).tensor[None]
+    first = cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR)
+    sample = preparer(first, trackers[bedside].locate(first)[0]).tensor[None]
     cam_overhead = _cam_overhead(bundle, bedside_precision, sample, config.threads)
     if cam_overhead is None:
         notes.append("CAM overhead not measured: needs the onnx package (pip install onnx)")
