@@ -37,3 +37,10 @@ def test_demo_bundle_verifies_on_this_device(tmp_path):
     engines = {c["name"].split(":")[0] for c in checks if c["group"] == "reference"}
     assert any("openvino" in e and "int8" in e for e in engines)
     assert any("onnxruntime" in e and "int8" in e for e in engines)
+
+
+def test_info_shows_the_demo_bundles_held_out_figures_and_int8_fidelity(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "held-out figures" in out and "image AUC 0.9" in out
+    assert "INT8 (onnxruntime)" in out and "INT8 (openvino)" in out and "NOT FOR CLINICAL USE" in out

@@ -46,6 +46,18 @@ def register(app: typer.Typer) -> None:
             table.add_row("outputs", f"{m.outputs.logits}, {m.outputs.cam} (stride {m.outputs.cam_stride})")
             threshold = "not calibrated" if m.decision.patient_threshold is None else f"{m.decision.patient_threshold:.3f}"
             table.add_row("decision", f"image cut-off {m.decision.image_cutoff}, patient threshold {threshold}")
+            held_out = m.evaluation.get("held_out")
+            if held_out:
+                auc, acc = held_out["image_auc"], held_out["patient"]["accuracy"]
+                patient = "" if not acc else f", patient accuracy {acc['estimate']:.1%} ({acc['k']}/{acc['n']})"
+                table.add_row("held-out figures", f"image AUC {auc['auc']:.3f} [{auc['ci_low']:.3f}, {auc['ci_high']:.3f}] on "
+                              f"{held_out['images']} images{patient} ({held_out['backend']} {held_out['precision']})")
+            for engine in ("onnxruntime", "openvino"):
+                q = m.quantization.get(engine)
+                if q:
+                    f = q["fidelity"]
+                    table.add_row(f"INT8 ({engine})", f"{q.get('scheme', 'NNCF')}: AUC {f['auc_fp32']:.4f} → {f['auc_int8']:.4f}, "
+                                  f"CAM r {f['cam_correlation_mean']:.4f}, {q['latency_ms']:.1f} ms at export")
             table.add_row("provenance", m.model.provenance)
             table.add_row("intended use", m.model.intended_use)
             for entry in m.files:
