@@ -19,12 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import json
 import logging
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +28,17 @@ from typing import Any
 
 import numpy as np
 
-from gout_edge.bundle import MANIFEST_NAME, Manifest, atomic_write_text, manifest_bytes
+from gout_edge._io import atomic_write_bytes, atomic_write_json, to_json
+from gout_edge.bundle import MANIFEST_NAME, Manifest, manifest_bytes
+from gout_edge.edge_runtime.bundle import open_bundle
+from gout_edge.edge_runtime.reference_set import refresh_expected_decisions
+from gout_edge.edge_runtime.scoring import Scorer
+from gout_edge.edge_runtime.sources.images import load_image
 from gout_edge.errors import BundleError, DataError, InputError, UsageError
-from gout_edge.edge_runtime.verify import refresh_expected_decisions
-from gout_edge.signing import SIGNATURE_NAME, sign_manifest
+from gout_edge.signing import SIGNATURE_NAME, signature_for
 
-from .index import IndexTable, PatientRecord, load_image, read_index
-from .plots import PALETTE, Series, VLine, line_plot
+from .index import IndexTable, PatientRecord, read_index
+from .plots import threshold_plot
 from .threshold import GRID, TIE_RULE, ThresholdCalibration, abnormal_fractions, calibrate_threshold
 
 __all__ = [
@@ -48,7 +48,6 @@ __all__ = [
     "ScoredTable",
     "calibrate",
     "default_report_dir",
-    "json_safe",
     "patient_groups",
     "score_table",
 ]
@@ -57,24 +56,6 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
 """``progress(images_done, images_total)`` while scoring."""
-
-
-def json_safe(value: Any) -> Any:
-    """Plain JSON values: NaN and infinities become ``None``; numpy scalars and arrays, paths and
-    tuples become Python values."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,7 +104,7 @@ def score_table(
         for i in range(start, min(n, start + batch)):
             try:
                 loaded.append((i, load_image(table.rows[i].image)))
-            except DataError as exc:
+            except InputError as exc:
                 problems.append(f"  line {table.rows[i].line}: {exc}")
         prepared: dict[Any, list] = {}
         for key, owner in first_with_key.items():
@@ -223,7 +204,7 @@ class CalibrationResult:
         cal = self.calibration.to_dict()
         for row, n, a in zip(cal["patients"], self.n_images, self.n_abnormal, strict=True):
             row["images"], row["abnormal_images"] = int(n), int(a)
-        return json_safe({
+        return to_json({
             "bundle": str(self.bundle),
             "data": {"path": str(self.data), "sha256": self.data_sha256, "images": self.images,
                      "images_voting": self.images_voting, "patients": len(self.calibration.patient_ids),
@@ -271,37 +252,30 @@ def _manifest_summary(result_fields: dict[str, Any], cal: ThresholdCalibration) 
             **{m: dict(zip(("mean", "sd"), cal.cv.mean_sd(m), strict=True)) for m in ("accuracy", "sensitivity", "specificity")},
             "pooled": cal.cv.pooled.to_dict(),
         }
-    return json_safe(summary)
+    return to_json(summary)
 
 
 def check_signing_key(key: Path) -> None:
     """Raise ``InputError`` now if ``key`` cannot sign (by signing a scratch manifest)."""
-    with tempfile.TemporaryDirectory(prefix="gout-edge-keycheck-") as scratch:
-        (Path(scratch) / MANIFEST_NAME).write_text("{}\n", encoding="utf-8")
-        sign_manifest(Path(scratch), key)
+    signature_for(b"{}\n", key)
 
 
 def update_manifest(bundle_dir: Path, manifest: Manifest, sign_key: Path | None) -> tuple[bool, bool]:
     """Write ``manifest`` atomically; re-sign with ``sign_key`` or remove a stale signature.
 
-    With a key, the signature is made on the new bytes in a scratch folder first, so a key that
-    cannot be used changes nothing. Returns (signed, stale signature removed).
+    With a key, the signature is made on the new bytes first, so a key that cannot be used changes
+    nothing. Returns (signed, stale signature removed).
     """
     bundle_dir = Path(bundle_dir)
     data = manifest_bytes(manifest)
     sig_path = bundle_dir / SIGNATURE_NAME
     try:
         if sign_key is not None:
-            scratch = Path(tempfile.mkdtemp(prefix=".calibrate-", dir=bundle_dir))
-            try:
-                (scratch / MANIFEST_NAME).write_bytes(data)
-                new_sig = sign_manifest(scratch, sign_key)
-                atomic_write_text(bundle_dir / MANIFEST_NAME, data.decode("utf-8"))
-                os.replace(new_sig, sig_path)
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+            signature = signature_for(data, sign_key)
+            atomic_write_bytes(bundle_dir / MANIFEST_NAME, data)
+            atomic_write_bytes(sig_path, signature)
             return True, False
-        atomic_write_text(bundle_dir / MANIFEST_NAME, data.decode("utf-8"))
+        atomic_write_bytes(bundle_dir / MANIFEST_NAME, data)
         if sig_path.exists():
             sig_path.unlink()
             log.warning(
@@ -315,29 +289,28 @@ def update_manifest(bundle_dir: Path, manifest: Manifest, sign_key: Path | None)
 
 
 def figure_s1(path: Path, cal: ThresholdCalibration) -> Path:
-    """Threshold–accuracy curves: all patients (thick) with the chosen threshold, and per fold."""
-    series = []
+    """Threshold–accuracy curves: all patients with the chosen threshold, then one panel per fold."""
+    folds = []
     if cal.cv is not None:
-        for k, fold in enumerate(cal.cv.folds):
-            series.append(Series(f"fold {fold.fold} (training patients): t = {fold.threshold:.2f}",
-                                 fold.fit.thresholds, fold.fit.accuracies, PALETTE[(k + 1) % len(PALETTE)], 1, step=True))
+        for fold in cal.cv.folds:
+            folds.append((f"fold {fold.fold} (training patients)", fold.fit.thresholds, fold.fit.accuracies,
+                          fold.threshold))
     o = cal.overall
-    series.append(Series(f"all {o.patients} patients: accuracy {o.accuracy:.3f}", o.thresholds, o.accuracies, PALETTE[0], 3, step=True))
     notes = []
     if cal.cv is not None:
         mean, sd = cal.cv.mean_sd("threshold")
-        notes.append(f"fold thresholds mean {mean:.3f}" + ("" if math.isnan(sd) else f" +/- {sd:.3f}"))
-    return line_plot(
-        path, series, title="Patient accuracy vs threshold on the abnormal-image fraction",
-        x_label="threshold (gout when abnormal fraction > threshold)", y_label="patient accuracy",
-        vlines=[VLine(o.threshold, f"chosen {o.threshold:.2f}")], notes=notes,
+        notes.append(f"fold thresholds: mean {mean:.3f}" + ("" if math.isnan(sd) else f" ± {sd:.3f}"))
+    return threshold_plot(
+        path, (f"all {o.patients} patients: accuracy {o.accuracy:.3f} at the chosen threshold", o.thresholds,
+               o.accuracies, o.threshold), folds,
+        title="Patient accuracy vs threshold on the abnormal-image fraction",
+        x_label="threshold (gout when the abnormal-image fraction > threshold)", y_label="patient accuracy",
+        notes=notes,
     )
 
 
 def calibrate(config: CalibrationConfig, progress: ProgressFn | None = None) -> CalibrationResult:
     """Score the table through the runtime, calibrate the threshold, write it into the bundle."""
-    from gout_edge.edge_runtime.bundle import open_bundle
-    from gout_edge.edge_runtime.scoring import Scorer
 
     bundle = open_bundle(config.bundle, config.public_key)
     if config.folds == 1 or config.folds < 0:
@@ -396,5 +369,5 @@ def calibrate(config: CalibrationConfig, progress: ProgressFn | None = None) -> 
     new_manifest = refresh_expected_decisions(new_manifest)
     signed, removed = update_manifest(bundle.root, new_manifest, config.sign_key)
     result = dataclasses.replace(draft, signed=signed, signature_removed=removed)
-    atomic_write_text(out / "calibration.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    atomic_write_json(out / "calibration.json", result.to_dict())
     return result

@@ -14,9 +14,10 @@ import numpy as np
 
 from gout_edge.bundle import InputSpec, PreprocessSpec
 from gout_edge.edge_runtime.preprocess import prepare
-from gout_edge.errors import DataError
+from gout_edge.edge_runtime.sources.images import load_image
+from gout_edge.errors import DataError, InputError
 
-from .index import IndexTable, load_image
+from .index import IndexTable
 
 __all__ = ["ImageCache", "load_cache"]
 
@@ -50,7 +51,7 @@ def load_cache(
     for i, row in enumerate(table.rows):
         try:
             frame = prepare(load_image(row.image), input_spec, preprocess)
-        except DataError as exc:
+        except InputError as exc:  # an image that cannot be read or prepared
             problems.append(f"  line {row.line}: {exc}")
             continue
         images[i] = frame.tensor[0]

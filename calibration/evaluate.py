@@ -17,9 +17,7 @@ on correctness over all images (accuracy), over lesion images (sensitivity) and 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,7 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from gout_edge.bundle import atomic_write_text
+from gout_edge._io import atomic_write_json, to_json
+from gout_edge.edge_runtime.backends import PRECISIONS
+from gout_edge.edge_runtime.bundle import open_bundle
+from gout_edge.edge_runtime.scoring import Scorer
+from gout_edge.edge_runtime.vote import GOUT, INDETERMINATE, decide
 from gout_edge.errors import UsageError
 
 from .calibrate import (
@@ -36,13 +38,12 @@ from .calibrate import (
     ScoredTable,
     check_report_dir,
     default_report_dir,
-    json_safe,
     patient_groups,
     score_table,
     update_manifest,
 )
 from .index import read_index
-from .plots import PALETTE, Series, confusion_plot, line_plot
+from .plots import RocSeries, confusion_plot, roc_plot
 from .stats import (
     AucEstimate,
     Confusion,
@@ -57,7 +58,6 @@ from .stats import (
 )
 
 __all__ = [
-    "PRECISIONS",
     "Comparison",
     "EvaluationConfig",
     "EvaluationResult",
@@ -73,7 +73,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "int8")
 METRICS = ("accuracy", "sensitivity", "specificity")
 
 
@@ -129,13 +128,11 @@ class PatientResult:
 
     @property
     def decided(self) -> bool:
-        from gout_edge.edge_runtime.vote import INDETERMINATE
 
         return self.diagnosis != INDETERMINATE
 
     @property
     def positive(self) -> bool:
-        from gout_edge.edge_runtime.vote import GOUT
 
         return self.diagnosis == GOUT
 
@@ -179,7 +176,6 @@ class PatientLevel:
 
 def patient_level(scored: ScoredTable, decision, level: float = 0.95) -> PatientLevel:
     """The runtime's vote for every patient of the table, over its usable images."""
-    from gout_edge.edge_runtime.vote import decide
 
     results = []
     for rec, idx in patient_groups(scored.table, scored.usable):
@@ -276,7 +272,7 @@ class EvaluationResult:
             if len(self.models) > 1:
                 entry["probability_compare"] = float(self.models[1].probabilities[i])
             images.append(entry)
-        return json_safe({
+        return to_json({
             "data": {"path": str(self.data), "sha256": self.data_sha256, "images": len(self.rows),
                      "patients": len(self.model.patient.patients)},
             "level": self.level,
@@ -293,8 +289,6 @@ class EvaluationResult:
 
 
 def _open_models(config: EvaluationConfig):
-    from gout_edge.edge_runtime.bundle import open_bundle
-    from gout_edge.edge_runtime.scoring import Scorer
 
     bundle = open_bundle(config.bundle, config.public_key)
     pairs = [(bundle, config.precision)]
@@ -365,7 +359,7 @@ def evaluate(config: EvaluationConfig, progress: ProgressFn | None = None) -> Ev
                   "view": r.view} for r in table.rows)
     result = EvaluationResult(table.path, table.sha256, tuple(models), comparison, rows, scored[0].usable,
                               not_clinical, out, tuple(figures), config.level)
-    atomic_write_text(out / "evaluation.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    atomic_write_json(out / "evaluation.json", result.to_dict())
     if config.record:
         record_held_out(scorers[0].bundle, result, config.sign_key)
     return result
@@ -377,7 +371,7 @@ def held_out_summary(result: EvaluationResult) -> dict[str, Any]:
     image = m.image.to_dict()
     patient = m.patient.to_dict()
     keep = ("accuracy", "sensitivity", "specificity")
-    return json_safe({
+    return to_json({
         "data_sha256": result.data_sha256,
         "images": m.image.images,
         "patients": len(m.patient.patients),
@@ -398,10 +392,9 @@ def record_held_out(bundle, result: EvaluationResult, sign_key: Path | None) -> 
 
 
 def roc_figure(path: Path, models: Sequence[ModelEvaluation]) -> Path:
-    series = []
-    for k, m in enumerate(models):
-        a = m.image.auc
-        label = f"{m.name}: AUC {a.auc:.3f}" + ("" if math.isnan(a.ci_low) else f" [{a.ci_low:.3f}, {a.ci_high:.3f}]")
-        series.append(Series(label, m.image.roc.fpr, m.image.roc.tpr, PALETTE[k % len(PALETTE)], 3 if k == 0 else 2, dashed=k > 0))
-    return line_plot(path, series, title="ROC curve, image level", x_label="1 - specificity (false-positive rate)",
-                     y_label="sensitivity (true-positive rate)", diagonal=True)
+    curves = []
+    for m in models:
+        a, c = m.image.auc, m.image.confusion
+        curves.append(RocSeries(m.name, m.image.roc.fpr, m.image.roc.tpr, a.auc, (a.ci_low, a.ci_high), a.level,
+                                (1 - c.specificity, c.sensitivity), f"{m.name}: cut-off {m.image_cutoff:g}"))
+    return roc_plot(path, curves, title="ROC curve, image level")

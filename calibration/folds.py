@@ -30,7 +30,7 @@ def patient_folds(
     if len(patient_ids) != len(diagnoses):
         raise ValueError("patient_ids and diagnoses must have the same length")
     diagnosis_of: dict[str, str] = {}
-    for pid, dx in zip(patient_ids, diagnoses):
+    for pid, dx in zip(patient_ids, diagnoses, strict=True):
         if diagnosis_of.setdefault(pid, dx) != dx:
             raise DataError("a patient is listed with two different diagnoses; fix the index table")
     if len(diagnosis_of) < k:

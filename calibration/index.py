@@ -1,4 +1,4 @@
-"""The index table of labelled images (the paper's "index table", DESIGN.md §10) and image loading.
+"""The index table of labelled images (the paper's "index table", DESIGN.md §10).
 
 The table is a CSV with the header ``patient_id,image,image_label,diagnosis,view``:
 
@@ -11,7 +11,8 @@ The table is a CSV with the header ``patient_id,image,image_label,diagnosis,view
 lists every problem with the line number an editor shows (the header is line 1); nothing is
 skipped silently. Messages and logs name rows by line number, never by patient identifier.
 
-This module is torch-free; ``load_image`` needs OpenCV and, for DICOM, pydicom.
+This module is torch-free. Images are read with the runtime's one loader,
+``gout_edge.edge_runtime.sources.images.load_image``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from gout_edge.errors import DataError
@@ -38,7 +38,6 @@ __all__ = [
     "IndexTable",
     "IndexTableError",
     "PatientRecord",
-    "load_image",
     "read_index",
 ]
 
@@ -302,61 +301,3 @@ def read_index(path: Path | str, *, check_files: bool = True) -> IndexTable:
     table = IndexTable(path, tuple(rows), hashlib.sha256(raw).hexdigest())
     log.debug("index table %s: %d images of %d patients", path, len(rows), len(table.patients()))
     return table
-
-
-# --------------------------------------------------------------------------------------------
-# images
-
-
-def _is_dicom(path: Path, data: bytes) -> bool:
-    """DICOM by its preamble, by its extension, or by elimination for a file without one."""
-    if data[128:132] == b"DICM" or path.suffix.lower() in (".dcm", ".dicom"):
-        return True
-    return not path.suffix and not data.startswith((b"\x89PNG", b"\xff\xd8\xff"))
-
-
-def load_image(path: Path | str) -> np.ndarray:
-    """Read one image as uint8, H×W grey or H×W×3 BGR.
-
-    PNG and JPEG are read with OpenCV (16-bit scaled to 8 bits, alpha dropped). DICOM is read with
-    pydicom: the first frame; MONOCHROME1 inverted; RGB, YBR and palette colour converted to BGR;
-    more than 8 bits stored scaled to 8 bits. Any failure is a ``DataError`` naming the file.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"image {path} not found") from None
-    except OSError as exc:
-        raise DataError(f"image {path} cannot be read ({exc.strerror})") from None
-    if _is_dicom(path, data):
-        return _load_dicom(path)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise DataError(f"image {path} could not be decoded as PNG or JPEG; is the file damaged?")
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
-    elif image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.dtype == np.uint16:
-        image = (image.astype(np.float32) * (255.0 / 65535.0) + 0.5).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        raise DataError(f"image {path} has {image.dtype} pixels; expected 8- or 16-bit PNG or JPEG")
-    return np.ascontiguousarray(image)
-
-
-def _load_dicom(path: Path) -> np.ndarray:
-    """The first frame, through the runtime's DICOM reader (the same decoding the cart uses)."""
-    from gout_edge.edge_runtime.sources.dicom import decode_frames, read_dicom_file
-    from gout_edge.errors import InputError
-
-    try:
-        file = read_dicom_file(path)
-        assert file is not None  # strict_image: a file without an image raises
-        return next(iter(decode_frames(file)))
-    except InputError as exc:
-        raise DataError(str(exc)) from None
-    except StopIteration:
-        raise DataError(f"DICOM file {path} holds no frame") from None
-
-

@@ -39,7 +39,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from gout_edge.bundle import InputSpec, PreprocessSpec, sha256_file
+from gout_edge._io import sha256_file
+from gout_edge.bundle import InputSpec, PreprocessSpec
 from gout_edge.errors import (
     BackendUnavailableError,
     CheckFailedError,
@@ -49,8 +50,8 @@ from gout_edge.errors import (
 from gout_edge.export.checkpoint import load_checkpoint
 from gout_edge.export.model import SUPPORTED_BLOCKS, GoutResNet
 
-from .folds import patient_folds
 from .dataset import ImageCache, load_cache
+from .folds import patient_folds
 from .index import IndexTable, read_index
 from .stats import auc, confusion, mean_sd
 
@@ -274,7 +275,7 @@ def translate(
     out = np.zeros((n, h, w), np.float32)
     dys = rng.integers(-max_dy, max_dy + 1, n)
     dxs = rng.integers(-max_dx, max_dx + 1, n)
-    for i, (dy, dx) in enumerate(zip(dys.tolist(), dxs.tolist())):
+    for i, (dy, dx) in enumerate(zip(dys.tolist(), dxs.tolist(), strict=True)):
         out[i, max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)] = batch[
             i, max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)
         ]
@@ -428,7 +429,7 @@ def _evaluate(
             "line": r.line, "image": table.relative(r), "patient_id": r.patient_id,
             "diagnosis": r.diagnosis, "label": r.image_label, "score": float(s),
         }
-        for r, s in zip(rows, scores)
+        for r, s in zip(rows, scores, strict=True)
     ]
     per_patient: dict[str, list[int]] = {}
     for j, r in enumerate(rows):

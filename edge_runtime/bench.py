@@ -29,7 +29,7 @@ import numpy as np
 
 from gout_edge.errors import GoutEdgeError
 
-from .backends import REGISTRY, get_backend, resolve
+from .backends import REGISTRY, get_backend, model_role, precisions_offered, resolve
 from .bundle import Bundle
 from .cam import overlay_cam
 from .device import DeviceInfo, device_info
@@ -38,7 +38,7 @@ from .scoring import FrameScore, Scorer
 from .stream import FramePreparer, RoiTracker
 from .vote import decide
 
-__all__ = ["BenchConfig", "BenchResult", "BudgetCheck", "EngineResult", "LatencyStats", "bench_frames", "latency_plot", "run_bench"]
+__all__ = ["BenchConfig", "BenchResult", "BudgetCheck", "EngineResult", "LatencyStats", "bench_frames", "run_bench"]
 
 STAGES = ("decode", "roi", "preprocess", "inference", "vote", "journal")  # the result path, end to end
 DISPLAY_STAGE = "live_view_render"  # CAM overlay for a live view: timed, but outside the result path
@@ -230,8 +230,7 @@ def _probe(bundle: Bundle, backend: str, precision: str, cache_dir: str, threads
 
 def _engines(bundle: Bundle, config: BenchConfig) -> list[tuple[str, str]]:
     backends = config.backends or tuple(n for n in REGISTRY if get_backend(n).is_available())
-    roles = set(bundle.manifest.roles())
-    precisions = config.precisions or tuple(p for p in ("fp32", "int8") if p == "fp32" or roles & {"onnx-int8", "openvino-int8"})
+    precisions = config.precisions or tuple(precisions_offered(bundle.manifest.roles()))
     out = []
     for b in backends:
         for p in precisions:
@@ -284,7 +283,7 @@ def _cam_overhead(bundle: Bundle, precision: str, sample: np.ndarray, threads: i
         return None
     import onnxruntime as ort
 
-    role = "onnx-int8" if precision == "int8" and bundle.has("onnx-int8") else "onnx-fp32"
+    role = model_role(bundle.manifest.roles(), "onnxruntime", precision) or "onnx-fp32"
     plain_model = without_cam(onnx.load(str(bundle.path(role))), bundle.manifest.outputs.logits)
     if plain_model is None:
         return None
@@ -405,64 +404,6 @@ def run_bench(bundle: Bundle, config: BenchConfig = BenchConfig(), progress: Cal
     budgets = _check_budgets(m.budgets, bedside_result, cam_overhead, cold, memory)
     return BenchResult(bundle.identity, str(bundle.root), device_info(), config, bedside, result_engines,
                        LatencyStats.of(roi_detect), cam_overhead, cold, memory, budgets, tuple(notes))
-
-
-def latency_plot(result: BenchResult, path: Path) -> Path:
-    """Cumulative distribution of end-to-end latency per engine, with the p50/p99 budgets: PNG, or
-    SVG when ``path`` ends in ``.svg`` (text, so it can live in a repository)."""
-    budgets = {b.name: b.budget for b in result.budgets}
-    keys = [k for k in ("end_to_end_p50_ms", "end_to_end_p99_ms") if k in budgets and budgets[k] < 1e4]
-    top = max([max(e.samples_ms) for e in result.engines] + [budgets[k] for k in keys])
-    x_max = float(np.ceil(top / 50.0) * 50.0)
-    curves = [(f"{e.name} (p50 {e.end_to_end.p50_ms:.0f} ms)", np.sort(np.asarray(e.samples_ms))) for e in result.engines]
-    title = f"end-to-end latency per frame, {result.device.cpu_model}, {result.device.logical_cores} cores"
-    if Path(path).suffix.lower() == ".svg":
-        return _svg_cdf(Path(path), curves, [(budgets[k], k.split("_")[-2]) for k in keys], x_max, title)
-    from gout_edge.calibration.plots import PALETTE, Series, VLine, line_plot
-
-    series = [Series(label, x, np.arange(1, x.size + 1) / x.size, PALETTE[i % len(PALETTE)], step=True)
-              for i, (label, x) in enumerate(curves)]
-    vlines = [VLine(budgets[k], f"budget {k.split('_')[-2]} {budgets[k]:g} ms") for k in keys]
-    return line_plot(path, series, title=title, x_label="ms", y_label="fraction of frames", x_range=(0.0, x_max),
-                     y_range=(0.0, 1.0), vlines=vlines, tick_step=x_max / 10, y_tick_step=0.1)
-
-
-_SVG_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
-
-
-def _svg_cdf(path: Path, curves: list[tuple[str, np.ndarray]], vlines: list[tuple[float, str]], x_max: float, title: str) -> Path:
-    w, h, left, right, top, bottom = 760, 440, 60, 20, 40, 50
-    pw, ph = w - left - right, h - top - bottom
-
-    def px(x: float, y: float) -> str:
-        return f"{left + x / x_max * pw:.1f},{top + (1 - y) * ph:.1f}"
-
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
-           f'<rect width="{w}" height="{h}" fill="white"/>',
-           f'<text x="{w / 2}" y="22" text-anchor="middle" font-size="14">{title}</text>']
-    for i in range(11):
-        x = x_max * i / 10
-        out.append(f'<line x1="{left + pw * i / 10:.1f}" y1="{top}" x2="{left + pw * i / 10:.1f}" y2="{top + ph}" stroke="#eee"/>')
-        out.append(f'<text x="{left + pw * i / 10:.1f}" y="{top + ph + 16}" text-anchor="middle">{x:g}</text>')
-        out.append(f'<line x1="{left}" y1="{top + ph * i / 10:.1f}" x2="{left + pw}" y2="{top + ph * i / 10:.1f}" stroke="#eee"/>')
-        out.append(f'<text x="{left - 6}" y="{top + ph * (1 - i / 10) + 4:.1f}" text-anchor="end">{i / 10:.1f}</text>')
-    out.append(f'<text x="{left + pw / 2}" y="{h - 10}" text-anchor="middle">ms (fraction of frames at or below)</text>')
-    for value, label in vlines:
-        x = left + value / x_max * pw
-        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + ph}" stroke="black" stroke-dasharray="5,4"/>')
-        out.append(f'<text x="{x + 4:.1f}" y="{top + 14 + 14 * (label == "p99")}">budget {label} {value:g} ms</text>')
-    for i, (label, x) in enumerate(curves):
-        colour = _SVG_COLOURS[i % len(_SVG_COLOURS)]
-        y = np.arange(1, x.size + 1) / x.size
-        step = max(1, x.size // 200)  # at most ~200 points a curve: small and smooth enough
-        points = " ".join(px(float(a), float(b)) for a, b in zip(x[::step], y[::step], strict=True))
-        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{px(float(x[0]), 0.0)} {points} {px(float(x[-1]), 1.0)}"/>')
-        ly = top + ph - 14 * (len(curves) - i)
-        out.append(f'<line x1="{left + pw - 230}" y1="{ly - 4}" x2="{left + pw - 210}" y2="{ly - 4}" stroke="{colour}" stroke-width="2"/>')
-        out.append(f'<text x="{left + pw - 205}" y="{ly}">{label}</text>')
-    out.append("</svg>")
-    path.write_text("\n".join(out) + "\n", encoding="utf-8")
-    return path
 
 
 def _check_budgets(budgets: dict[str, Any], bedside: EngineResult, cam_overhead: float | None,

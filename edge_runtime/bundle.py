@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from gout_edge.bundle import MANIFEST_NAME, Manifest, read_manifest, sha256_file
+from gout_edge._io import sha256_file
+from gout_edge.bundle import MANIFEST_NAME, Manifest, read_manifest
 from gout_edge.errors import BundleError, BundleTamperedError
 from gout_edge.signing import configured_public_key, verify_manifest_signature
 

@@ -57,7 +57,7 @@ class Scorer:
         pred = self.session.run(np.stack([f.tensor for f in frames]))
         return [
             FrameScore(float(p), bool(p > self._cutoff), cam, f.roi, f.blank, f.colour)
-            for p, cam, f in zip(pred.probability, pred.cam, frames)
+            for p, cam, f in zip(pred.probability, pred.cam, frames, strict=True)
         ]
 
     def score(self, frames: Sequence[np.ndarray], batch: int = 8) -> list[FrameScore]:

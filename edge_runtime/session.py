@@ -41,7 +41,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from gout_edge.bundle import atomic_write_bytes, atomic_write_text
+from gout_edge._io import atomic_write_bytes, atomic_write_text
 from gout_edge.errors import GoutEdgeError, UsageError
 
 from .bundle import Bundle

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gout_edge import __version__
+from gout_edge._io import sha256_file
 from gout_edge.bundle import (
     MANIFEST_NAME,
     DecisionSpec,
@@ -24,7 +25,6 @@ from gout_edge.bundle import (
     ModelInfo,
     OutputSpec,
     PreprocessSpec,
-    sha256_file,
     write_manifest,
 )
 from gout_edge.calibration.index import IndexTable, read_index

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from gout_edge.bundle import sha256_file
+from gout_edge._io import sha256_file
 from gout_edge.errors import CheckpointError
 
 from .model import SUPPORTED_BLOCKS, GoutResNet

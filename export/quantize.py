@@ -56,7 +56,13 @@ class _Reader:
 
 def quantize_onnxruntime(fp32: Path, out: Path, calibration: np.ndarray, config: OrtQuantConfig = OrtQuantConfig()) -> Path:
     """Static QDQ quantization after ``quant_pre_process`` (shape inference, BN/graph folding)."""
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     reader = type("Reader", (_Reader, CalibrationDataReader), {})(calibration)

@@ -11,7 +11,7 @@ blank/colour flags are verified too. The non-borderline inputs form three refere
 
 Then every model file in the bundle runs the whole set through the runtime (``Scorer``: ROI →
 preprocess → backend → CAM) with the engine that the cart would use for it, and the outputs are
-stored compactly in ``reference/expected.npz`` (layout: ``gout_edge.edge_runtime.verify``). All
+stored compactly in ``reference/expected.npz`` (layout: ``gout_edge.reference``). All
 reference files are listed in the manifest with role ``reference`` and hashed.
 
 Privacy: frames from a real index table are de-identified by blacking out everything outside the
@@ -23,28 +23,33 @@ the source's identifiers.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import logging
 import tempfile
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import generate_uid
 
 from gout_edge.bundle import Manifest
+from gout_edge.calibration.index import read_index
 from gout_edge.edge_runtime.bundle import Bundle
-from gout_edge.edge_runtime.verify import (
+from gout_edge.edge_runtime.dicom_write import region_item, set_pixels, ultrasound_dataset, write_dataset
+from gout_edge.edge_runtime.preprocess import find_roi, to_gray
+from gout_edge.edge_runtime.reference_set import load_reference_frames, refresh_expected_decisions, run_reference
+from gout_edge.edge_runtime.sources.images import load_image
+from gout_edge.reference import (
     DEFAULT_TOLERANCES,
+    EXPECTED_NAME,
+    INPUTS_NAME,
     REFERENCE_ENGINES,
     REFERENCE_ROLE,
     encode_cam,
-    load_reference_frames,
-    refresh_expected_decisions,
-    run_reference,
+    write_npz,
 )
 
 __all__ = [
@@ -53,13 +58,10 @@ __all__ = [
     "build_reference_set",
     "refresh_expected_decisions",
     "select_reference",
-    "write_npz",
 ]
 
 log = logging.getLogger(__name__)
 
-INPUTS_NAME = "reference/inputs.npz"
-EXPECTED_NAME = "reference/expected.npz"
 N_INPUTS = 24
 N_BORDERLINE = 6
 N_DICOM = 6
@@ -94,7 +96,6 @@ def _shrink(frame: np.ndarray) -> np.ndarray:
 
 def _deidentify(frame: np.ndarray, manifest: Manifest) -> np.ndarray:
     """Black out everything outside the detected B-mode region (burned-in annotations)."""
-    from gout_edge.edge_runtime.preprocess import find_roi, to_gray
 
     gray, _ = to_gray(frame)
     roi = find_roi(gray, manifest.preprocess)
@@ -113,7 +114,6 @@ def _is_phantom_table(csv: Path) -> bool:
 
 
 def _candidate_pool(config, manifest: Manifest, workdir: Path, progress: Progress) -> tuple[list[Candidate], str]:
-    from gout_edge.calibration.index import load_image, read_index
 
     if config.calib is not None:
         table = read_index(config.calib)
@@ -207,61 +207,20 @@ def _patients(ids: list[str], p: np.ndarray, reasons: list[str], min_key_frames:
 # files
 
 
-def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez_compressed`` with fixed timestamps, so that the same arrays give the same bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w") as zf:
-        for key, arr in arrays.items():
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            zf.writestr(info, buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
-
-
 def _write_dicom(path: Path, frame: np.ndarray, roi: Sequence[int], photometric: str, uid_seed: str) -> None:
     """One frame as Ultrasound Image Storage in RLE Lossless (lossless, decoded by pydicom alone),
     with its B-mode region in a Sequence of Ultrasound Regions."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.sequence import Sequence as DicomSequence
-    from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
+    def uid(*parts: str) -> str:
+        return str(generate_uid(entropy_srcs=["gout-edge-reference", uid_seed, *parts]))
 
-    sop_class = "1.2.840.10008.5.1.4.1.1.6.1"
-    sop = str(generate_uid(entropy_srcs=["gout-edge-reference", uid_seed, path.name]))
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop
-    ds.Modality = "US"
-    ds.Manufacturer = "gout-edge reference set"
+    ds = ultrasound_dataset(uid(path.name), uid("study"), uid("series"), manufacturer="gout-edge reference set")
     ds.PatientName = "REFERENCE^GOUT-EDGE"
     ds.PatientID = "REFERENCE"
     ds.PatientIdentityRemoved = "YES"
-    ds.StudyInstanceUID = str(generate_uid(entropy_srcs=["gout-edge-reference", uid_seed, "study"]))
-    ds.SeriesInstanceUID = str(generate_uid(entropy_srcs=["gout-edge-reference", uid_seed, "series"]))
     ds.ImageComments = "gout-edge field-verification reference input; not for diagnosis"
-    region = Dataset()
-    x0, y0, x1, y1 = (int(v) for v in roi)
-    region.RegionSpatialFormat, region.RegionDataType, region.RegionFlags = 1, 1, 0
-    region.RegionLocationMinX0, region.RegionLocationMinY0 = x0, y0
-    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = x1 - 1, y1 - 1  # inclusive
-    ds.SequenceOfUltrasoundRegions = DicomSequence([region])
-    h, w = frame.shape[:2]
-    ds.Rows, ds.Columns = h, w
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PhotometricInterpretation = photometric
-    if photometric == "MONOCHROME2":
-        ds.SamplesPerPixel = 1
-        pixels = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    else:
-        ds.SamplesPerPixel, ds.PlanarConfiguration = 3, 0
-        bgr = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR) if frame.ndim == 2 else frame
-        pixels = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    ds.compress(RLELossless, np.ascontiguousarray(pixels))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    ds.SequenceOfUltrasoundRegions = DicomSequence([region_item(roi)])
+    set_pixels(ds, [frame], photometric, rle=True)
+    write_dataset(ds, path)
 
 
 def _no_signal(frame: np.ndarray, roi: Sequence[int]) -> np.ndarray:

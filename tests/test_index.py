@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from gout_edge.calibration.folds import fold_of, patient_folds
-from gout_edge.calibration.index import IndexTableError, load_image, read_index
+from gout_edge.calibration.index import IndexTableError, read_index
 from gout_edge.calibration.stats import auc, confusion, mean_sd
-from gout_edge.errors import DataError, UsageError
+from gout_edge.edge_runtime.sources.images import load_image
+from gout_edge.errors import DataError, InputError, UsageError
 
 HEADER = "patient_id,image,image_label,diagnosis,view\n"
 
@@ -150,13 +151,13 @@ def test_png_jpeg_and_16_bit_png_load_as_uint8(tmp_path):
 def test_unreadable_images_name_the_file(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png at all")
-    with pytest.raises(DataError, match="bad.png"):
+    with pytest.raises(InputError, match="bad.png"):
         load_image(bad)
-    with pytest.raises(DataError, match="gone.png"):
+    with pytest.raises(InputError, match="gone.png"):
         load_image(tmp_path / "gone.png")
     junk = tmp_path / "junk.dcm"
     junk.write_bytes(b"\0" * 300)
-    with pytest.raises(DataError, match="junk.dcm"):
+    with pytest.raises(InputError, match="junk.dcm"):
         load_image(junk)
 
 
@@ -267,8 +268,8 @@ def test_folds_accept_per_image_lists_and_reject_bad_input():
 
 
 def _brute_auc(labels, scores) -> float:
-    pos = [s for y, s in zip(labels, scores) if y == 1]
-    neg = [s for y, s in zip(labels, scores) if y == 0]
+    pos = [s for y, s in zip(labels, scores, strict=True) if y == 1]
+    neg = [s for y, s in zip(labels, scores, strict=True) if y == 0]
     wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in itertools.product(pos, neg))
     return wins / (len(pos) * len(neg))
 

@@ -9,15 +9,17 @@ import numpy as np
 import pydicom
 import pytest
 import torch
-
 from conftest import SMALL
-from gout_edge.bundle import sha256_file
+from toy_data import make_toy_dataset
+
+from gout_edge._io import sha256_file
 from gout_edge.edge_runtime.bundle import open_bundle
-from gout_edge.edge_runtime.verify import load_expected, load_reference_frames, refresh_expected_decisions, verify_bundle
+from gout_edge.edge_runtime.reference_set import load_expected, load_reference_frames, refresh_expected_decisions
+from gout_edge.edge_runtime.verify import verify_bundle
 from gout_edge.export.build import ExportConfig, export_bundle
 from gout_edge.export.model import GoutResNet
-from gout_edge.export.reference import EXPECTED_NAME, INPUTS_NAME, select_reference, write_npz
-from toy_data import make_toy_dataset
+from gout_edge.export.reference import select_reference
+from gout_edge.reference import EXPECTED_NAME, INPUTS_NAME, write_npz
 
 
 def test_every_bundle_carries_a_hashed_compact_reference_set(small_bundle):

@@ -13,16 +13,12 @@ import pytest
 
 from gout_edge.bundle import DecisionSpec, read_manifest, write_manifest
 from gout_edge.cli import main
-from gout_edge.edge_runtime.verify import (
-    ReferenceOutputs,
-    _compare,
-    refresh_expected_decisions,
-    verify_bundle,
-)
+from gout_edge.edge_runtime.reference_set import refresh_expected_decisions
+from gout_edge.edge_runtime.verify import _compare, verify_bundle
 from gout_edge.edge_runtime.vote import decide
 from gout_edge.errors import BundleError
 from gout_edge.export.build import file_entry
-from gout_edge.export.reference import EXPECTED_NAME, write_npz
+from gout_edge.reference import EXPECTED_NAME, ReferenceOutputs, write_npz
 from gout_edge.signing import generate_keypair, sign_manifest
 
 FAST = ["--backends", "onnxruntime", "--latency-frames", "0"]

@@ -7,12 +7,38 @@ imported only then. ``available_backends()`` lists what this device can run.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 
 from gout_edge.errors import UsageError
 
 from ._base import Backend, Prediction, Session, SessionOptions
 
-__all__ = ["Backend", "Prediction", "Session", "SessionOptions", "available_backends", "get_backend", "open_session", "resolve", "REGISTRY"]
+__all__ = [
+    "INT8_ROLES",
+    "PRECISIONS",
+    "REGISTRY",
+    "ROLES",
+    "Backend",
+    "Prediction",
+    "Session",
+    "SessionOptions",
+    "available_backends",
+    "get_backend",
+    "model_role",
+    "open_session",
+    "precisions_offered",
+    "resolve",
+]
+
+PRECISIONS = ("fp32", "int8")
+
+# The bundle files each engine runs, by precision, in order of preference. The one table of which
+# engine reads which model file: the backends, ``resolve``, ``verify`` and ``bench`` all use it.
+ROLES: dict[str, dict[str, tuple[str, ...]]] = {
+    "onnxruntime": {"fp32": ("onnx-fp32",), "int8": ("onnx-int8",)},
+    "openvino": {"fp32": ("onnx-fp32",), "int8": ("openvino-int8", "onnx-int8")},
+}
+INT8_ROLES = frozenset(r for by_precision in ROLES.values() for r in by_precision["int8"])
 
 # name → "module:factory", relative to this package
 REGISTRY: dict[str, str] = {
@@ -35,6 +61,18 @@ def available_backends() -> list[str]:
     return [name for name in REGISTRY if get_backend(name).is_available()]
 
 
+def model_role(roles: Iterable[str], backend: str, precision: str) -> str | None:
+    """The bundle file (role) that ``backend`` runs at ``precision``, of the bundle's ``roles``;
+    None when it has none."""
+    have = set(roles)
+    return next((r for r in ROLES.get(backend, {}).get(precision, ()) if r in have), None)
+
+
+def precisions_offered(roles: Iterable[str]) -> list[str]:
+    """The precisions a bundle with these file roles offers: fp32, and int8 when it has an INT8 model."""
+    return ["fp32"] + (["int8"] if INT8_ROLES & set(roles) else [])
+
+
 def resolve(bundle, backend: str = "auto", precision: str = "auto") -> tuple[str, str]:
     """Pick the engine and precision for ``auto``.
 
@@ -45,15 +83,13 @@ def resolve(bundle, backend: str = "auto", precision: str = "auto") -> tuple[str
     """
     roles = set(bundle.manifest.roles())
     if precision == "auto":
-        precision = "int8" if roles & {"onnx-int8", "openvino-int8"} else "fp32"
-    if precision not in ("fp32", "int8"):
+        precision = precisions_offered(roles)[-1]
+    if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}; choose auto, int8 or fp32")
     if backend == "auto":
         order = ("openvino", "onnxruntime") if precision == "int8" else ("onnxruntime", "openvino")
-        usable = {"openvino": {"fp32": {"onnx-fp32"}, "int8": {"openvino-int8", "onnx-int8"}},
-                  "onnxruntime": {"fp32": {"onnx-fp32"}, "int8": {"onnx-int8"}}}
         for name in order:
-            if usable[name][precision] & roles and get_backend(name).is_available():
+            if model_role(roles, name, precision) and get_backend(name).is_available():
                 return name, precision
         raise UsageError(f"no installed backend can run this bundle at {precision}; it has: {', '.join(sorted(roles))}")
     get_backend(backend)  # validates the name

@@ -11,9 +11,6 @@ from ..bundle import Bundle
 
 __all__ = ["Backend", "Prediction", "Session", "SessionOptions", "softmax_abnormal"]
 
-PRECISIONS = ("fp32", "int8")
-
-
 @dataclass(frozen=True)
 class SessionOptions:
     precision: str = "fp32"

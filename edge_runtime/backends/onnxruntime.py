@@ -9,9 +9,8 @@ import numpy as np
 from gout_edge.errors import BackendUnavailableError, BundleError
 
 from ..bundle import Bundle
+from . import ROLES, model_role
 from ._base import Prediction, SessionOptions, softmax_abnormal
-
-ROLES = {"fp32": "onnx-fp32", "int8": "onnx-int8"}
 
 
 class OnnxRuntimeSession:
@@ -20,10 +19,11 @@ class OnnxRuntimeSession:
     def __init__(self, bundle: Bundle, options: SessionOptions) -> None:
         import onnxruntime as ort
 
-        role = ROLES.get(options.precision)
-        if role is None or not bundle.has(role):
+        role = model_role(bundle.manifest.roles(), "onnxruntime", options.precision)
+        if role is None:
             raise BundleError(
-                f"precision {options.precision!r} needs a file with role {ROLES.get(options.precision, '?')!r}, "
+                f"precision {options.precision!r} needs a file with role "
+                f"{' or '.join(ROLES['onnxruntime'].get(options.precision, ('?',)))}, "
                 f"which the bundle does not have (it has: {', '.join(bundle.manifest.roles())})"
             )
         so = ort.SessionOptions()

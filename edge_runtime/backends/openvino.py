@@ -16,9 +16,8 @@ import numpy as np
 from gout_edge.errors import BackendUnavailableError, BundleError
 
 from ..bundle import Bundle
+from . import ROLES, model_role
 from ._base import Prediction, SessionOptions, softmax_abnormal
-
-ROLES = {"fp32": ("onnx-fp32",), "int8": ("openvino-int8", "onnx-int8")}
 
 
 def default_cache_dir() -> Path:
@@ -32,8 +31,8 @@ class OpenVinoSession:
     def __init__(self, bundle: Bundle, options: SessionOptions) -> None:
         import openvino as ov
 
-        roles = ROLES.get(options.precision, ())
-        role = next((r for r in roles if bundle.has(r)), None)
+        roles = ROLES["openvino"].get(options.precision, ())
+        role = model_role(bundle.manifest.roles(), "openvino", options.precision)
         if role is None:
             raise BundleError(
                 f"precision {options.precision!r} needs a file with role {' or '.join(roles) or '?'}, which the "

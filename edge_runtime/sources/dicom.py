@@ -23,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from pydicom import uid
 
 from gout_edge.bundle import PreprocessSpec
 from gout_edge.errors import InputError
@@ -44,18 +45,18 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ULTRASOUND_SOP_CLASSES = {
-    "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound Image Storage",
-    "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame Image Storage",
-    "1.2.840.10008.5.1.4.1.1.6": "Ultrasound Image Storage (Retired)",
+    uid.UltrasoundImageStorage: "Ultrasound Image Storage",
+    uid.UltrasoundMultiFrameImageStorage: "Ultrasound Multi-frame Image Storage",
+    "1.2.840.10008.5.1.4.1.1.6": "Ultrasound Image Storage (Retired)",  # pydicom names no retired classes
     "1.2.840.10008.5.1.4.1.1.3": "Ultrasound Multi-frame Image Storage (Retired)",
 }
 # Screen grabs of a scanner often arrive as Secondary Capture; they count when Modality is US.
 SECONDARY_CAPTURE = {
-    "1.2.840.10008.5.1.4.1.1.7",
-    "1.2.840.10008.5.1.4.1.1.7.1",
-    "1.2.840.10008.5.1.4.1.1.7.2",
-    "1.2.840.10008.5.1.4.1.1.7.3",
-    "1.2.840.10008.5.1.4.1.1.7.4",
+    uid.SecondaryCaptureImageStorage,
+    uid.MultiFrameSingleBitSecondaryCaptureImageStorage,
+    uid.MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
+    uid.MultiFrameGrayscaleWordSecondaryCaptureImageStorage,
+    uid.MultiFrameTrueColorSecondaryCaptureImageStorage,
 }
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dcn")
 PHOTOMETRICS = ("MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "PALETTE COLOR",

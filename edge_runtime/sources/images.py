@@ -20,8 +20,9 @@ import numpy as np
 from gout_edge.errors import InputError
 
 from ._base import Frame, SourceGroup, to_uint8
+from .dicom import decode_frames, is_dicom_file, read_dicom_file
 
-__all__ = ["IMAGE_SUFFIXES", "ImageFolderSource", "read_image"]
+__all__ = ["IMAGE_SUFFIXES", "ImageFolderSource", "load_image", "read_image"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,25 @@ def read_image(path: Path) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def load_image(path: Path | str) -> np.ndarray:
+    """One image file as uint8, H×W grey or H×W×3 BGR, whatever its format: PNG and JPEG through
+    ``read_image``, DICOM (by extension or preamble) through the runtime's DICOM reader — its first
+    frame, decoded as the cart decodes it. The one image loader of gout-edge (index tables, the
+    reference set, stills); any failure is an ``InputError`` naming the file."""
+    path = Path(path)
+    if not is_dicom_file(path):
+        return read_image(path)
+    file = read_dicom_file(path)
+    assert file is not None  # strict_image: a file without an image raises
+    frames = decode_frames(file)
+    try:
+        return next(iter(frames))
+    except StopIteration:
+        raise InputError(f"DICOM file {path} holds no frame") from None
+    finally:
+        getattr(frames, "close", lambda: None)()
+
+
 @dataclass(frozen=True)
 class _Item:
     path: Path
@@ -64,7 +84,6 @@ class ImageFolderSource:
     live = False
 
     def __init__(self, target: str | Path, *, strict: bool = False, patient: str | None = None) -> None:
-        from .dicom import is_dicom_file
 
         self.root = Path(target).expanduser()
         self.strict = strict
@@ -112,7 +131,6 @@ class ImageFolderSource:
 
     def _frames_of(self, item: _Item) -> Iterator[tuple[np.ndarray, object, bool, str, float | None]]:
         if item.dicom:
-            from .dicom import decode_frames, read_dicom_file
 
             file = read_dicom_file(item.path)
             assert file is not None

@@ -9,16 +9,14 @@ import it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._io import atomic_write_bytes
 from .errors import BundleError
 
 __all__ = [
@@ -31,10 +29,7 @@ __all__ = [
     "ModelInfo",
     "OutputSpec",
     "PreprocessSpec",
-    "atomic_write_bytes",
-    "atomic_write_text",
     "read_manifest",
-    "sha256_file",
     "write_manifest",
 ]
 
@@ -199,46 +194,13 @@ def _from_plain(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
-def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a torn one
-    (temporary file in the same folder, fsync, rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fh.fileno(), 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def manifest_bytes(manifest: Manifest) -> bytes:
     """The canonical serialisation (sorted keys): what is hashed and signed."""
     return (json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
 def write_manifest(bundle_dir: Path, manifest: Manifest) -> Path:
-    path = Path(bundle_dir) / MANIFEST_NAME
-    atomic_write_text(path, manifest_bytes(manifest).decode("utf-8"))
-    return path
+    return atomic_write_bytes(Path(bundle_dir) / MANIFEST_NAME, manifest_bytes(manifest))
 
 
 def read_manifest(bundle_dir: Path) -> Manifest:

@@ -15,6 +15,7 @@ import base64
 import os
 from pathlib import Path
 
+from ._io import atomic_write_bytes
 from .bundle import MANIFEST_NAME
 from .errors import BundleError, BundleTamperedError, InputError, UsageError
 
@@ -23,6 +24,7 @@ __all__ = [
     "configured_public_key",
     "generate_keypair",
     "sign_manifest",
+    "signature_for",
     "verify_manifest_signature",
 ]
 
@@ -72,13 +74,16 @@ def _load(path: Path, private: bool):
     return key
 
 
-def sign_manifest(bundle_dir: Path, private_key: Path) -> Path:
-    """Sign ``manifest.json`` as it is on disk; write ``manifest.sig``."""
+def signature_for(data: bytes, private_key: Path) -> bytes:
+    """The content of ``manifest.sig`` for manifest bytes ``data`` (base64 Ed25519 signature)."""
     key = _load(private_key, private=True)
-    signature = key.sign((Path(bundle_dir) / MANIFEST_NAME).read_bytes())
-    path = Path(bundle_dir) / SIGNATURE_NAME
-    path.write_text(base64.b64encode(signature).decode("ascii") + "\n", encoding="ascii")
-    return path
+    return base64.b64encode(key.sign(data)) + b"\n"
+
+
+def sign_manifest(bundle_dir: Path, private_key: Path) -> Path:
+    """Sign ``manifest.json`` as it is on disk; write ``manifest.sig`` atomically."""
+    data = (Path(bundle_dir) / MANIFEST_NAME).read_bytes()
+    return atomic_write_bytes(Path(bundle_dir) / SIGNATURE_NAME, signature_for(data, private_key))
 
 
 def configured_public_key(explicit: Path | str | None = None) -> Path | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -10,7 +9,6 @@ from typing import Optional
 import typer
 
 from ._output import emit_json, stderr, stdout
-
 
 _WHY = {
     "reference": "This device does not reproduce the bundle's reference outputs within tolerance (engine, "
@@ -83,7 +81,7 @@ def register(app: typer.Typer) -> None:
         """Verify a bundle on this device: hashes, signature, reference outputs on every backend and
         precision, reference patient decisions, latency. Writes a JSON record; exit 0 all pass,
         1 a check failed, 4 the bundle is invalid or tampered with."""
-        from gout_edge.bundle import atomic_write_text
+        from gout_edge._io import atomic_write_json
         from gout_edge.edge_runtime.verify import refused_record, verify_bundle
         from gout_edge.errors import BundleError, CheckFailedError
 
@@ -93,7 +91,7 @@ def register(app: typer.Typer) -> None:
 
         def write(record) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, json.dumps(record.to_dict(), indent=2, allow_nan=False) + "\n")
+            atomic_write_json(path, record.to_dict())
 
         try:
             record = verify_bundle(bundle, public_key, options["backends"], options["precisions"], latency_frames, threads)

@@ -1,0 +1,177 @@
+"""The reference set on this device: its raw frames and expected outputs read from the bundle,
+run through the edge path, and the reference patients' decisions (format: ``gout_edge.reference``).
+
+``export`` builds the set with these functions, ``calibrate`` refreshes the expected decisions
+with ``refresh_expected_decisions`` and ``verify`` compares what this device makes of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gout_edge.bundle import DecisionSpec, Manifest
+from gout_edge.errors import BundleError, InputError
+from gout_edge.reference import REFERENCE_ROLE, ReferenceOutputs, decode_cam, reference_section
+
+from .preprocess import Roi
+from .scoring import Scorer
+from .sources.dicom import decode_frames, read_dicom_file
+from .vote import decide
+
+__all__ = [
+    "ReferenceFrame",
+    "load_expected",
+    "load_reference_frames",
+    "patient_decisions",
+    "refresh_expected_decisions",
+    "stored_decisions",
+    "run_reference",
+]
+
+
+def _reference_file(bundle, rel: str) -> Path:
+    """A reference file, only when the manifest lists (and so hashes) it with role ``reference``."""
+    for entry in bundle.manifest.files:
+        if entry.path == rel and entry.role == REFERENCE_ROLE:
+            return bundle.root / entry.path
+    raise BundleError(
+        f"the reference set names {rel!r}, which the manifest's files do not list with role "
+        f"{REFERENCE_ROLE!r}; an unlisted file is never read — re-export the bundle"
+    )
+
+
+@dataclass(frozen=True)
+class ReferenceFrame:
+    """A raw reference frame and, for DICOM, the B-mode region the file declares."""
+
+    image: np.ndarray  # uint8, H×W grey or H×W×3 BGR
+    roi: Roi | None = None
+
+
+def _decode_dicom(path: Path, input_id: str) -> ReferenceFrame:
+    """A reference DICOM file as the cart reads one: the runtime's DICOM source (first frame and
+    the Sequence of Ultrasound Regions)."""
+    try:
+        file = read_dicom_file(path)
+        frames = decode_frames(file)
+        try:
+            image = next(iter(frames))
+        finally:
+            getattr(frames, "close", lambda: None)()
+    except (InputError, StopIteration) as exc:
+        raise BundleError(f"reference input {input_id} ({path.name}) cannot be decoded on this device: {exc}") from None
+    return ReferenceFrame(image, file.region.roi)
+
+
+def load_reference_frames(bundle) -> list[ReferenceFrame]:
+    """The raw reference frames, in manifest order: npz frames as stored, DICOM decoded here."""
+    archives: dict[str, Any] = {}
+    frames = []
+    try:
+        for item in reference_section(bundle.manifest)["inputs"]:
+            path = _reference_file(bundle, item["file"])
+            if item.get("key") is not None:
+                if item["file"] not in archives:
+                    archives[item["file"]] = np.load(path, allow_pickle=False)
+                try:
+                    frame = ReferenceFrame(archives[item["file"]][item["key"]])
+                except KeyError:
+                    raise BundleError(f"reference input {item['id']}: {item['file']} has no array {item['key']!r}") from None
+            else:
+                frame = _decode_dicom(path, item["id"])
+            if frame.image.dtype != np.uint8:
+                raise BundleError(f"reference input {item['id']} is {frame.image.dtype}; raw frames are uint8")
+            frames.append(frame)
+    except ValueError as exc:  # a damaged or pickled npz
+        raise BundleError(f"the reference inputs cannot be read ({exc}); re-export the bundle") from None
+    finally:
+        for archive in archives.values():
+            archive.close()
+    return frames
+
+
+def load_expected(bundle) -> tuple[dict[str, ReferenceOutputs], int]:
+    """Expected outputs per model file (role), decoded; and the number of reference inputs."""
+    ref = reference_section(bundle.manifest)
+    n = len(ref["inputs"])
+    path = _reference_file(bundle, ref["expected"])
+    out: dict[str, ReferenceOutputs] = {}
+    with np.load(path, allow_pickle=False) as z:
+        try:
+            roi, blank, colour = z["roi"], z["blank"], z["colour"]
+            for role in ref.get("engines", {}):
+                out[role] = ReferenceOutputs(
+                    probability=z[f"{role}.probability"],
+                    cam=decode_cam(z[f"{role}.cam"], z[f"{role}.cam_lo"], z[f"{role}.cam_scale"]),
+                    roi=roi,
+                    blank=blank,
+                    colour=colour,
+                )
+        except KeyError as exc:
+            raise BundleError(f"{ref['expected']} lacks {exc}; the reference set is incomplete — re-export") from None
+    for role, o in out.items():
+        if len(o.probability) != n or len(o.cam) != n or len(o.roi) != n:
+            raise BundleError(f"{ref['expected']} holds outputs for {len(o.probability)} inputs of {role}, the manifest lists {n}")
+    return out, n
+
+
+def run_reference(
+    bundle, frames: Sequence[ReferenceFrame | np.ndarray], backend: str, precision: str, threads: int | None = None,
+    batch: int = 8,
+) -> ReferenceOutputs:
+    """Raw frames through the edge path (``Scorer``: ROI → preprocess → backend → CAM)."""
+
+    items = [f if isinstance(f, ReferenceFrame) else ReferenceFrame(f) for f in frames]
+    scorer = Scorer(bundle, backend, precision, threads)
+    scores = []
+    try:
+        for i in range(0, len(items), batch):
+            scores += scorer.score_prepared([scorer.prepare(f.image, f.roi) for f in items[i : i + batch]])
+    finally:
+        scorer.close()
+    return ReferenceOutputs(
+        probability=np.array([s.probability for s in scores], np.float32),
+        cam=np.stack([np.asarray(s.cam, np.float32) for s in scores]),
+        roi=np.array([[s.roi.x0, s.roi.y0, s.roi.x1, s.roi.y1] for s in scores], np.int32).reshape(-1, 4),
+        blank=np.array([s.blank for s in scores], bool),
+        colour=np.array([s.colour for s in scores], bool),
+    )
+
+
+def patient_decisions(reference: dict[str, Any], probabilities: Sequence[float], decision: DecisionSpec) -> dict[str, str]:
+    """Each reference patient's diagnosis by the paper's vote, from per-input probabilities."""
+
+    index = {item["id"]: i for i, item in enumerate(reference["inputs"])}
+    p = np.asarray(probabilities, np.float64)
+    return {pt["name"]: decide(p[[index[i] for i in pt["inputs"]]], decision).diagnosis for pt in reference.get("patients", [])}
+
+
+def stored_decisions(reference: dict[str, Any], role: str, decision: DecisionSpec) -> dict[str, str]:
+    """Each reference patient's diagnosis from the probabilities the model owner recorded."""
+
+    return {pt["name"]: decide(pt["probabilities"][role], decision).diagnosis for pt in reference.get("patients", [])}
+
+
+def refresh_expected_decisions(manifest: Manifest) -> Manifest:
+    """The manifest with its reference patients' expected decisions recomputed for its current
+    decision settings. Whoever sets the threshold (``export``, ``gout-edge calibrate``) calls this
+    before writing (and signing) the manifest; verification then fails on a later edit that
+    changes a reference patient's decision."""
+    ref = dict(manifest.reference)
+    if not ref.get("patients"):
+        return manifest
+    d = manifest.decision
+    ref["expected_decisions"] = {role: stored_decisions(ref, role, d) for role in ref.get("engines", {})}
+    ref["decided_with"] = {
+        "image_cutoff": d.image_cutoff,
+        "patient_threshold": d.patient_threshold,
+        "min_key_frames": d.min_key_frames,
+    }
+    return dataclasses.replace(manifest, reference=ref)
+
