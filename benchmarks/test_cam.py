@@ -8,8 +8,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from gout_edge.edge_runtime.bench import without_cam
+
 from gout_edge.edge_runtime.cam import overlay_cam
+from gout_edge.export.onnx import without_cam
 
 
 @pytest.fixture(scope="module")

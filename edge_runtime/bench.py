@@ -6,9 +6,15 @@ the model input (``FramePreparer``), infer with the CAM (``Scorer``), vote, appe
 line (flush + fsync) — end to end, the frame's result with its CAM. Rendering the CAM overlay
 for a live view is timed too, as its own stage outside that path: a headless cart never does it
 per frame, a cart with a display adds it. Every engine × precision the
-bundle and the device offer — and torch eager FP32 on the same architecture when torch is
-installed, as the reference — runs on the same frames, interleaved round-robin, so that noise
-from a shared machine hits them alike; figures are reported as percentiles and as ratios.
+bundle and the device offer — and a reference scorer handed in by the caller (the command passes
+torch eager FP32 on the same architecture when torch is installed) — runs on the same frames,
+interleaved round-robin, so that noise from a shared machine hits them alike; figures are
+reported as percentiles and as ratios to the reference.
+
+The runtime measures what it is given: the frames (JPEG-encoded screens, as an MJPG grabber
+delivers them), the reference scorer, and the same graph without the CAM for the CAM overhead
+all come from the caller, so that this module imports neither the phantom generator nor torch
+nor onnx.
 """
 
 from __future__ import annotations
@@ -27,22 +33,23 @@ from typing import Any
 import cv2
 import numpy as np
 
-from gout_edge.errors import GoutEdgeError
+from gout_edge.errors import GoutEdgeError, UsageError
 
 from .backends import REGISTRY, get_backend, model_role, precisions_offered, resolve
 from .bundle import Bundle
 from .cam import overlay_cam
 from .device import DeviceInfo, device_info
 from .preprocess import find_roi
-from .scoring import FrameScore, Scorer
+from .scoring import Scorer
+from .session import FrameScorer
 from .stream import FramePreparer, RoiTracker
+from .timing import interleaved_ms
 from .vote import decide
 
-__all__ = ["BenchConfig", "BenchResult", "BudgetCheck", "EngineResult", "LatencyStats", "bench_frames", "run_bench"]
+__all__ = ["BenchConfig", "BenchResult", "BudgetCheck", "EngineResult", "LatencyStats", "cam_free_role", "run_bench"]
 
 STAGES = ("decode", "roi", "preprocess", "inference", "vote", "journal")  # the result path, end to end
 DISPLAY_STAGE = "live_view_render"  # CAM overlay for a live view: timed, but outside the result path
-TORCH_REFERENCE = "torch eager fp32"
 
 
 @dataclass(frozen=True)
@@ -52,10 +59,8 @@ class BenchConfig:
     frames: int = 100
     warmup: int = 10
     threads: int | None = None
-    torch_reference: bool = True
     cold_start: bool = True  # also the streaming-memory probe (a fresh process on the bedside path)
     memory_frames: int = 300
-    frame_size: tuple[int, int] = (1920, 1080)
 
 
 @dataclass(frozen=True)
@@ -138,19 +143,6 @@ class BenchResult:
         }
 
 
-def bench_frames(size: tuple[int, int] = (1920, 1080), count: int = 12, seed: int = 5) -> list[bytes]:
-    """Distinct scanner screens from the phantom video generator, JPEG-encoded like an MJPG grabber."""
-    from gout_edge.calibration.phantom import generate_cohort
-    from gout_edge.calibration.phantom._screen import layout_for
-    from gout_edge.calibration.phantom.video import clip
-
-    patient = generate_cohort(1, seed=seed)[0]
-    layout = layout_for(patient.scanner, size)
-    frames = [f for f, truth in clip(patient, layout, seed, seconds_per_view=1.0, freezes=False, transitions=False)]
-    step = max(1, len(frames) // count)
-    return [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames[::step][:count]]
-
-
 def _reset_peak_rss() -> None:
     """Start the peak (VmHWM) afresh, so that it covers streaming only (Linux; a no-op elsewhere)."""
     try:
@@ -168,30 +160,8 @@ def _rss_mb() -> tuple[float, float]:
         return 0.0, 0.0
 
 
-class _TorchReference:
-    """torch eager FP32 on the bundle's architecture (random weights: latency does not depend on them)."""
-
-    backend, precision = "torch", "fp32"
-
-    def __init__(self, bundle: Bundle, threads: int | None) -> None:
-        import torch
-
-        from gout_edge.export.model import GoutResNet, WithCam
-
-        if threads:
-            torch.set_num_threads(threads)
-        self._torch = torch
-        self._model = WithCam(GoutResNet(bundle.manifest.model.blocks)).eval()
-
-    def score_prepared(self, frames):
-        with self._torch.inference_mode():
-            logits, cam = self._model(self._torch.from_numpy(np.stack([f.tensor for f in frames])))
-        p = float(self._torch.softmax(logits, 1)[0, 1])
-        f = frames[0]
-        return [FrameScore(p, p > 0.5, cam[0, 1].numpy(), f.roi, f.blank, f.colour)]
-
-
-def _probe(bundle: Bundle, backend: str, precision: str, cache_dir: str, threads: int | None, frames: int) -> dict[str, float]:
+def _probe(bundle: Bundle, backend: str, precision: str, cache_dir: str, frame_dir: Path, threads: int | None,
+           frames: int) -> dict[str, float]:
     """A fresh process on the bedside path: seconds from process start to the first result
     (import, open with hash checks, compile, one frame), then resident memory over ``frames``."""
     code = (
@@ -200,12 +170,12 @@ def _probe(bundle: Bundle, backend: str, precision: str, cache_dir: str, threads
         "from gout_edge.edge_runtime.bundle import open_bundle\n"
         "from gout_edge.edge_runtime.scoring import Scorer\n"
         "from gout_edge.edge_runtime.stream import FramePreparer, RoiTracker\n"
-        "from gout_edge.edge_runtime.bench import bench_frames, _reset_peak_rss, _rss_mb\n"
+        "from gout_edge.edge_runtime.bench import _reset_peak_rss, _rss_mb\n"
         f"s = Scorer(open_bundle({str(bundle.root)!r}), {backend!r}, {precision!r}, {threads!r}, {cache_dir!r})\n"
         "m = s.bundle.manifest\n"
         "s.session.run(np.zeros((1, 1, m.input.height, m.input.width), np.float32))\n"
         "print(json.dumps({'first_result_s': time.perf_counter() - t0}), flush=True)\n"
-        "frames = [cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_COLOR) for f in bench_frames()]\n"
+        f"frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in sorted(__import__('pathlib').Path({str(frame_dir)!r}).glob('*.jpg'))]\n"
         "prep, track = FramePreparer(m.input, m.preprocess), RoiTracker(m.preprocess)\n"
         f"n = {frames}; after = 0.0\n"
         "for i in range(n):\n"
@@ -242,80 +212,48 @@ def _engines(bundle: Bundle, config: BenchConfig) -> list[tuple[str, str]]:
     return out
 
 
-def without_cam(model, logits: str = "logits"):
-    """The same network with a pooled head instead of the CAM: ``GlobalAveragePool → Flatten →
-    Gemm(fc)`` on the last feature map, output ``logits`` only (an ``onnx.ModelProto``; ``None``
-    when the graph has no CAM einsum or no ``fc.bias``). Works on the FP32 and the QDQ graph."""
-    from onnx import helper
-
-    graph = model.graph
-    einsum = next((n for n in graph.node if n.op_type == "Einsum"), None)
-    # the head's bias: an initializer (FP32) or the output of its DequantizeLinear (QDQ)
-    bias = next((i for n in graph.node if n.op_type == "Add" for i in n.input if "fc.bias" in i), None)
-    if einsum is None or bias is None:
-        return None
-    weight, features = einsum.input
-    producers = {out: n for n in graph.node for out in n.output}
-    needed, stack = set(), [weight, features, bias]
-    while stack:  # every node the feature map and the weight depend on
-        node = producers.get(stack.pop())
-        if node is not None and id(node) not in needed:
-            needed.add(id(node))
-            stack.extend(node.input)
-    keep = [n for n in graph.node if id(n) in needed]
-    keep += [helper.make_node("GlobalAveragePool", [features], ["_gap"]),
-             helper.make_node("Flatten", ["_gap"], ["_pooled"], axis=1),
-             helper.make_node("Gemm", ["_pooled", weight, bias], [logits], transB=1)]
-    del graph.node[:]
-    graph.node.extend(keep)
-    outputs = [o for o in graph.output if o.name == logits]
-    del graph.output[:]
-    graph.output.extend(outputs)
-    return model
-
-
-def _cam_overhead(bundle: Bundle, precision: str, sample: np.ndarray, threads: int | None) -> float | None:
-    """Extra inference time of the CAM: the bundle's ONNX graph against the same graph with a
-    pooled head (ONNX Runtime; needs the ``onnx`` package — None without it)."""
-    try:
-        import onnx
-    except ImportError:
-        return None
+def _cam_overhead(bundle: Bundle, role: str, cam_free_model: bytes, sample: np.ndarray, threads: int | None) -> float:
+    """Extra inference time of the CAM: the bundle's ONNX graph (``role``) against the same graph
+    with a pooled head (``cam_free_model``), both on ONNX Runtime, interleaved."""
     import onnxruntime as ort
 
-    role = model_role(bundle.manifest.roles(), "onnxruntime", precision) or "onnx-fp32"
-    plain_model = without_cam(onnx.load(str(bundle.path(role))), bundle.manifest.outputs.logits)
-    if plain_model is None:
-        return None
     so = ort.SessionOptions()
     so.log_severity_level = 3
     if threads:
         so.intra_op_num_threads = threads
-    plain = ort.InferenceSession(plain_model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    plain = ort.InferenceSession(cam_free_model, so, providers=["CPUExecutionProvider"])
     full = ort.InferenceSession(str(bundle.path(role)), so, providers=["CPUExecutionProvider"])
     x = {"input": sample}
-    times: dict[str, list[float]] = {"plain": [], "full": []}
-    for _ in range(3):
-        plain.run(None, x), full.run(None, x)
-    for _ in range(20):
-        for name, session in (("plain", plain), ("full", full)):
-            t = time.perf_counter()
-            session.run(None, x)
-            times[name].append(time.perf_counter() - t)
+    times = interleaved_ms({"plain": lambda: plain.run(None, x), "full": lambda: full.run(None, x)}, repeats=20, warmup=3)
     return float(np.median(times["full"]) / np.median(times["plain"]) - 1.0)
 
+def cam_free_role(bundle: Bundle, precision: str) -> str:
+    """The ONNX model file whose CAM-free twin the caller builds for the CAM overhead."""
+    return model_role(bundle.manifest.roles(), "onnxruntime", precision) or "onnx-fp32"
 
-def run_bench(bundle: Bundle, config: BenchConfig = BenchConfig(), progress: Callable[[int, int], None] | None = None) -> BenchResult:
-    notes: list[str] = []
+
+def run_bench(
+    bundle: Bundle,
+    frames: Sequence[bytes],
+    config: BenchConfig = BenchConfig(),
+    *,
+    reference: tuple[str, FrameScorer] | None = None,
+    cam_free_model: Callable[[str], bytes | None] | None = None,
+    notes: Sequence[str] = (),
+    progress: Callable[[int, int], None] | None = None,
+) -> BenchResult:
+    """Measure ``bundle`` on ``frames`` (JPEG-encoded screens). ``reference``: a (name, scorer) to
+    compare with (speed-ups are its p50 over each engine's); ``cam_free_model(role)``: that ONNX
+    file with a pooled head instead of the CAM (serialized), for the CAM overhead; ``notes``:
+    what the caller could not provide, carried into the result."""
+    if not frames:
+        raise UsageError("bench needs at least one frame to measure")
+    notes = list(notes)
     m = bundle.manifest
     bedside = "{} {}".format(*resolve(bundle))
     scorers: dict[str, Any] = {f"{b} {p}": Scorer(bundle, b, p, config.threads) for b, p in _engines(bundle, config)}
-    if config.torch_reference:
-        try:
-            scorers[TORCH_REFERENCE] = _TorchReference(bundle, config.threads)
-        except ImportError:
-            notes.append("torch is not installed: no torch eager FP32 reference (pip install 'gout-edge[torch]')")
-    frames = bench_frames(config.frame_size)
+    if reference is not None:
+        scorers[reference[0]] = reference[1]
     preparer = FramePreparer(m.input, m.preprocess)
     trackers = {name: RoiTracker(m.preprocess) for name in scorers}
     probabilities: dict[str, list[float]] = {name: [] for name in scorers}
@@ -373,8 +311,8 @@ def run_bench(bundle: Bundle, config: BenchConfig = BenchConfig(), progress: Cal
         os.rmdir(journal_dir)
     rss_end, rss_peak = _rss_mb()
     ref_p50 = None
-    if TORCH_REFERENCE in samples:
-        ref_p50 = float(np.percentile(samples[TORCH_REFERENCE]["end_to_end"], 50))
+    if reference is not None:
+        ref_p50 = float(np.percentile(samples[reference[0]]["end_to_end"], 50))
     engines = []
     for name, scorer in scorers.items():
         e2e = LatencyStats.of(samples[name]["end_to_end"])
@@ -385,15 +323,21 @@ def run_bench(bundle: Bundle, config: BenchConfig = BenchConfig(), progress: Cal
     bedside_backend, bedside_precision = bedside.split(" ")
     first = cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR)
     sample = preparer(first, trackers[bedside].locate(first)[0]).tensor[None]
-    cam_overhead = _cam_overhead(bundle, bedside_precision, sample, config.threads)
+    role = cam_free_role(bundle, bedside_precision)
+    plain_model = cam_free_model(role) if cam_free_model is not None else None
+    cam_overhead = None if plain_model is None else _cam_overhead(bundle, role, plain_model, sample, config.threads)
     if cam_overhead is None:
-        notes.append("CAM overhead not measured: needs the onnx package (pip install onnx)")
+        notes.append("CAM overhead not measured: it needs the CAM-free graph, built with onnx (pip install 'gout-edge[torch]')")
     cold: dict[str, Any] = {}
     memory: dict[str, float] = {"this_process_peak_rss_mb": rss_peak, "this_process_growth_mb": rss_end - rss_after_warmup}
     if config.cold_start:
         with tempfile.TemporaryDirectory(prefix="gout-edge-cache-") as cache:
-            empty = _probe(bundle, bedside_backend, bedside_precision, cache, config.threads, 1)
-            warm = _probe(bundle, bedside_backend, bedside_precision, cache, config.threads, config.memory_frames)
+            frame_dir = Path(cache) / "frames"
+            frame_dir.mkdir()
+            for k, data in enumerate(frames):
+                (frame_dir / f"{k:03d}.jpg").write_bytes(data)
+            empty = _probe(bundle, bedside_backend, bedside_precision, cache, frame_dir, config.threads, 1)
+            warm = _probe(bundle, bedside_backend, bedside_precision, cache, frame_dir, config.threads, config.memory_frames)
         cold = {"empty_cache_s": empty["process_start_to_first_result_s"],
                 "cache_warm_s": warm["process_start_to_first_result_s"]}
         memory.update({k: warm[k] for k in ("rss_after_warmup_mb", "rss_end_mb", "peak_rss_mb", "growth_mb", "frames")})

@@ -22,7 +22,7 @@ bundle's identity and the SHA-256 of its ``manifest.json``, and the UTC time. No
 
 from __future__ import annotations
 
-import time
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from .cam import cam_correlation
 from .records import Check, VerificationRecord, bundle_record, device_record, refused_record, utc_now
 from .reference_set import load_expected, load_reference_frames, patient_decisions, run_reference, stored_decisions
 from .scoring import Scorer
+from .timing import interleaved_ms
 
 __all__ = ["refused_record", "verify_bundle"]
 
@@ -144,22 +145,20 @@ def _manifest_decision_checks(ref: dict[str, Any], expected: dict[str, Reference
 
 
 def _latency_checks(bundle, frames, backend: str, precision: str, n: int, threads: int | None) -> list[Check]:
-
     budgets = bundle.manifest.budgets
     label = f"{backend}/{precision}"
     if n <= 0:
         return [Check(f"latency end to end ({label})", "latency", True, "skipped", budgets.get("end_to_end_p50_ms"),
                       "latency frames set to 0", skipped=True)]
     scorer = Scorer(bundle, backend, precision, threads)
+    cycle = itertools.cycle(frames)
+
+    def one_frame() -> None:
+        frame = next(cycle)
+        scorer.score_prepared([scorer.prepare(frame.image, frame.roi)])
+
     try:
-        for frame in frames[:3]:
-            scorer.score_prepared([scorer.prepare(frame.image, frame.roi)])
-        times = []
-        for i in range(n):
-            frame = frames[i % len(frames)]
-            t0 = time.perf_counter()
-            scorer.score_prepared([scorer.prepare(frame.image, frame.roi)])
-            times.append((time.perf_counter() - t0) * 1e3)
+        times = interleaved_ms({"end_to_end": one_frame}, repeats=n, warmup=3)["end_to_end"]
     finally:
         scorer.close()
     measured = {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99))}

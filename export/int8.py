@@ -10,8 +10,8 @@ INT8 is an NNCF IR. Every model is evaluated through the runtime's own backends.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ from gout_edge.calibration.folds import patient_folds
 from gout_edge.calibration.index import IndexTable
 from gout_edge.edge_runtime.backends import SessionOptions, open_session
 from gout_edge.edge_runtime.bundle import Bundle
+from gout_edge.edge_runtime.timing import interleaved_ms
 
 from .fidelity import FidelityGate, FidelityReport, measure_fidelity
 from .quantize import OrtQuantConfig, quantize_onnxruntime, quantize_openvino
@@ -116,15 +117,7 @@ def _predict(bundle: Bundle, backend: str, precision: str, inputs: np.ndarray, t
 def _latencies_ms(sessions: dict[str, object], sample: np.ndarray, repeats: int = 12) -> dict[str, float]:
     """Median batch-1 latency per session, measured interleaved (round-robin) after a warm-up."""
     x = sample[:1].astype(np.float32)
-    times: dict[str, list[float]] = {name: [] for name in sessions}
-    for _ in range(2):
-        for s in sessions.values():
-            s.run(x)
-    for _ in range(repeats):
-        for name, s in sessions.items():
-            t0 = time.perf_counter()
-            s.run(x)
-            times[name].append((time.perf_counter() - t0) * 1e3)
+    times = interleaved_ms({name: functools.partial(s.run, x) for name, s in sessions.items()}, repeats)
     return {name: float(np.median(v)) for name, v in times.items()}
 
 

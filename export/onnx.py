@@ -19,7 +19,7 @@ from gout_edge.bundle import InputSpec, OutputSpec
 
 from .model import GoutResNet, WithCam
 
-__all__ = ["OPSET", "ParityReport", "check_parity", "export_onnx", "parity_inputs"]
+__all__ = ["OPSET", "ParityReport", "cam_free_model", "check_parity", "export_onnx", "parity_inputs", "without_cam"]
 
 OPSET = 18
 PARITY_TOLERANCE = 1e-4
@@ -113,3 +113,44 @@ def check_parity(model: GoutResNet, onnx_path: Path, inputs: np.ndarray, toleran
             identity = cam.astype(np.float64).mean(axis=(2, 3)) + bias - logits
             identity_diff = max(identity_diff, float(np.abs(identity).max()))
     return ParityReport(len(inputs), logits_diff, cam_diff, identity_diff, tolerance)
+
+
+def without_cam(model, logits: str = "logits"):
+    """The same network with a pooled head instead of the CAM: ``GlobalAveragePool → Flatten →
+    Gemm(fc)`` on the last feature map, output ``logits`` only (an ``onnx.ModelProto``; ``None``
+    when the graph has no CAM einsum or no ``fc.bias``). Works on the FP32 and the QDQ graph."""
+    from onnx import helper
+
+    graph = model.graph
+    einsum = next((n for n in graph.node if n.op_type == "Einsum"), None)
+    # the head's bias: an initializer (FP32) or the output of its DequantizeLinear (QDQ)
+    bias = next((i for n in graph.node if n.op_type == "Add" for i in n.input if "fc.bias" in i), None)
+    if einsum is None or bias is None:
+        return None
+    weight, features = einsum.input
+    producers = {out: n for n in graph.node for out in n.output}
+    needed, stack = set(), [weight, features, bias]
+    while stack:  # every node the feature map and the weight depend on
+        node = producers.get(stack.pop())
+        if node is not None and id(node) not in needed:
+            needed.add(id(node))
+            stack.extend(node.input)
+    keep = [n for n in graph.node if id(n) in needed]
+    keep += [helper.make_node("GlobalAveragePool", [features], ["_gap"]),
+             helper.make_node("Flatten", ["_gap"], ["_pooled"], axis=1),
+             helper.make_node("Gemm", ["_pooled", weight, bias], [logits], transB=1)]
+    del graph.node[:]
+    graph.node.extend(keep)
+    outputs = [o for o in graph.output if o.name == logits]
+    del graph.output[:]
+    graph.output.extend(outputs)
+    return model
+
+
+def cam_free_model(path: Path, logits: str = "logits") -> bytes | None:
+    """The ONNX file at ``path`` with a pooled head instead of the CAM, serialized (``without_cam``):
+    what ``gout-edge bench`` compares the bundle's graph with to measure the CAM overhead."""
+    import onnx
+
+    model = without_cam(onnx.load(str(path)), logits)
+    return None if model is None else model.SerializeToString()

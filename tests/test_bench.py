@@ -10,8 +10,9 @@ import cv2
 import pytest
 
 from gout_edge.bundle import read_manifest, write_manifest
+from gout_edge.calibration.phantom.video import mjpg_screens
 from gout_edge.cli import main
-from gout_edge.edge_runtime.bench import DISPLAY_STAGE, STAGES, BenchConfig, bench_frames, run_bench
+from gout_edge.edge_runtime.bench import DISPLAY_STAGE, STAGES, BenchConfig, run_bench
 from gout_edge.edge_runtime.bundle import open_bundle
 
 
@@ -27,15 +28,19 @@ def bundle_with_budgets(small_bundle, tmp_path):
 
 
 def test_bench_frames_are_distinct_1080p_jpeg_screens():
-    frames = bench_frames(count=4)
+    frames = mjpg_screens(count=4)
     images = [cv2.imdecode(__import__("numpy").frombuffer(f, "uint8"), cv2.IMREAD_COLOR) for f in frames]
     assert all(i.shape == (1080, 1920, 3) for i in images)
     assert len({f for f in frames}) == 4
 
 
 def test_run_bench_reports_every_stage_engine_and_the_torch_reference(bundle_with_budgets):
+    from gout_edge.export.onnx import cam_free_model
+    from gout_edge.export.torch_reference import NAME, TorchEagerScorer
+
     bundle = open_bundle(bundle_with_budgets())
-    result = run_bench(bundle, BenchConfig(frames=4, warmup=1, threads=1, cold_start=False))
+    result = run_bench(bundle, mjpg_screens(count=4), BenchConfig(frames=4, warmup=1, threads=1, cold_start=False),
+                       reference=(NAME, TorchEagerScorer(bundle, 1)), cam_free_model=lambda role: cam_free_model(bundle.path(role)))
     names = {e.name for e in result.engines}
     assert {"onnxruntime fp32", "openvino fp32", "torch eager fp32"} <= names
     for e in result.engines:
@@ -68,8 +73,20 @@ def test_budgets_decide_the_exit_code_and_the_json_is_complete(bundle_with_budge
 
 
 def test_the_latency_plot_can_be_svg(bundle_with_budgets, tmp_path):
-    from gout_edge.edge_runtime.bench import latency_plot
+    pytest.importorskip("matplotlib", reason="the latency plot needs matplotlib (the [torch] extra)")
+    from gout_edge.calibration.plots import bench_latency_plot
 
-    result = run_bench(open_bundle(bundle_with_budgets()), BenchConfig(frames=3, warmup=0, threads=1, cold_start=False, torch_reference=False))
-    text = latency_plot(result, tmp_path / "latency.svg").read_text()
-    assert text.startswith("<svg") and text.count("<polyline") == len(result.engines) and "budget p50" in text
+    result = run_bench(open_bundle(bundle_with_budgets(end_to_end_p50_ms=40.0, end_to_end_p99_ms=60.0)),
+                       mjpg_screens(count=3), BenchConfig(frames=3, warmup=0, threads=1, cold_start=False))
+    text = bench_latency_plot(result, tmp_path / "latency.svg").read_text()
+    assert text.lstrip().startswith("<?xml") and "<svg" in text
+    assert "p50 budget: 40 ms" in text and "p99 budget: 60 ms" in text
+    assert all(e.name in text for e in result.engines)
+
+
+def test_bench_without_a_reference_or_cam_free_graph_says_so(bundle_with_budgets):
+    result = run_bench(open_bundle(bundle_with_budgets()), mjpg_screens(count=2),
+                       BenchConfig(frames=2, warmup=0, threads=1, cold_start=False), notes=("no torch here",))
+    assert all(e.speedup_vs_reference is None for e in result.engines)
+    assert result.cam_overhead_fraction is None
+    assert "no torch here" in result.notes and any("CAM overhead not measured" in n for n in result.notes)

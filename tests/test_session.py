@@ -15,16 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_sources import phantom_data, screen
 
 from gout_edge.bundle import DecisionSpec, write_manifest
 from gout_edge.edge_runtime.bundle import Bundle, open_bundle
+from gout_edge.edge_runtime.exam import Stop, run_exam
 from gout_edge.edge_runtime.scoring import FrameScore, Scorer
-from gout_edge.edge_runtime.session import ExamSession, Stop, run_exam
+from gout_edge.edge_runtime.session import ExamSession
 from gout_edge.edge_runtime.sources import Frame, open_source
 from gout_edge.edge_runtime.vote import GOUT, INDETERMINATE, NO_GOUT
 from gout_edge.errors import UsageError
-
-from test_sources import phantom_data, screen
 
 DECISION = DecisionSpec(patient_threshold=0.3, calibrated=True, min_key_frames=3, source="test")
 

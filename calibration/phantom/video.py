@@ -19,10 +19,10 @@ import numpy as np
 
 from ._screen import Layout, compose_screen, layout_for
 from .anatomy import VIEWS
-from .patients import ImageSpec, Patient
+from .patients import ImageSpec, Patient, generate_cohort
 from .render import Box, noise_floor_image, render_image
 
-__all__ = ["FPS", "FRAME_SIZES", "FrameTruth", "clip", "write_video"]
+__all__ = ["FPS", "FRAME_SIZES", "FrameTruth", "clip", "mjpg_screens", "write_video"]
 
 FPS = 12
 FRAME_SIZES = ((1280, 720), (1920, 1080))
@@ -180,3 +180,12 @@ def write_video(out_dir: Path, patient: Patient, patient_index: int, seed: int) 
     gt_path = folder / f"{patient.patient_id}.json"
     gt_path.write_text(json.dumps(doc, indent=1))
     return path, gt_path, len(truths)
+
+
+def mjpg_screens(size: tuple[int, int] = (1920, 1080), count: int = 12, seed: int = 5) -> list[bytes]:
+    """Distinct scanner screens from the phantom video generator, JPEG-encoded like an MJPG grabber."""
+    patient = generate_cohort(1, seed=seed)[0]
+    layout = layout_for(patient.scanner, size)
+    frames = [f for f, truth in clip(patient, layout, seed, seconds_per_view=1.0, freezes=False, transitions=False)]
+    step = max(1, len(frames) // count)
+    return [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames[::step][:count]]

@@ -8,9 +8,10 @@
     source.close()
 
 Kinds: ``v4l2`` (a capture device: path or index), ``video`` (a file or stream URL),
-``images`` (a folder of PNG/JPEG/DICOM), ``dicom`` (a file, cine or study tree), ``phantom``
-(the synthetic demo recording). ``video_kind`` tells ``v4l2`` from ``video`` for a ``--video``
-argument.
+``images`` (a folder of PNG/JPEG/DICOM), ``dicom`` (a file, cine or study tree). ``video_kind``
+tells ``v4l2`` from ``video`` for a ``--video`` argument. Any iterable of ``Frame`` with
+``close()`` is a source too: the demo recording (``gout_edge.calibration.phantom.source``) is
+one, handed to ``run_exam`` by the ``scan --demo`` command.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ REGISTRY: dict[str, str] = {
     "video": ".video:VideoSource",
     "images": ".images:ImageFolderSource",
     "dicom": ".dicom:DicomSource",
-    "phantom": ".phantom:PhantomSource",
 }
 
 
@@ -41,12 +41,10 @@ def video_kind(target: str) -> str:
 
 
 def open_source(kind: str, target: Any = None, **options: Any) -> FrameSource:
-    """Open a source of ``kind`` on ``target`` (a path, URL or device; ``phantom``: the seed)."""
+    """Open a source of ``kind`` on ``target`` (a path, URL or device)."""
     try:
         module_name, factory = REGISTRY[kind].split(":")
     except KeyError:
         raise UsageError(f"unknown frame source {kind!r}; choose one of {', '.join(REGISTRY)}") from None
     cls = getattr(importlib.import_module(module_name, __package__), factory)
-    if kind == "phantom":
-        return cls(**({"seed": int(target)} if target is not None else {}), **options)
     return cls(target, **options)

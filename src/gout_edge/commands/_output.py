@@ -1,36 +1,77 @@
-"""Rendering helpers shared by the commands: one JSON document on stdout, or a rich table."""
+"""What the commands share: one JSON document on stdout, rich output, progress bars on stderr and
+comma-separated option lists. JSON follows ``gout_edge._io.to_json`` (NaN and infinities → null)."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+
+from gout_edge._io import dumps_json
+from gout_edge.errors import UsageError
+
+__all__ = ["ProgressBar", "comma_list", "emit_json", "stderr", "stdout"]
 
 stderr = Console(stderr=True)
 stdout = Console()
 
 
-def plain(value: Any) -> Any:
-    """Dataclasses, paths, tuples and numpy scalars → JSON-ready Python values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        if hasattr(value, "to_dict"):
-            return plain(value.to_dict())
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        return value.item()
-    return value
-
-
 def emit_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(plain(value), indent=2) + "\n")
+    sys.stdout.write(dumps_json(value) + "\n")
     sys.stdout.flush()
+
+
+def comma_list(value: str | None, option: str, choices: Sequence[str] | None = None) -> tuple[str, ...] | None:
+    """``"a, b,a"`` → ``("a", "b")`` (lower case, in order, no repeats); None for an empty value.
+    With ``choices``, an unknown name is a usage error naming the option and the choices."""
+    if not value:
+        return None
+    names = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    unknown = [n for n in names if choices is not None and n not in choices]
+    if not names or unknown:
+        shown = ", ".join(repr(n) for n in unknown) if unknown else repr(value)
+        raise UsageError(f"{option} {shown} is not valid; expected a comma list of {', '.join(choices or ())}")
+    return names
+
+
+class ProgressBar:
+    """A rich progress bar on stderr, one row per task (``update(done, total, task=…)``)."""
+
+    def __init__(self, description: str, *, note: bool = False, transient: bool = True) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+        if note:
+            columns.append(TextColumn("{task.fields[note]}"))
+        self._progress = Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=stderr,
+                                  transient=transient)
+        self._description = description
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> ProgressBar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, done: int, total: int | None, task: str | None = None, note: str = "") -> None:
+        name = task or self._description
+        if name not in self._tasks:
+            self._tasks[name] = self._progress.add_task(name, total=total, note=note)
+        self._progress.update(self._tasks[name], completed=done, total=total, note=note)
+
+    def describe(self, text: str, task: str | None = None) -> None:
+        """Rename a task (e.g. when a long step without a count starts)."""
+        name = task or self._description
+        if name in self._tasks:
+            self._progress.update(self._tasks[name], description=text)

@@ -7,11 +7,7 @@ from typing import Optional
 
 import typer
 
-from ._output import emit_json, stderr, stdout
-
-
-def _split(value: Optional[str]) -> Optional[tuple[str, ...]]:
-    return None if not value else tuple(v.strip() for v in value.split(",") if v.strip())
+from ._output import ProgressBar, comma_list, emit_json, stderr, stdout
 
 
 def register(app: typer.Typer) -> None:
@@ -27,33 +23,60 @@ def register(app: typer.Typer) -> None:
         cold_start: bool = typer.Option(True, "--cold-start/--no-cold-start", help="Measure cold start and streaming memory in fresh processes."),
         memory_frames: int = typer.Option(300, "--memory-frames", min=1, help="Frames streamed by the memory probe."),
         public_key: Optional[Path] = typer.Option(None, "--public-key", help="Require a signature by this Ed25519 public key."),
-        plot: Optional[Path] = typer.Option(None, "--plot", help="Write the latency distribution per engine (PNG)."),
+        plot: Optional[Path] = typer.Option(None, "--plot", help="Write the latency distribution per engine (PNG, or SVG for .svg; needs matplotlib)."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     ) -> None:
         """Latency per stage and end to end for every engine side by side (interleaved), cold start,
         memory, and the bundle's budgets checked: exit 1 when one is missed."""
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        from gout_edge.edge_runtime.bench import BenchConfig, latency_plot, run_bench
+        from gout_edge.calibration.phantom.video import mjpg_screens
+        from gout_edge.edge_runtime.backends import PRECISIONS, REGISTRY
+        from gout_edge.edge_runtime.bench import BenchConfig, run_bench
         from gout_edge.edge_runtime.bundle import open_bundle
 
         opened = open_bundle(bundle, public_key)
-        config = BenchConfig(_split(backends), _split(precision), frames, warmup, threads, torch_reference,
-                             cold_start, memory_frames)
-        columns = (TextColumn("bench"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=stderr, transient=True) as bar:
-            task = bar.add_task("bench", total=frames + warmup)
-            result = run_bench(opened, config, progress=lambda done, total: bar.update(task, completed=done))
-            if cold_start:
-                bar.update(task, description="cold start and memory probes")
+        config = BenchConfig(comma_list(backends, "--backends", tuple(REGISTRY)), comma_list(precision, "--precision", PRECISIONS),
+                             frames, warmup, threads, cold_start, memory_frames)
+        reference, cam_free, notes = _owner_side_parts(opened, threads, torch_reference)
+        with ProgressBar("bench") as bar:
+            result = run_bench(opened, mjpg_screens(), config, reference=reference, cam_free_model=cam_free, notes=notes,
+                               progress=bar.update)
         if plot is not None:
-            latency_plot(result, plot)
+            from gout_edge.calibration.plots import bench_latency_plot
+            from gout_edge.errors import UsageError
+
+            try:
+                bench_latency_plot(result, plot)
+            except UsageError as exc:  # matplotlib is on the owner's side ([torch] extra), not on a cart
+                stderr.print(f"note: no latency plot written: {exc}", markup=False, highlight=False, soft_wrap=True)
         if json_out:
             emit_json(result.to_dict())
         else:
             render(result)
         if not result.passed:
             raise typer.Exit(1)
+
+
+def _owner_side_parts(bundle, threads, torch_reference: bool):
+    """What the runtime cannot make itself and the model owner's install can: torch eager FP32 as
+    the reference, and the CAM-free graph for the CAM overhead (each left out, with a note, where
+    torch or onnx is missing — as on a cart)."""
+    notes: list[str] = []
+    reference = cam_free = None
+    if torch_reference:
+        try:
+            from gout_edge.export.torch_reference import NAME, TorchEagerScorer
+
+            reference = (NAME, TorchEagerScorer(bundle, threads))
+        except ImportError:
+            notes.append("torch is not installed: no torch eager FP32 reference (pip install 'gout-edge[torch]')")
+    try:
+        from gout_edge.export.onnx import cam_free_model
+
+        def cam_free(role: str) -> bytes | None:
+            return cam_free_model(bundle.path(role), bundle.manifest.outputs.logits)
+    except ImportError:
+        pass
+    return reference, cam_free, notes
 
 
 def render(result) -> None:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ._output import emit_json, plain, stdout
+from ._output import emit_json, stdout
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
             emit_json(
                 {
                     "bundle": None if opened is None else {"path": str(opened.root), "manifest": opened.manifest.to_dict()},
-                    "device": plain(device),
+                    "device": device,
                 }
             )
             return

@@ -1,15 +1,14 @@
 """``gout-edge scan``: bedside scan → per-patient result (live capture, video, images or DICOM).
 
 Thin: parse the options, open the bundle, the source and the scorer, hand them to
-``edge_runtime.session.run_exam`` and render its ``ExamResult`` (a table, or ``--json``).
-SIGINT and SIGTERM end the exam and still write the report (a second Ctrl-C aborts at once).
+``edge_runtime.exam.run_exam`` and render its ``ExamResult`` (a table, or ``--json``).
+SIGINT and SIGTERM end the exam and still write the report (``run_exam(handle_signals=True)``).
 Exit codes (DESIGN.md §8): 0 done · 2 usage · 3 bad input · 4 bundle · 5 capture device missing
 or lost (a lost device still gives its report and result first).
 """
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Any, Optional
 
@@ -56,9 +55,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Scan a patient: frames → region → CAM → key frames → the paper's vote, with a journal and a report."""
         from gout_edge.edge_runtime.bundle import open_bundle
+        from gout_edge.edge_runtime.exam import run_exam
         from gout_edge.edge_runtime.live import open_view
         from gout_edge.edge_runtime.scoring import Scorer
-        from gout_edge.edge_runtime.session import Stop, run_exam
         from gout_edge.edge_runtime.sources import open_source
 
         kind, target = _source_options(video, dicom, images, demo)
@@ -67,25 +66,18 @@ def register(app: typer.Typer) -> None:
         options: dict[str, Any] = {"patient": patient}
         if kind in ("dicom", "images"):
             options["strict"] = strict
-        source = open_source(kind, target, **options)
-        stop = Stop()
-        previous: dict[int, Any] = {}
+        if kind == "phantom":  # the demo recording comes from the phantom generator, not the runtime
+            from gout_edge.calibration.phantom.source import PhantomSource
 
-        def on_signal(signum: int, _frame: Any) -> None:
-            stop.request(f"stopped by {signal.Signals(signum).name}")
-            if signum == signal.SIGINT:  # a second Ctrl-C aborts at once
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-
+            source: Any = PhantomSource(**options)
+        else:
+            source = open_source(kind, target, **options)
         try:
             scorer = Scorer(opened, backend=backend, precision=precision, threads=threads)
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, on_signal)
             try:
                 result = run_exam(source, opened, scorer, out, patient=patient, max_frames=max_frames,
-                                  duration_s=duration, stop=stop, on_frame=view)
+                                  duration_s=duration, on_frame=view, handle_signals=True)
             finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
                 view.close()
                 scorer.close()
         finally:

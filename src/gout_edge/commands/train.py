@@ -49,9 +49,8 @@ def register(app: typer.Typer) -> None:
             raise BackendUnavailableError(
                 'training needs torch, which is not installed here: pip install "gout-edge[torch]"'
             ) from None
-        from gout_edge.calibration.train import TrainConfig, train
-
         from gout_edge.bundle import InputSpec
+        from gout_edge.calibration.train import TrainConfig, train
         from gout_edge.errors import UsageError
 
         spec = InputSpec()
@@ -79,7 +78,11 @@ class _ProgressBar:
 
     def __init__(self) -> None:
         from rich.progress import (
-            BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
             TimeRemainingColumn,
         )
 

@@ -1,7 +1,7 @@
 """The phantom screen recording as a demo source: ``gout-edge scan --demo``.
 
-One synthetic patient's console video (``calibration.phantom``: dorsal, medial and plantar views,
-freezes, probe lifts) is written to a temporary folder and played through ``VideoSource``, paced
+One synthetic patient's console video (dorsal, medial and plantar views, freezes, probe lifts) is
+written to a temporary folder and played through the runtime's ``VideoSource``, paced
 at its frame rate by default so that the demo exercises the live path (capture thread, dropped
 frames) as a cart would. ``truth`` holds the per-frame ground truth and the diagnosis.
 Synthetic data; not patient data.
@@ -16,8 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ._base import Frame
-from .video import VideoSource
+from gout_edge.edge_runtime.sources import Frame
+from gout_edge.edge_runtime.sources.video import VideoSource
+
+from .patients import generate_cohort
+from .video import write_video
 
 __all__ = ["PhantomSource"]
 
@@ -29,9 +32,6 @@ class PhantomSource:
 
     def __init__(self, seed: int = 0, patient_index: int = 0, *, realtime: bool = True,
                  patient: str | None = None, workdir: str | Path | None = None) -> None:
-        from gout_edge.calibration.phantom import generate_cohort
-        from gout_edge.calibration.phantom.video import write_video
-
         self._tmp = None if workdir is not None else tempfile.mkdtemp(prefix="gout-edge-demo-")
         folder = Path(workdir) if workdir is not None else Path(self._tmp)  # type: ignore[arg-type]
         cohort = generate_cohort(patient_index + 1, seed)

@@ -1,0 +1,208 @@
+"""What an exam gives: the result of each fed frame, the journalled key frames, the per-patient
+answer with its evidence (``report.json``) and the result of a whole run over a source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bundle import Bundle
+from .preprocess import Roi
+
+__all__ = ["REPORT_FORMAT", "ExamResult", "FrameResult", "KeyFrame", "PatientResult", "bundle_identity"]
+
+REPORT_FORMAT = 1
+
+
+
+def _roi_list(roi: Roi) -> list[int]:
+    return [roi.x0, roi.y0, roi.x1, roi.y1]
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What one fed frame gave. ``probability`` is None for frames not scored (blank, colour)."""
+
+    index: int
+    timestamp_s: float
+    probability: float | None
+    abnormal: bool | None
+    usable: bool
+    blank: bool
+    colour: bool
+    duplicate: bool
+    key_frame: bool
+    key_index: int | None  # position among the key frames (0-based) when this is one
+    key_frames: int  # key frames so far
+    abnormal_key_frames: int
+    roi: Roi
+    roi_detected: bool  # the region was (re-)detected on this frame
+    latency_ms: float  # feed() from entry to return, journal write included
+    cam: np.ndarray | None = field(default=None, repr=False)  # abnormal-class CAM on the input grid
+
+    @property
+    def abnormal_fraction(self) -> float | None:
+        return self.abnormal_key_frames / self.key_frames if self.key_frames else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index, "timestamp_s": round(self.timestamp_s, 4),
+            "probability": None if self.probability is None else round(self.probability, 6),
+            "abnormal": self.abnormal, "usable": self.usable, "blank": self.blank, "colour": self.colour,
+            "duplicate": self.duplicate, "key_frame": self.key_frame, "key_index": self.key_index,
+            "key_frames": self.key_frames, "abnormal_fraction": self.abnormal_fraction,
+            "roi": _roi_list(self.roi), "latency_ms": round(self.latency_ms, 3),
+        }
+
+
+@dataclass(frozen=True)
+class KeyFrame:
+    """One key frame as journalled: its place in the vote and where it came from."""
+
+    key_index: int
+    frame_index: int
+    timestamp_s: float
+    probability: float
+    abnormal: bool
+    roi: Roi
+    origin: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "key_frame", "key_index": self.key_index, "frame_index": self.frame_index,
+            "timestamp_s": round(self.timestamp_s, 4), "probability": round(self.probability, 6),
+            "abnormal": self.abnormal, "roi": _roi_list(self.roi), "origin": self.origin,
+        }
+
+
+@dataclass(frozen=True)
+class PatientResult:
+    """The per-patient answer and the evidence behind it (``to_dict`` is what report.json holds)."""
+
+    session_id: str
+    patient_id: str | None
+    diagnosis: str  # "gout", "no gout" or "indeterminate"
+    reason: str
+    abnormal_fraction: float | None
+    abnormal_key_frames: int
+    key_frames: int
+    min_key_frames: int
+    threshold: float | None
+    image_cutoff: float
+    threshold_source: str
+    frames_seen: int
+    frames_scored: int
+    duplicates: int
+    blank_frames: int
+    colour_frames: int
+    dropped: int
+    ended_by: str
+    complete: bool  # False when the exam ended on a lost device or an error
+    started_at: str
+    ended_at: str | None
+    session_dir: Path
+    journal: Path
+    report: Path | None
+    summary: Path | None
+    overlays: tuple[Path, ...]
+    bundle: dict[str, Any]
+    key_frame_list: tuple[KeyFrame, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": REPORT_FORMAT,
+            "session_id": self.session_id,
+            "patient_id": self.patient_id,
+            "diagnosis": self.diagnosis,
+            "reason": self.reason,
+            "abnormal_fraction": self.abnormal_fraction,
+            "abnormal_key_frames": self.abnormal_key_frames,
+            "key_frames": self.key_frames,
+            "min_key_frames": self.min_key_frames,
+            "threshold": self.threshold,
+            "image_cutoff": self.image_cutoff,
+            "threshold_source": self.threshold_source,
+            "rule": "abnormal fraction of key frames > threshold → gout; too few key frames → indeterminate",
+            "frames_seen": self.frames_seen,
+            "frames_scored": self.frames_scored,
+            "duplicates": self.duplicates,
+            "blank_frames": self.blank_frames,
+            "colour_frames": self.colour_frames,
+            "dropped": self.dropped,
+            "ended_by": self.ended_by,
+            "complete": self.complete,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "session_dir": str(self.session_dir),
+            "journal": str(self.journal),
+            "report": None if self.report is None else str(self.report),
+            "summary": None if self.summary is None else str(self.summary),
+            "overlays": [str(p) for p in self.overlays],
+            "bundle": self.bundle,
+            "key_frame_list": [k.to_dict() for k in self.key_frame_list],
+            "intended_use": self.bundle.get("intended_use", ""),
+        }
+
+
+@dataclass(frozen=True)
+class ExamResult:
+    """What ``run_exam`` gave: one result per patient/study group, and the run's own counts."""
+
+    patients: tuple[PatientResult, ...]
+    frames_seen: int
+    frames_captured: int
+    dropped: int
+    ended_by: str
+    capture_lost: bool
+    source: str
+    live: bool
+    bundle: dict[str, Any]
+    skipped_files: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if len(self.patients) == 1:  # the common case: the patient's answer at the top level
+            p = self.patients[0]
+            out.update({
+                "patient_id": p.patient_id, "diagnosis": p.diagnosis, "reason": p.reason,
+                "abnormal_fraction": p.abnormal_fraction, "threshold": p.threshold,
+                "key_frames": p.key_frames, "abnormal_key_frames": p.abnormal_key_frames,
+                "scored": p.frames_scored, "journal": str(p.journal),
+                "report": None if p.report is None else str(p.report),
+            })
+        out.update({
+            "frames_seen": self.frames_seen, "frames_captured": self.frames_captured, "dropped": self.dropped,
+            "ended_by": self.ended_by, "capture_lost": self.capture_lost,
+            "source": {"kind": self.source, "live": self.live, "skipped_files": list(self.skipped_files)},
+            "bundle": self.bundle,
+            "patients": [_patient_summary(p) for p in self.patients],
+        })
+        return out
+
+
+def _patient_summary(p: PatientResult) -> dict[str, Any]:
+    d = p.to_dict()
+    d.pop("key_frame_list")
+    d["scored"] = d.pop("frames_scored")
+    return d
+
+
+def bundle_identity(bundle: Bundle, scorer: Any = None) -> dict[str, Any]:
+    m = bundle.manifest
+    out: dict[str, Any] = {
+        "identity": bundle.identity,
+        "name": m.model.name,
+        "version": m.model.version,
+        "blocks": m.model.blocks,
+        "checkpoint_sha256": m.model.checkpoint_sha256,
+        "path": str(bundle.root),
+        "intended_use": m.model.intended_use,
+    }
+    if scorer is not None:
+        out["backend"] = getattr(scorer, "backend", None)
+        out["precision"] = getattr(scorer, "precision", None)
+    return out
+
