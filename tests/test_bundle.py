@@ -7,8 +7,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import SMALL
+
 from gout_edge.bundle import Manifest, read_manifest
 from gout_edge.edge_runtime.backends import SessionOptions, available_backends, get_backend, open_session
 from gout_edge.edge_runtime.bundle import open_bundle

@@ -11,14 +11,14 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from gout_edge.calibration.index import read_index
-from gout_edge.calibration.stats import auc
-from gout_edge.calibration.threshold import GRID, abnormal_fractions, fit_threshold
-from gout_edge.edge_runtime.bundle import open_bundle
 from toy_data import make_toy_dataset
 
 from gout_edge.bundle import read_manifest, write_manifest
+from gout_edge.calibration.index import read_index
+from gout_edge.calibration.stats import auc
+from gout_edge.calibration.threshold import GRID, abnormal_fractions, fit_threshold
 from gout_edge.cli import main
+from gout_edge.edge_runtime.bundle import open_bundle
 from gout_edge.errors import BundleTamperedError
 from gout_edge.signing import SIGNATURE_NAME, generate_keypair, sign_manifest
 

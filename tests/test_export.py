@@ -9,9 +9,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import SMALL, export_small
 from torch import nn
 
-from conftest import SMALL, export_small
 from gout_edge.errors import CheckpointError
 from gout_edge.export.build import ExportConfig, export_bundle
 from gout_edge.export.checkpoint import load_checkpoint

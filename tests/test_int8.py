@@ -6,18 +6,18 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-
 from conftest import SMALL
+from toy_data import make_toy_dataset
+
 from gout_edge.calibration.dataset import load_cache
 from gout_edge.calibration.index import read_index
 from gout_edge.edge_runtime.backends import SessionOptions, open_session
 from gout_edge.edge_runtime.bundle import open_bundle
+from gout_edge.edge_runtime.cam import cam_correlation
 from gout_edge.errors import CheckFailedError
 from gout_edge.export.build import ExportConfig, export_bundle
-from gout_edge.edge_runtime.cam import cam_correlation
 from gout_edge.export.fidelity import FidelityGate, measure_fidelity
 from gout_edge.export.model import GoutResNet
-from toy_data import make_toy_dataset
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,4 @@
 import pytest
-
 import torch
 
 from gout_edge.export.model import PAPER_ABLATION_BLOCKS, GoutResNet, WithCam, count_macs, stage_widths

@@ -12,13 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from gout_edge.cli import main
-from gout_edge.edge_runtime.sources import Frame
-
 from test_session import calibrated_copy
 from test_sources import CT_IMAGE, phantom_data, screen, write_dicom
 from test_torch_free import CLI_WITHOUT_TORCH
+
+from gout_edge.cli import main
+from gout_edge.edge_runtime.sources import Frame
 
 DIAGNOSES = ("gout", "no gout", "indeterminate")
 

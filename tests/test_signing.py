@@ -8,8 +8,8 @@ import stat
 
 import pytest
 import torch
-
 from conftest import SMALL
+
 from gout_edge.cli import main
 from gout_edge.edge_runtime.bundle import open_bundle
 from gout_edge.errors import BundleTamperedError, InputError, UsageError

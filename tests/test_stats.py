@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from gout_edge.calibration.stats import (
     auc,
     auc_delong,

@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+
+from gout_edge.bundle import DecisionSpec
 from gout_edge.calibration.threshold import (
     GRID,
     abnormal_fractions,
@@ -17,8 +19,6 @@ from gout_edge.calibration.threshold import (
     threshold_grid,
 )
 from gout_edge.edge_runtime.vote import GOUT, NO_GOUT, decide
-
-from gout_edge.bundle import DecisionSpec
 
 
 def test_grid_is_0_to_1_in_steps_of_0_02_with_exact_decimals():
