@@ -10,7 +10,7 @@
 Kinds: ``v4l2`` (a capture device: path or index), ``video`` (a file or stream URL),
 ``images`` (a folder of PNG/JPEG/DICOM), ``dicom`` (a file, cine or study tree). ``video_kind``
 tells ``v4l2`` from ``video`` for a ``--video`` argument. Any iterable of ``Frame`` with
-``close()`` is a source too: the demo recording (``gout_edge.calibration.phantom.source``) is
+``close()`` is a source too: the phantom generator's demo recording is
 one, handed to ``run_exam`` by the ``scan --demo`` command.
 """
 

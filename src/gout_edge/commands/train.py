@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
                 'training needs torch, which is not installed here: pip install "gout-edge[torch]"'
             ) from None
         from gout_edge.bundle import InputSpec
-        from gout_edge.calibration.train import TrainConfig, train
+        from gout_edge.export.train import TrainConfig, train
         from gout_edge.errors import UsageError
 
         spec = InputSpec()

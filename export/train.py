@@ -28,8 +28,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,21 +37,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from gout_edge._io import sha256_file
+from gout_edge._io import atomic_write, atomic_write_json, sha256_file, to_json
 from gout_edge.bundle import InputSpec, PreprocessSpec
+from gout_edge.calibration.dataset import ImageCache, load_cache
+from gout_edge.calibration.folds import patient_folds
+from gout_edge.calibration.index import IndexTable, read_index
+from gout_edge.calibration.stats import auc, confusion, mean_sd
 from gout_edge.errors import (
     BackendUnavailableError,
     CheckFailedError,
     CheckpointError,
     UsageError,
 )
-from gout_edge.export.checkpoint import load_checkpoint
-from gout_edge.export.model import SUPPORTED_BLOCKS, GoutResNet
 
-from .dataset import ImageCache, load_cache
-from .folds import patient_folds
-from .index import IndexTable, read_index
-from .stats import auc, confusion, mean_sd
+from .checkpoint import load_checkpoint
+from .model import SUPPORTED_BLOCKS, GoutResNet
 
 __all__ = [
     "ARCH",
@@ -173,7 +171,7 @@ class TrainResult:
     resumed_stages: tuple[str, ...]  # continued from an interrupted run
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+        return to_json(dataclasses.asdict(self))
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,7 +391,7 @@ def _run_stage(
             "%s: AUC %s, accuracy %.3f on %d held-out images", name,
             _fmt(metrics["test"]["auc"]), metrics["test"]["accuracy"], len(test_idx),
         )
-    _write_json(metrics_path, metrics)
+    atomic_write_json(metrics_path, metrics)
     state_path.unlink(missing_ok=True)
     return metrics, how
 
@@ -462,28 +460,8 @@ def _evaluate(
 # files
 
 
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    """``write(tmp)`` then rename over ``path``: readers see the old file or the new, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are ordinary files
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_json(path: Path, doc: Any) -> None:
-    text = json.dumps(_jsonable(doc), indent=2) + "\n"
-    _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
 def _save_state(path: Path, state: dict[str, Any]) -> None:
-    _atomic(path, lambda tmp: torch.save(state, tmp))
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def _load_state(path: Path) -> dict[str, Any]:
@@ -511,7 +489,7 @@ def _save_weights(model: nn.Module, path: Path, config: TrainConfig, stage: str)
         "input": f"{config.input_spec.height}x{config.input_spec.width}",
         "normalization": config.input_spec.normalization,
     }
-    _atomic(path, lambda tmp: save_file(weights, tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: save_file(weights, str(tmp), metadata=metadata))
 
 
 def _check_config(out: Path, config: TrainConfig, table: IndexTable) -> None:
@@ -519,7 +497,7 @@ def _check_config(out: Path, config: TrainConfig, table: IndexTable) -> None:
     current = json.loads(json.dumps({"fingerprint": config.fingerprint(), "index_sha256": table.sha256}))
     path = out / "config.json"
     if not path.is_file():
-        _write_json(path, current)
+        atomic_write_json(path, current)
         return
     try:
         previous = json.loads(path.read_text(encoding="utf-8"))
@@ -595,7 +573,7 @@ def _summarize(
         ),
     }
     summary_path = out / "summary.json"
-    _write_json(summary_path, summary)
+    atomic_write_json(summary_path, summary)
     return TrainResult(
         out=out, summary=summary_path, images=len(table), patients=len(patients),
         folds=tuple(fold_results), mean=mean, sd=sd, pooled_auc=pooled, final_checkpoint=final,
@@ -615,21 +593,6 @@ def _device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailableError("--device cuda: torch sees no CUDA GPU here; use --device cpu")
     return device
-
-
-def _jsonable(value: Any) -> Any:
-    """NaN and infinities → None, paths → str, numpy scalars → Python, recursively."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _nan(value: float | None) -> float:
