@@ -1,6 +1,6 @@
 """CAM vs no CAM: the in-graph CAM (one einsum over the last feature map) against a graph whose
 head is global average pooling + the linear layer, from the same weights; plus the cost of
-rendering the CAM overlay. DESIGN.md §9 budget: CAM overhead ≤ 5 % of inference."""
+rendering the CAM overlay. docs/design.md §9 budget: CAM overhead ≤ 5 % of inference."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Naive vs fast preprocessing of a 1080p screen (DESIGN.md §9 budget: ≤ 3 ms p50, ROI cached).
+"""Naive vs fast preprocessing of a 1080p screen (docs/design.md §9 budget: ≤ 3 ms p50, ROI cached).
 
 Baseline: ``prepare(frame)`` — grey conversion of the whole frame and a fresh region detection.
 Candidate: the streaming path — ``RoiTracker`` (cached region, layout check) + ``FramePreparer``

@@ -1,4 +1,4 @@
-"""The index table of labelled images (the paper's "index table", DESIGN.md §10).
+"""The index table of labelled images (the paper's "index table", docs/design.md §10).
 
 The table is a CSV with the header ``patient_id,image,image_label,diagnosis,view``:
 

@@ -8,7 +8,7 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DeviceInfo", "device_info", "cpu_features"]
+__all__ = ["DeviceInfo", "device_info"]
 
 # /proc/cpuinfo flag → the name people use
 _FEATURES = {
@@ -36,10 +36,6 @@ class DeviceInfo:
     backends: tuple[str, ...]
     versions: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def has_vnni(self) -> bool:
-        return any("VNNI" in f for f in self.features)
-
 
 def _cpuinfo() -> tuple[str, set[str], int | None]:
     path = Path("/proc/cpuinfo")
@@ -59,11 +55,6 @@ def _cpuinfo() -> tuple[str, set[str], int | None]:
         elif key == "core id":
             cores.add((physical, value))
     return model, flags, (len(cores) or None)
-
-
-def cpu_features() -> tuple[str, ...]:
-    _, flags, _ = _cpuinfo()
-    return tuple(name for flag, name in _FEATURES.items() if flag in flags)
 
 
 def _versions() -> dict[str, str]:

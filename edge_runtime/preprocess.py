@@ -1,4 +1,4 @@
-"""Frame → model input, in numpy and OpenCV (DESIGN.md §6).
+"""Frame → model input, in numpy and OpenCV (docs/design.md §6).
 
 One implementation serves export (calibration and reference outputs), training and the bedside:
 find the B-mode region (a DICOM ultrasound region when the caller has one, otherwise threshold +

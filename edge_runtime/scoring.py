@@ -20,6 +20,9 @@ __all__ = ["FrameScore", "Scorer"]
 
 @dataclass(frozen=True)
 class FrameScore:
+    """One image's score: the abnormal-class probability and decision at the bundle's image
+    cut-off, its CAM, the B-mode region used, and the blank/colour flags."""
+
     probability: float
     abnormal: bool
     cam: np.ndarray  # abnormal-class CAM, (h, w), on the model-input grid
@@ -34,6 +37,14 @@ class FrameScore:
 
 
 class Scorer:
+    """Images → ``FrameScore``: the bundle's preprocessing, then one inference session.
+
+    ``backend`` and ``precision`` default to ``auto`` (INT8 when the bundle has it, on the
+    fastest engine installed; see ``backends.resolve``). ``score(images)`` takes raw uint8
+    screens (grey or BGR; the B-mode region is found in each); ``prepare`` + ``score_prepared``
+    split the two steps for callers that batch or time them. ``close()`` frees the engine.
+    """
+
     def __init__(
         self,
         bundle: Bundle,

@@ -1,4 +1,4 @@
-"""An exam session fed frame by frame: the Python API integrators embed (DESIGN.md §7, §10).
+"""An exam session fed frame by frame: the Python API integrators embed (docs/design.md §7, §10).
 
     from gout_edge.edge_runtime.bundle import open_bundle
     from gout_edge.edge_runtime.scoring import Scorer
@@ -44,7 +44,7 @@ from .cam import overlay_cam
 from .preprocess import PreparedFrame, Roi
 from .report import fit_width, label, render_summary, write_png
 from .results import REPORT_FORMAT, FrameResult, KeyFrame, PatientResult, bundle_identity
-from .scoring import FrameScore
+from .scoring import FrameScore, Scorer
 from .sources._base import Frame
 from .stream import FramePreparer, KeyFrameSelector, RoiTracker, StreamSpec, contrast
 from .vote import decide
@@ -81,10 +81,22 @@ def _now() -> str:
 class ExamSession:
     """One patient's exam: ``feed`` frames, read ``result``, ``close`` to write the report.
 
-    ``out_dir`` is the session's own folder (created). ``patient`` goes into the journal and the
-    report only. ``overlays``: how many of the most abnormal key frames get a CAM overlay PNG.
-    Not thread-safe: feed it from one thread.
+    ``out_dir`` is the session's own folder (created; ``ExamSession.start`` picks a fresh one
+    under a scans folder). ``patient`` goes into the journal and the report only. ``overlays``:
+    how many of the most abnormal key frames get a CAM overlay PNG. ``feed`` takes a ``Frame``
+    from a source, or a bare image, which counts as a still (each distinct one is a key-frame
+    candidate). Not thread-safe: feed it from one thread.
     """
+
+    @classmethod
+    def start(cls, bundle: Bundle, scorer: FrameScorer | None = None, *, scans: str | Path = "scans",
+              patient: str | None = None, **options: Any) -> ExamSession:
+        """A new session in its own folder ``scans/<session id>`` (never one that exists), scored by
+        ``scorer`` (default: ``Scorer(bundle)``, the engine ``auto`` picks)."""
+        if scorer is None:
+            scorer = Scorer(bundle)
+        session_id = options.pop("session_id", None) or new_session_id()
+        return cls(bundle, scorer, Path(scans) / session_id, patient, session_id=session_id, **options)
 
     def __init__(
         self,
@@ -123,6 +135,7 @@ class ExamSession:
         self.colour_frames = 0
         self.dropped = 0  # set by the driver that owns the capture (FrameStream.dropped)
         self.started_at = _now()
+        self._t0 = time.monotonic()
         self._result: PatientResult | None = None
         self.journal_path = self.dir / JOURNAL_NAME
         try:
@@ -143,10 +156,14 @@ class ExamSession:
                  self.identity.get("precision"), self.dir)
 
     # -- feeding
-    def feed(self, frame: Frame) -> FrameResult:
-        """Score one frame (unless it repeats the last one); a key frame is journalled before this returns."""
+    def feed(self, frame: Frame | np.ndarray) -> FrameResult:
+        """Score one frame (unless it repeats the last one); a key frame is journalled before this
+        returns. A bare image (uint8 grey or BGR) is a still: frame number and time are filled in."""
         if self._result is not None:
             raise UsageError(f"session {self.session_id} is closed; start a new ExamSession")
+        if not isinstance(frame, Frame):
+            frame = Frame(np.asarray(frame), self.frames_seen, time.monotonic() - self._t0, still=True,
+                          origin=f"image {self.frames_seen}")
         t0 = time.perf_counter()
         self.frames_seen += 1
         image = frame.image

@@ -1,4 +1,4 @@
-"""Streaming: the capture thread, the region cache and the key-frame policy (DESIGN.md §7).
+"""Streaming: the capture thread, the region cache and the key-frame policy (docs/design.md §7).
 
 - ``FrameStream`` reads a live source on its own thread and keeps only the newest frame: the
   reader always gets the latest, older unread frames are counted as dropped, so latency never
@@ -317,10 +317,6 @@ class KeyFrameSelector:
         np.copyto(self._keys[self._n_keys % self.spec.key_memory], thumb)
         self._n_keys += 1
         return True
-
-    def reset(self) -> None:
-        self._n_keys = 0
-        self._have_prev = False
 
 
 class FramePreparer:

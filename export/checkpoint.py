@@ -1,6 +1,6 @@
 """Load a training checkpoint into a ``GoutResNet`` without executing pickled code.
 
-Accepted forms (DESIGN.md §5): safetensors; a plain ``state_dict`` saved with ``torch.save``; a
+Accepted forms (docs/design.md §5): safetensors; a plain ``state_dict`` saved with ``torch.save``; a
 dict holding ``state_dict`` (or ``model_state_dict`` / ``model``) plus settings. Pickles are read
 with ``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers —
 a checkpoint carrying code is rejected before any of it runs. Parameter names follow torchvision;

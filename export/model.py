@@ -1,4 +1,4 @@
-"""The paper's classifier: a ResNet-18-style trunk with ``blocks`` residual stages (DESIGN.md §5).
+"""The paper's classifier: a ResNet-18-style trunk with ``blocks`` residual stages (docs/design.md §5).
 
 Parameter names follow torchvision (``conv1, bn1, layer1 … layerN, fc``; BasicBlocks, two per
 stage), so a checkpoint of a truncated ``torchvision.models.resnet18`` loads directly. Input is one

@@ -1,6 +1,6 @@
 """FP32 ONNX → INT8: ONNX Runtime static QDQ and OpenVINO IR through NNCF.
 
-Facts that shape the defaults (shared/notes/inference.md): on x86 without VNNI, ONNX Runtime's
+Facts that shape the defaults (docs/design.md §9): on x86 without VNNI, ONNX Runtime's
 S8S8 QDQ can be slower than FP32, while U8S8 with per-channel weights fuses every convolution but
 needs ``reduce_range=True`` (7-bit weights) to avoid ``vpmaddubsw`` saturation. OpenVINO runs INT8
 with AVX2/VNNI kernels. Calibration inputs are already preprocessed model inputs (N, 1, H, W).

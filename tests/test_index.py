@@ -1,4 +1,4 @@
-"""The index table (DESIGN.md §10), image loading, patient folds and the AUC."""
+"""The index table (docs/design.md §10), image loading, patient folds and the AUC."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ def test_stage_widths_follow_resnet18_then_stay_at_512():
 
 
 def test_three_stage_model_costs_5_93_gmac_at_320x700():
-    # DESIGN.md §9: the 3-stage model at 320 × 700 is 5.93 GMAC per frame.
+    # docs/design.md §9: the 3-stage model at 320 × 700 is 5.93 GMAC per frame.
     assert count_macs(GoutResNet(3), 320, 700) == pytest.approx(5.93e9, rel=2e-3)
 
 

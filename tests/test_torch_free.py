@@ -1,4 +1,4 @@
-"""The edge path never imports torch (DESIGN.md §1): every edge_runtime module and the CLI root."""
+"""The edge path never imports torch (docs/design.md §1): every edge_runtime module and the CLI root."""
 
 from __future__ import annotations
 

@@ -22,9 +22,9 @@ from gout_edge.bundle import InputSpec
 from gout_edge.calibration import train as train_module
 from gout_edge.calibration.dataset import load_cache
 from gout_edge.calibration.index import read_index
-from gout_edge.export.train import TrainConfig, train, translate
 from gout_edge.errors import BackendUnavailableError, DataError, UsageError
 from gout_edge.export.model import GoutResNet
+from gout_edge.export.train import TrainConfig, train, translate
 
 TOY_INPUT = InputSpec(height=64, width=140)
 

@@ -65,7 +65,7 @@ print(len(names))
 
 
 def test_no_module_imports_the_client_folders_by_their_bare_names():
-    """`import export` would work from a checkout and break in the wheel (DESIGN.md §3)."""
+    """`import export` would work from a checkout and break in the wheel (docs/design.md §3)."""
     import re
 
     bare = re.compile(r"^\s*(import|from)\s+(export|edge_runtime|calibration)(\s|\.)", re.M)

@@ -76,7 +76,7 @@ def precisions_offered(roles: Iterable[str]) -> list[str]:
 def resolve(bundle, backend: str = "auto", precision: str = "auto") -> tuple[str, str]:
     """Pick the engine and precision for ``auto``.
 
-    The rule, from measurements on 2-core AVX2 carts (DESIGN.md §9): INT8 whenever the bundle
+    The rule, from measurements on 2-core AVX2 carts (docs/design.md §9): INT8 whenever the bundle
     has an INT8 model; for INT8, OpenVINO (≈ 54 ms) over ONNX Runtime (≈ 90 ms), since OpenVINO
     runs both its NNCF IR and ONNX Runtime's QDQ model with its INT8 kernels; for FP32, ONNX
     Runtime (≈ 93 ms) over OpenVINO (105–155 ms).

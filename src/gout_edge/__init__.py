@@ -2,14 +2,40 @@
 
 Research software. Models trained on synthetic phantoms are not for clinical use.
 
-The public API for integrators is re-exported here; everything else is reachable through the
-subpackages ``gout_edge.export`` (torch side), ``gout_edge.edge_runtime`` (torch-free, on the
-cart) and ``gout_edge.calibration`` (data, thresholds, statistics).
+The public API for integrators who embed gout-edge in a cart's own software::
+
+    from gout_edge import ExamSession, Frame, Scorer, open_bundle, open_source
+
+    bundle = open_bundle()                     # the demo bundle; every file's hash checked
+    scorer = Scorer(bundle)                    # INT8 on the fastest engine the device has
+    scorer.score([image])[0].probability       # one image → probability of a gout lesion (+ .cam)
+
+    with ExamSession.start(bundle, scorer, patient="123") as session:    # scans/<session id>/
+        for frame in open_source("dicom", "STUDY/"):     # or bare images: session.feed(image)
+            session.feed(frame)
+    print(session.result.diagnosis)            # "gout", "no gout" or "indeterminate"
+
+- ``open_bundle(path=None, public_key=None)`` → ``Bundle``: the manifest and its files, hashes
+  (and the signature, when a public key is configured) checked;
+- ``Scorer(bundle, backend="auto", precision="auto")``: images → ``FrameScore`` (probability,
+  image decision, CAM, region, blank/colour flags);
+- ``ExamSession``: one patient's exam fed frame by frame, journalled, with the paper's vote and
+  a report when it closes (``run_exam`` in ``gout_edge.edge_runtime.exam`` drives sessions from
+  a source);
+- ``Frame`` and ``open_source(kind, target)``: frame sources (``v4l2``, ``video``, ``images``,
+  ``dicom``).
+
+The names are imported on first use, so ``import gout_edge`` stays light. The subpackages are
+``gout_edge.edge_runtime`` (torch-free, on the cart), ``gout_edge.calibration`` (data,
+thresholds, statistics) and ``gout_edge.export`` (torch side); errors all derive from
+``GoutEdgeError`` (``gout_edge.errors``).
 """
 
 from __future__ import annotations
 
-from .bundle import Manifest
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     BackendUnavailableError,
     BundleError,
@@ -23,19 +49,52 @@ from .errors import (
     UsageError,
 )
 
+if TYPE_CHECKING:
+    from .edge_runtime.bundle import Bundle, open_bundle
+    from .edge_runtime.scoring import Scorer
+    from .edge_runtime.session import ExamSession
+    from .edge_runtime.sources import Frame, open_source
+
 __version__ = "0.1.0"
+
+# public name → module that defines it (imported on first use)
+_LAZY = {
+    "Bundle": "gout_edge.edge_runtime.bundle",
+    "open_bundle": "gout_edge.edge_runtime.bundle",
+    "Scorer": "gout_edge.edge_runtime.scoring",
+    "ExamSession": "gout_edge.edge_runtime.session",
+    "Frame": "gout_edge.edge_runtime.sources",
+    "open_source": "gout_edge.edge_runtime.sources",
+}
 
 __all__ = [
     "BackendUnavailableError",
+    "Bundle",
     "BundleError",
     "BundleTamperedError",
     "CaptureError",
     "CheckFailedError",
     "CheckpointError",
     "DataError",
+    "ExamSession",
+    "Frame",
     "GoutEdgeError",
     "InputError",
-    "Manifest",
+    "Scorer",
     "UsageError",
     "__version__",
+    "open_bundle",
+    "open_source",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gout_edge' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
