@@ -23,11 +23,14 @@ OVERLAY_MAX_WIDTH = 1024  # overlay PNGs are scaled down to this width at most
 
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
+def write_png(path: Path, image: np.ndarray) -> Path:
+    """An image as PNG, atomically (the folder is made if needed): the one PNG writer of the
+    runtime's reports and the phantom generator."""
     ok, buf = cv2.imencode(".png", image)
     if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
         raise OSError(f"could not encode {path.name} as PNG")
-    atomic_write_bytes(path, buf.tobytes())
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_bytes(path, buf.tobytes())
 
 
 def ascii_text(text: str) -> str:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import cv2
 import numpy as np
 
 from ._screen import Layout, compose_screen, layout_for
 from .patients import ImageSpec, Scanner
 from .render import PhantomImage, render_image
 
-__all__ = ["render_screen", "write_png"]
+__all__ = ["render_screen"]
 
 
 def render_screen(spec: ImageSpec, scanner: Scanner, layout: Layout | None = None) -> tuple[np.ndarray, PhantomImage, Layout]:
@@ -20,12 +17,3 @@ def render_screen(spec: ImageSpec, scanner: Scanner, layout: Layout | None = Non
     w, h = layout.bmode_size
     image = render_image(spec, h, w)
     return compose_screen(image.bmode, spec, scanner, layout), image, layout
-
-
-def write_png(path: Path, screen: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".png", screen)
-    if not ok:
-        raise OSError(f"could not encode PNG for {path}")
-    path.write_bytes(buf.tobytes())
-    return path

@@ -7,6 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gout_edge.edge_runtime.report import write_png
+
 from .patients import make_image_spec
 from .render import render_image
 
@@ -65,9 +67,4 @@ def contact_sheet(path: Path, seed: int = 0, height_px: int = 320, width_px: int
     cv2.putText(legend, "red: lesion box   blue: mimic box   synthetic phantom, not patient data", (8, 20),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.55, (220, 220, 220), 1, cv2.LINE_AA)
     sheet = np.vstack([legend, sheet])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".png", sheet)
-    if not ok:
-        raise OSError(f"could not encode the contact sheet for {path}")
-    path.write_bytes(buf.tobytes())
-    return path
+    return write_png(path, sheet)

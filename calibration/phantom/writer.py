@@ -19,11 +19,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gout_edge.edge_runtime.report import write_png
 from gout_edge.errors import UsageError
 
 from ._screen import layout_for
 from .patients import Patient, generate_cohort
-from .png import render_screen, write_png
+from .png import render_screen
 
 __all__ = ["FORMATS", "PhantomSummary", "write_phantoms"]
 

@@ -12,13 +12,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from ..preprocess import Roi
 
-__all__ = ["BACKOFF_S", "Frame", "FrameSource", "Reconnect", "SourceGroup", "to_uint8"]
+__all__ = ["BACKOFF_S", "FileSource", "Frame", "FrameSource", "Reconnect", "SourceGroup", "to_uint8"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,24 @@ class Frame:
     still: bool = False
     origin: str = ""
     pixel_mm: float | None = None
+
+
+class FileSource:
+    """What the file sources (images, DICOM) share: a root, the strict flag, the files skipped
+    with a warning, and the end-of-input state a live source also reports."""
+
+    live = False
+
+    def __init__(self, target: str | Path, strict: bool) -> None:
+        self.root = Path(target).expanduser()
+        self.strict = strict
+        self.lost = False
+        self.end_reason: str | None = None
+        self.skipped: list[str] = []
+        self._closed = False
+
+    def close(self) -> None:
+        self._closed = True
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from gout_edge.bundle import PreprocessSpec
 from gout_edge.errors import InputError
 
 from ..preprocess import Roi
-from ._base import Frame, SourceGroup, to_uint8
+from ._base import FileSource, Frame, SourceGroup, to_uint8
 
 __all__ = [
     "DicomFile",
@@ -325,7 +325,7 @@ def _files_under(target: Path) -> list[Path]:
     return sorted(p for p in target.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-class DicomSource:
+class DicomSource(FileSource):
     """Frames of a DICOM file, cine or directory tree, grouped by patient and study.
 
     ``strict``: refuse (``InputError``) non-ultrasound objects and damaged files in a tree
@@ -335,15 +335,9 @@ class DicomSource:
     """
 
     kind = "dicom"
-    live = False
 
     def __init__(self, target: str | Path, *, strict: bool = False, patient: str | None = None) -> None:
-        self.root = Path(target).expanduser()
-        self.strict = strict
-        self.lost = False
-        self.end_reason: str | None = None
-        self.skipped: list[str] = []
-        self._closed = False
+        super().__init__(target, strict)
         files = self._scan()
         if patient is not None:
             files = self._select(files, patient)
@@ -441,9 +435,6 @@ class DicomSource:
                             patient_id=file.patient_id, still=still, origin=origin, pixel_mm=file.region.pixel_mm)
                 index += 1
         self.end_reason = "end of files"
-
-    def close(self) -> None:
-        self._closed = True
 
 
 def _with_patient(file: DicomFile, patient: str) -> DicomFile:

@@ -19,7 +19,7 @@ import numpy as np
 
 from gout_edge.errors import InputError
 
-from ._base import Frame, SourceGroup, to_uint8
+from ._base import FileSource, Frame, SourceGroup, to_uint8
 from .dicom import decode_frames, is_dicom_file, read_dicom_file
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFolderSource", "load_image", "read_image"]
@@ -77,20 +77,13 @@ class _Item:
     dicom: bool
 
 
-class ImageFolderSource:
+class ImageFolderSource(FileSource):
     """Still images from a folder tree (or one image file), grouped by sub-folder."""
 
     kind = "images"
-    live = False
 
     def __init__(self, target: str | Path, *, strict: bool = False, patient: str | None = None) -> None:
-
-        self.root = Path(target).expanduser()
-        self.strict = strict
-        self.lost = False
-        self.end_reason: str | None = None
-        self.skipped: list[str] = []
-        self._closed = False
+        super().__init__(target, strict)
         root = self.root
         if not root.exists():
             raise InputError(f"image folder {root} not found")
@@ -158,5 +151,3 @@ class ImageFolderSource:
                 self.skipped.append(item.rel)
         self.end_reason = "end of files"
 
-    def close(self) -> None:
-        self._closed = True
