@@ -8,7 +8,7 @@ would let vote: blank and colour (Doppler) frames are left out, as at the bedsid
 ``threshold.calibrate_threshold``: patient-wise k-fold cross-validation (the paper's Table III)
 and the threshold over all patients, which goes into ``manifest.json``
 (``decision.patient_threshold``, ``calibrated``, a one-line ``source``, and a summary under
-``evaluation["threshold_calibration"]``). The manifest is rewritten atomically; with a signing
+``evaluation.threshold_calibration``). The manifest is rewritten atomically; with a signing
 key it is re-signed, without one a signature that no longer matches is removed.
 
 The report (``calibration.json``, the threshold–accuracy curve of the paper's Figure S1) goes to a
@@ -139,19 +139,34 @@ def patient_groups(table: IndexTable, usable: np.ndarray) -> list[tuple[PatientR
 # calibrate
 
 
+REPORTS_DIR = "gout-edge-reports"
+
+
 def default_report_dir(bundle: Path, kind: str) -> Path:
-    """``<bundle's folder>/<bundle name>-<kind>/``: beside the bundle, never inside it."""
-    bundle = Path(bundle).resolve()
-    return bundle.parent / f"{bundle.name}-{kind}"
+    """``./gout-edge-reports/<kind>-<bundle name>-<UTC time>/`` under the working directory (a new
+    folder each run): never inside the bundle, nor beside it — the demo bundle lies inside the
+    installed package."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = Path.cwd() / REPORTS_DIR / f"{kind}-{Path(bundle).resolve().name}-{stamp}"
+    out, n = base, 1
+    while out.exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
 
 
 def check_report_dir(out: Path, bundle: Path) -> Path:
+    from importlib import resources
+
     out, bundle = Path(out).resolve(), Path(bundle).resolve()
     if out == bundle or bundle in out.parents:
         raise UsageError(
-            f"--out {out} lies inside the bundle {bundle}; reports go beside the bundle, "
+            f"--out {out} lies inside the bundle {bundle}; reports go outside the bundle "
             "(the runtime reads only the files its manifest lists)"
         )
+    package = Path(str(resources.files("gout_edge"))).resolve()
+    if out == package or package in out.parents:
+        raise UsageError(f"--out {out} lies inside the installed gout-edge package ({package}); choose another folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -348,12 +363,10 @@ def calibrate(config: CalibrationConfig, progress: ProgressFn | None = None) -> 
     fields = {"date": date, "data": table.path.name, "data_sha256": table.sha256, "images": len(table),
               "images_voting": int(scored.usable.sum()), "patients": len(kept), "backend": scored.backend,
               "precision": scored.precision}
-    evaluation = dict(m.evaluation)
-    evaluation["threshold_calibration"] = _manifest_summary(fields, cal)
     new_manifest = dataclasses.replace(
         m,
         decision=dataclasses.replace(m.decision, patient_threshold=cal.threshold, calibrated=True, source=source),
-        evaluation=evaluation,
+        evaluation=dataclasses.replace(m.evaluation, threshold_calibration=_manifest_summary(fields, cal)),
     )
 
     # the report first: a report folder that cannot be written leaves the bundle untouched

@@ -387,7 +387,7 @@ def held_out_summary(result: EvaluationResult) -> dict[str, Any]:
 
 def record_held_out(bundle, result: EvaluationResult, sign_key: Path | None) -> None:
     manifest = bundle.manifest
-    evaluation = {**manifest.evaluation, "held_out": held_out_summary(result)}
+    evaluation = dataclasses.replace(manifest.evaluation, held_out=held_out_summary(result))
     update_manifest(bundle.root, dataclasses.replace(manifest, evaluation=evaluation), sign_key)
 
 

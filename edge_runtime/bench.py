@@ -1,4 +1,4 @@
-"""``gout-edge bench``: latency on this device against the bundle's budgets (DESIGN.md §9).
+"""``gout-edge bench``: latency on this device against the bundle's budgets (docs/design.md §9).
 
 The measured path is the bedside one (``ExamSession.feed``'s parts, in order): decode a 1080p
 MJPG screen as a grabber delivers it, locate the B-mode region (``RoiTracker``, cached), prepare
@@ -33,6 +33,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from gout_edge.bundle import Budgets
 from gout_edge.errors import GoutEdgeError, UsageError
 
 from .backends import REGISTRY, get_backend, model_role, precisions_offered, resolve
@@ -119,7 +120,7 @@ class BenchResult:
     bundle_path: str
     device: DeviceInfo
     config: BenchConfig
-    bedside_engine: str  # what `auto` picks: the engine the budgets are checked against
+    bedside_engine: str  # what `auto` picks (else the first engine measured): the budgets are checked against it
     engines: tuple[EngineResult, ...]
     roi_detection: LatencyStats  # an uncached region detection, for reference
     cam_overhead_fraction: float | None
@@ -250,8 +251,15 @@ def run_bench(
         raise UsageError("bench needs at least one frame to measure")
     notes = list(notes)
     m = bundle.manifest
+    pairs = _engines(bundle, config)
+    if not pairs:
+        raise UsageError("none of the requested backends × precisions can run this bundle on this device")
     bedside = "{} {}".format(*resolve(bundle))
-    scorers: dict[str, Any] = {f"{b} {p}": Scorer(bundle, b, p, config.threads) for b, p in _engines(bundle, config)}
+    if bedside not in {f"{b} {p}" for b, p in pairs}:  # --backends/--precision left the auto pick out
+        notes.append(f"the budgets are checked against {'{} {}'.format(*pairs[0])}, the first engine measured; "
+                     f"the bedside engine ({bedside}) was not among those requested")
+        bedside = "{} {}".format(*pairs[0])
+    scorers: dict[str, Any] = {f"{b} {p}": Scorer(bundle, b, p, config.threads) for b, p in pairs}
     if reference is not None:
         scorers[reference[0]] = reference[1]
     preparer = FramePreparer(m.input, m.preprocess)
@@ -350,12 +358,10 @@ def run_bench(
                        LatencyStats.of(roi_detect), cam_overhead, cold, memory, budgets, tuple(notes))
 
 
-def _check_budgets(budgets: dict[str, Any], bedside: EngineResult, cam_overhead: float | None,
+def _check_budgets(budgets: Budgets, bedside: EngineResult, cam_overhead: float | None,
                    cold: dict[str, Any], memory: dict[str, float]) -> tuple[BudgetCheck, ...]:
-    def check(name: str, measured: float | None, unit: str, higher_is_better: bool = False, note: str = "") -> BudgetCheck | None:
-        if name not in budgets:
-            return None
-        budget = float(budgets[name])
+    def check(name: str, budget: float, measured: float | None, unit: str, higher_is_better: bool = False,
+              note: str = "") -> BudgetCheck:
         if measured is None:
             return BudgetCheck(name, None, budget, unit, None, note or "not measured")
         ok = measured >= budget if higher_is_better else measured <= budget
@@ -363,15 +369,16 @@ def _check_budgets(budgets: dict[str, Any], bedside: EngineResult, cam_overhead:
 
     e2e = bedside.end_to_end
     pre = bedside.stages["preprocess"].p50_ms + bedside.stages["roi"].p50_ms
-    checks = [
-        check("end_to_end_p50_ms", e2e.p50_ms, "ms", note=bedside.name),
-        check("end_to_end_p99_ms", e2e.p99_ms, "ms", note=bedside.name),
-        check("preprocess_1080p_p50_ms", pre, "ms", note="ROI cached + crop/resize/standardize"),
-        check("cam_overhead_fraction", cam_overhead, "fraction"),
-        check("cold_start_s", cold.get("cache_warm_s"), "s", note="model cache warm"),
-        check("resident_memory_mb", memory.get("peak_rss_mb"), "MB",
+    b = budgets
+    return (
+        check("end_to_end_p50_ms", b.end_to_end_p50_ms, e2e.p50_ms, "ms", note=bedside.name),
+        check("end_to_end_p99_ms", b.end_to_end_p99_ms, e2e.p99_ms, "ms", note=bedside.name),
+        check("preprocess_1080p_p50_ms", b.preprocess_1080p_p50_ms, pre, "ms", note="ROI cached + crop/resize/standardize"),
+        check("cam_overhead_fraction", b.cam_overhead_fraction, cam_overhead, "fraction"),
+        check("cold_start_s", b.cold_start_s, cold.get("cache_warm_s"), "s", note="model cache warm"),
+        check("resident_memory_mb", b.resident_memory_mb, memory.get("peak_rss_mb"), "MB",
               note=f"peak while streaming {memory.get('frames', 0):.0f} frames (after 20 warm-up), growth {memory.get('growth_mb', 0):+.1f} MB"),
-        check("int8_speedup_vs_torch_fp32", bedside.speedup_vs_reference if bedside.precision == "int8" else None, "×",
+        check("int8_speedup_vs_torch_fp32", b.int8_speedup_vs_torch_fp32,
+              bedside.speedup_vs_reference if bedside.precision == "int8" else None, "×",
               higher_is_better=True, note="end to end p50, same run"),
-    ]
-    return tuple(c for c in checks if c is not None)
+    )

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gout_edge.bundle import DecisionSpec, Manifest
+from gout_edge.bundle import DecidedWith, DecisionSpec, Manifest, ReferenceSet
 from gout_edge.errors import BundleError, InputError
 from gout_edge.reference import REFERENCE_ROLE, ReferenceOutputs, decode_cam, reference_section
 
@@ -74,19 +74,19 @@ def load_reference_frames(bundle) -> list[ReferenceFrame]:
     archives: dict[str, Any] = {}
     frames = []
     try:
-        for item in reference_section(bundle.manifest)["inputs"]:
-            path = _reference_file(bundle, item["file"])
-            if item.get("key") is not None:
-                if item["file"] not in archives:
-                    archives[item["file"]] = np.load(path, allow_pickle=False)
+        for item in reference_section(bundle.manifest).inputs:
+            path = _reference_file(bundle, item.file)
+            if item.key is not None:
+                if item.file not in archives:
+                    archives[item.file] = np.load(path, allow_pickle=False)
                 try:
-                    frame = ReferenceFrame(archives[item["file"]][item["key"]])
+                    frame = ReferenceFrame(archives[item.file][item.key])
                 except KeyError:
-                    raise BundleError(f"reference input {item['id']}: {item['file']} has no array {item['key']!r}") from None
+                    raise BundleError(f"reference input {item.id}: {item.file} has no array {item.key!r}") from None
             else:
-                frame = _decode_dicom(path, item["id"])
+                frame = _decode_dicom(path, item.id)
             if frame.image.dtype != np.uint8:
-                raise BundleError(f"reference input {item['id']} is {frame.image.dtype}; raw frames are uint8")
+                raise BundleError(f"reference input {item.id} is {frame.image.dtype}; raw frames are uint8")
             frames.append(frame)
     except ValueError as exc:  # a damaged or pickled npz
         raise BundleError(f"the reference inputs cannot be read ({exc}); re-export the bundle") from None
@@ -99,13 +99,13 @@ def load_reference_frames(bundle) -> list[ReferenceFrame]:
 def load_expected(bundle) -> tuple[dict[str, ReferenceOutputs], int]:
     """Expected outputs per model file (role), decoded; and the number of reference inputs."""
     ref = reference_section(bundle.manifest)
-    n = len(ref["inputs"])
-    path = _reference_file(bundle, ref["expected"])
+    n = len(ref.inputs)
+    path = _reference_file(bundle, ref.expected)
     out: dict[str, ReferenceOutputs] = {}
     with np.load(path, allow_pickle=False) as z:
         try:
             roi, blank, colour = z["roi"], z["blank"], z["colour"]
-            for role in ref.get("engines", {}):
+            for role in ref.engines:
                 out[role] = ReferenceOutputs(
                     probability=z[f"{role}.probability"],
                     cam=decode_cam(z[f"{role}.cam"], z[f"{role}.cam_lo"], z[f"{role}.cam_scale"]),
@@ -114,10 +114,10 @@ def load_expected(bundle) -> tuple[dict[str, ReferenceOutputs], int]:
                     colour=colour,
                 )
         except KeyError as exc:
-            raise BundleError(f"{ref['expected']} lacks {exc}; the reference set is incomplete — re-export") from None
+            raise BundleError(f"{ref.expected} lacks {exc}; the reference set is incomplete — re-export") from None
     for role, o in out.items():
         if len(o.probability) != n or len(o.cam) != n or len(o.roi) != n:
-            raise BundleError(f"{ref['expected']} holds outputs for {len(o.probability)} inputs of {role}, the manifest lists {n}")
+            raise BundleError(f"{ref.expected} holds outputs for {len(o.probability)} inputs of {role}, the manifest lists {n}")
     return out, n
 
 
@@ -144,18 +144,18 @@ def run_reference(
     )
 
 
-def patient_decisions(reference: dict[str, Any], probabilities: Sequence[float], decision: DecisionSpec) -> dict[str, str]:
+def patient_decisions(reference: ReferenceSet, probabilities: Sequence[float], decision: DecisionSpec) -> dict[str, str]:
     """Each reference patient's diagnosis by the paper's vote, from per-input probabilities."""
 
-    index = {item["id"]: i for i, item in enumerate(reference["inputs"])}
+    index = {item.id: i for i, item in enumerate(reference.inputs)}
     p = np.asarray(probabilities, np.float64)
-    return {pt["name"]: decide(p[[index[i] for i in pt["inputs"]]], decision).diagnosis for pt in reference.get("patients", [])}
+    return {pt.name: decide(p[[index[i] for i in pt.inputs]], decision).diagnosis for pt in reference.patients}
 
 
-def stored_decisions(reference: dict[str, Any], role: str, decision: DecisionSpec) -> dict[str, str]:
+def stored_decisions(reference: ReferenceSet, role: str, decision: DecisionSpec) -> dict[str, str]:
     """Each reference patient's diagnosis from the probabilities the model owner recorded."""
 
-    return {pt["name"]: decide(pt["probabilities"][role], decision).diagnosis for pt in reference.get("patients", [])}
+    return {pt.name: decide(pt.probabilities[role], decision).diagnosis for pt in reference.patients}
 
 
 def refresh_expected_decisions(manifest: Manifest) -> Manifest:
@@ -163,15 +163,14 @@ def refresh_expected_decisions(manifest: Manifest) -> Manifest:
     decision settings. Whoever sets the threshold (``export``, ``gout-edge calibrate``) calls this
     before writing (and signing) the manifest; verification then fails on a later edit that
     changes a reference patient's decision."""
-    ref = dict(manifest.reference)
-    if not ref.get("patients"):
+    ref = manifest.reference
+    if ref is None or not ref.patients:
         return manifest
     d = manifest.decision
-    ref["expected_decisions"] = {role: stored_decisions(ref, role, d) for role in ref.get("engines", {})}
-    ref["decided_with"] = {
-        "image_cutoff": d.image_cutoff,
-        "patient_threshold": d.patient_threshold,
-        "min_key_frames": d.min_key_frames,
-    }
+    ref = dataclasses.replace(
+        ref,
+        expected_decisions={role: stored_decisions(ref, role, d) for role in ref.engines},
+        decided_with=DecidedWith(d.image_cutoff, d.patient_threshold, d.min_key_frames),
+    )
     return dataclasses.replace(manifest, reference=ref)
 

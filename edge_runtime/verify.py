@@ -1,4 +1,4 @@
-"""Field verification: does this device reproduce the model owner's outputs? (DESIGN.md §4, issue 7)
+"""Field verification: does this device reproduce the model owner's outputs? (docs/design.md §4)
 
 ``verify_bundle`` is what ``gout-edge verify`` runs when a cart is installed, updated or serviced:
 
@@ -22,16 +22,16 @@ bundle's identity and the SHA-256 of its ``manifest.json``, and the UTC time. No
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from gout_edge.bundle import DecisionSpec
+from gout_edge.bundle import DecisionSpec, ReferenceSet, ToleranceSet
 from gout_edge.errors import BundleError, UsageError
-from gout_edge.reference import DEFAULT_TOLERANCES, ReferenceOutputs, reference_section
+from gout_edge.reference import ReferenceOutputs, reference_section
 from gout_edge.signing import configured_public_key
 
 from .backends import PRECISIONS, REGISTRY, available_backends, model_role, precisions_offered, resolve
@@ -46,40 +46,40 @@ __all__ = ["refused_record", "verify_bundle"]
 
 def _compare(
     label: str,
-    ref: dict[str, Any],
+    ref: ReferenceSet,
     expected: ReferenceOutputs,
     measured: ReferenceOutputs,
-    tol: dict[str, Any],
+    tol: ToleranceSet,
     roi_tol: int,
     decision: DecisionSpec,
     expected_decisions: dict[str, str] | None,
 ) -> list[Check]:
-    ids = [item["id"] for item in ref["inputs"]]
+    ids = [item.id for item in ref.inputs]
     checks = []
     diff = np.abs(measured.probability.astype(np.float64) - expected.probability)
     worst = int(np.argmax(diff))
     checks.append(Check(
-        f"{label}: probabilities", "reference", bool(diff.max() <= tol["probability_abs"]),
+        f"{label}: probabilities", "reference", bool(diff.max() <= tol.probability_abs),
         {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()), "worst_input": ids[worst]},
-        {"max_abs_diff": tol["probability_abs"]},
+        {"max_abs_diff": tol.probability_abs},
         f"{len(ids)} inputs",
     ))
     cut = decision.image_cutoff
     exp_d, got_d = expected.probability > cut, measured.probability > cut
-    band = np.abs(expected.probability.astype(np.float64) - cut) <= tol["image_decision_band"]
+    band = np.abs(expected.probability.astype(np.float64) - cut) <= tol.image_decision_band
     flipped = exp_d != got_d
     outside = [ids[i] for i in np.flatnonzero(flipped & ~band)]
     checks.append(Check(
         f"{label}: image decisions", "reference", not outside,
         {"differ_outside_band": len(outside), "differ_within_band": int((flipped & band).sum()), "inputs": outside},
-        {"identical_outside_band_around_cutoff": tol["image_decision_band"], "image_cutoff": cut},
+        {"identical_outside_band_around_cutoff": tol.image_decision_band, "image_cutoff": cut},
     ))
     usable = ~expected.blank  # a blank frame's CAM is noise and is never shown
     corr = cam_correlation(expected.cam[usable], measured.cam[usable]) if usable.any() else np.ones(1)
     checks.append(Check(
-        f"{label}: CAM correlation", "reference", bool(corr.min() >= tol["cam_correlation_min"]),
+        f"{label}: CAM correlation", "reference", bool(corr.min() >= tol.cam_correlation_min),
         {"min": float(corr.min()), "mean": float(corr.mean())},
-        {"min": tol["cam_correlation_min"]},
+        {"min": tol.cam_correlation_min},
         "Pearson, per input, abnormal-class CAM; blank frames excluded",
     ))
     roi_diff = int(np.abs(measured.roi.astype(np.int64) - expected.roi).max()) if len(ids) else 0
@@ -90,7 +90,7 @@ def _compare(
         {"roi_max_abs_px": roi_tol, "flag_mismatches": 0},
         "B-mode region found by preprocessing; blank and colour (Doppler) flags",
     ))
-    if ref.get("patients"):
+    if ref.patients:
         got = patient_decisions(ref, measured.probability, decision)
         want = expected_decisions or {}
         wrong = {k: {"measured": got.get(k), "expected": v} for k, v in want.items() if got.get(k) != v}
@@ -103,17 +103,17 @@ def _compare(
     return checks
 
 
-def _manifest_decision_checks(ref: dict[str, Any], expected: dict[str, ReferenceOutputs], decision: DecisionSpec) -> list[Check]:
+def _manifest_decision_checks(ref: ReferenceSet, expected: dict[str, ReferenceOutputs], decision: DecisionSpec) -> list[Check]:
     """Recorded probabilities + the current decision settings → the expected decisions?"""
-    if not ref.get("patients"):
+    if not ref.patients:
         return []
     checks = []
-    index = {item["id"]: i for i, item in enumerate(ref["inputs"])}
+    index = {item.id: i for i, item in enumerate(ref.inputs)}
     worst = 0.0
-    for pt in ref["patients"]:
-        for role, probs in pt.get("probabilities", {}).items():
+    for pt in ref.patients:
+        for role, probs in pt.probabilities.items():
             if role in expected:
-                stored = expected[role].probability[[index[i] for i in pt["inputs"]]]
+                stored = expected[role].probability[[index[i] for i in pt.inputs]]
                 worst = max(worst, float(np.abs(np.asarray(probs, np.float64) - stored).max()))
             else:
                 worst = float("inf")
@@ -122,11 +122,11 @@ def _manifest_decision_checks(ref: dict[str, Any], expected: dict[str, Reference
         {"max_abs_diff_manifest_vs_expected_file": worst}, {"max_abs_diff": 1e-6},
         "the manifest's per-patient probabilities agree with reference/expected outputs",
     ))
-    decided_with = ref.get("decided_with", {})
+    decided_with = {} if ref.decided_with is None else dataclasses.asdict(ref.decided_with)
     now = {"image_cutoff": decision.image_cutoff, "patient_threshold": decision.patient_threshold,
            "min_key_frames": decision.min_key_frames}
-    for role, want in ref.get("expected_decisions", {}).items():
-        got = stored_decisions(ref, role, decision) if all(role in pt.get("probabilities", {}) for pt in ref["patients"]) else {}
+    for role, want in ref.expected_decisions.items():
+        got = stored_decisions(ref, role, decision) if all(role in pt.probabilities for pt in ref.patients) else {}
         wrong = sorted(k for k, v in want.items() if got.get(k) != v)
         detail = ""
         if wrong:
@@ -148,7 +148,7 @@ def _latency_checks(bundle, frames, backend: str, precision: str, n: int, thread
     budgets = bundle.manifest.budgets
     label = f"{backend}/{precision}"
     if n <= 0:
-        return [Check(f"latency end to end ({label})", "latency", True, "skipped", budgets.get("end_to_end_p50_ms"),
+        return [Check(f"latency end to end ({label})", "latency", True, "skipped", budgets.end_to_end_p50_ms,
                       "latency frames set to 0", skipped=True)]
     scorer = Scorer(bundle, backend, precision, threads)
     cycle = itertools.cycle(frames)
@@ -163,12 +163,10 @@ def _latency_checks(bundle, frames, backend: str, precision: str, n: int, thread
         scorer.close()
     measured = {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99))}
     checks = []
-    for q in ("p50", "p99"):
-        budget = budgets.get(f"end_to_end_{q}_ms")
-        ok = budget is None or measured[q] <= float(budget)
+    for q, budget in (("p50", budgets.end_to_end_p50_ms), ("p99", budgets.end_to_end_p99_ms)):
         checks.append(Check(
-            f"latency end to end {q} ({label})", "latency", bool(ok), {"ms": round(measured[q], 3), "frames": n},
-            {"max_ms": budget} if budget is not None else "no budget in the bundle",
+            f"latency end to end {q} ({label})", "latency", bool(measured[q] <= budget),
+            {"ms": round(measured[q], 3), "frames": n}, {"max_ms": budget},
             "raw reference frame → ROI → preprocess → inference with CAM, batch 1, ROI detected on every frame (DICOM: its declared region)",
         ))
     return checks
@@ -218,7 +216,7 @@ def verify_bundle(
     ]
     frames = load_reference_frames(bundle)
     expected, n = load_expected(bundle)
-    tolerances = {**DEFAULT_TOLERANCES, **ref.get("tolerances", {})}
+    tolerances = ref.tolerances
     decision = manifest.decision
     checks.append(Check(
         "reference set", "reference", n >= 1 and bool(expected), {"inputs": n, "model_files": sorted(expected)},
@@ -246,7 +244,7 @@ def verify_bundle(
     if not combos:
         checks.append(Check("edge path", "reference", False, "nothing ran", "at least one backend × precision",
                             "no requested backend × precision can run this bundle here"))
-    engines = ref.get("engines", {})
+    engines = ref.engines
     runs = []
     for b, p, role in combos:
         label = f"{b}/{p}"
@@ -256,10 +254,12 @@ def verify_bundle(
             continue
         measured = run_reference(bundle, frames, b, p, threads)
         checks += _compare(
-            label, ref, expected[role], measured, tolerances[p], int(tolerances["roi_max_abs_px"]), decision,
-            ref.get("expected_decisions", {}).get(role),
+            label, ref, expected[role], measured, tolerances.of(p), tolerances.roi_max_abs_px, decision,
+            ref.expected_decisions.get(role),
         )
-        runs.append({"backend": b, "precision": p, "model_file": role, "expected_made_by": engines.get(role)})
+        made_by = engines.get(role)
+        runs.append({"backend": b, "precision": p, "model_file": role,
+                     "expected_made_by": None if made_by is None else dataclasses.asdict(made_by)})
     if combos:
         auto = None
         try:

@@ -1,4 +1,4 @@
-"""Checkpoint → bundle: the ``gout-edge export`` pipeline (DESIGN.md §2, §4).
+"""Checkpoint → bundle: the ``gout-edge export`` pipeline (docs/design.md §2, §4).
 
 Rebuild the network, export ONNX FP32 with the CAM, check it against torch, and write the bundle
 with ``manifest.json`` listing every file with its role and SHA-256.
@@ -18,12 +18,15 @@ from gout_edge import __version__
 from gout_edge._io import sha256_file
 from gout_edge.bundle import (
     MANIFEST_NAME,
+    Budgets,
     DecisionSpec,
+    ExportInfo,
     FileEntry,
     InputSpec,
     Manifest,
     ModelInfo,
     OutputSpec,
+    Parity,
     PreprocessSpec,
     write_manifest,
 )
@@ -36,20 +39,9 @@ from .fidelity import FidelityGate
 from .int8 import build_int8, labelled_inputs
 from .onnx import OPSET, ParityReport, check_parity, export_onnx, parity_inputs
 
-__all__ = ["DEFAULT_BUDGETS", "ExportConfig", "ExportResult", "export_bundle", "file_entry"]
+__all__ = ["ExportConfig", "ExportResult", "export_bundle", "file_entry"]
 
 ONNX_FP32 = "model.fp32.onnx"
-
-# DESIGN.md §9, for the reference machine (2 x86 cores, AVX2).
-DEFAULT_BUDGETS = {
-    "end_to_end_p50_ms": 40.0,
-    "end_to_end_p99_ms": 60.0,
-    "preprocess_1080p_p50_ms": 3.0,
-    "cam_overhead_fraction": 0.05,
-    "cold_start_s": 1.5,
-    "resident_memory_mb": 300.0,
-    "int8_speedup_vs_torch_fp32": 4.0,
-}
 
 
 @dataclass(frozen=True)
@@ -146,23 +138,25 @@ def export_bundle(config: ExportConfig, progress: Callable[[str], None] = lambda
         outputs=outputs,
         decision=DecisionSpec(),
         files=(file_entry(out, ONNX_FP32, "onnx-fp32"),),
-        export={
-            "gout_edge": __version__,
-            "torch": torch.__version__,
-            "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "python": platform.python_version(),
-            "opset": OPSET,
-            "folded_rgb_stem": loaded.folded_rgb_stem,
-            "parity": {
-                "inputs": parity.inputs,
-                "logits_max_abs_diff": parity.logits_max_abs_diff,
-                "cam_max_abs_diff": parity.cam_max_abs_diff,
-                "identity_max_abs_diff": parity.identity_max_abs_diff,
-                "tolerance": parity.tolerance,
+        export=ExportInfo(
+            versions={
+                "gout_edge": __version__,
+                "torch": torch.__version__,
+                "onnx": onnx.__version__,
+                "onnxruntime": onnxruntime.__version__,
+                "python": platform.python_version(),
             },
-        },
-        budgets=dict(DEFAULT_BUDGETS),
+            opset=OPSET,
+            folded_rgb_stem=loaded.folded_rgb_stem,
+            parity=Parity(
+                inputs=parity.inputs,
+                logits_max_abs_diff=float(parity.logits_max_abs_diff),
+                cam_max_abs_diff=float(parity.cam_max_abs_diff),
+                identity_max_abs_diff=float(parity.identity_max_abs_diff),
+                tolerance=float(parity.tolerance),
+            ),
+        ),
+        budgets=Budgets(),  # docs/design.md §9, for the reference machine (2 x86 cores, AVX2)
     )
     failures: tuple[str, ...] = ()
     if config.int8:
@@ -203,10 +197,10 @@ def _add_int8(
     result = build_int8(
         out, manifest, data, lambda name, role: file_entry(out, name, role), config.gate, config.threads, progress
     )
-    quantization = dict(result.quantization)
+    quantization = result.quantization
     files = manifest.files + result.files
     if result.failures:
-        quantization["accepted_by_user"] = config.accept_drop
+        quantization = dataclasses.replace(quantization, accepted_by_user=config.accept_drop)
         if not config.accept_drop:
             for entry in result.files:
                 (out / entry.path).unlink()

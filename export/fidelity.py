@@ -12,18 +12,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from gout_edge.bundle import FidelityGate  # the gate is recorded in the manifest's quantization section
 from gout_edge.calibration.stats import auc
 from gout_edge.calibration.threshold import GRID
 from gout_edge.edge_runtime.cam import cam_correlation
 
 __all__ = ["FidelityGate", "FidelityReport", "measure_fidelity"]
 
-
-
-@dataclass(frozen=True)
-class FidelityGate:
-    max_auc_drop: float = 0.005
-    min_cam_correlation: float = 0.98
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gout_edge.bundle import FileEntry, InputSpec, Manifest, PreprocessSpec
+from gout_edge._io import to_json
+from gout_edge.bundle import FileEntry, InputSpec, Manifest, PreprocessSpec, Quantization
 from gout_edge.calibration.dataset import load_cache
 from gout_edge.calibration.folds import patient_folds
 from gout_edge.calibration.index import IndexTable
@@ -57,7 +58,7 @@ class LabelledInputs:
 @dataclass(frozen=True)
 class Int8Result:
     files: tuple[FileEntry, ...]
-    quantization: dict
+    quantization: Quantization
     failures: tuple[str, ...]
 
 
@@ -180,10 +181,11 @@ def build_int8(
     failures = tuple(f"onnxruntime int8: {f}" for f in chosen["fidelity"].failures) + tuple(
         f"openvino int8: {f}" for f in ov_fidelity.failures
     )
-    quantization = {
-        "calibration": data.summary,
-        "gate": dataclasses.asdict(gate),
-        "onnxruntime": {
+    quantization = Quantization(
+        calibration=to_json(data.summary),
+        gate=gate,
+        passed=not failures,
+        onnxruntime=to_json({
             "file": ORT_INT8,
             "method": "onnxruntime.quantization.quantize_static, QDQ, after quant_pre_process",
             "scheme": chosen["scheme"],
@@ -193,15 +195,14 @@ def build_int8(
             "candidates": [
                 {"scheme": c["scheme"], "latency_ms": c["latency_ms"], "fidelity": c["fidelity"].to_dict()} for c in candidates
             ],
-        },
-        "openvino": {
+        }),
+        openvino=to_json({
             "file": OV_INT8,
             "method": "nncf.quantize(preset=PERFORMANCE, fast_bias_correction=True) on the FP32 ONNX",
             "latency_ms": latency["openvino nncf"],
             "fidelity": ov_fidelity.to_dict(),
-        },
-        "fp32_latency_ms": latency["onnxruntime fp32"],
-        "passed": not failures,
-    }
+        }),
+        fp32_latency_ms=latency["onnxruntime fp32"],
+    )
     files = (entry(ORT_INT8, "onnx-int8"), *ov_files)
     return Int8Result(files, quantization, failures)

@@ -1,4 +1,4 @@
-"""The field-verification reference set, made at export (DESIGN.md §4; checked by ``gout-edge verify``).
+"""The field-verification reference set, made at export (docs/design.md §4; checked by ``gout-edge verify``).
 
 From the export's labelled data (the ``--calib`` index table, else a few freshly generated
 phantom patients) a pool of raw frames is scored by the FP32 model through the runtime's own edge
@@ -35,7 +35,7 @@ import numpy as np
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
 
-from gout_edge.bundle import Manifest
+from gout_edge.bundle import EngineRef, Manifest, ReferenceInput, ReferencePatient, ReferenceSet
 from gout_edge.calibration.index import read_index
 from gout_edge.edge_runtime.bundle import Bundle
 from gout_edge.edge_runtime.dicom_write import region_item, set_pixels, ultrasound_dataset, write_dataset
@@ -188,7 +188,7 @@ def select_reference(
     return sorted(chosen.items(), key=lambda item: p[item[0]])
 
 
-def _patients(ids: list[str], p: np.ndarray, reasons: list[str], min_key_frames: int) -> list[dict]:
+def _patients(ids: list[str], p: np.ndarray, reasons: list[str], min_key_frames: int) -> list[ReferencePatient]:
     """Three reference patients: mostly-low, mixed and mostly-high frames; borderline frames stay out
     when enough others remain, so a patient's decision does not hinge on INT8 rounding."""
     core = [i for i, why in enumerate(reasons) if not why.startswith("borderline")]
@@ -200,7 +200,7 @@ def _patients(ids: list[str], p: np.ndarray, reasons: list[str], min_key_frames:
         return []
     groups = [core[:k], core[k : len(core) - k][:k], core[-k:]]
     names = ("R1", "R2", "R3")
-    return [{"name": name, "inputs": [ids[i] for i in sorted(g)]} for name, g in zip(names, groups, strict=True)]
+    return [ReferencePatient(name, tuple(ids[i] for i in sorted(g))) for name, g in zip(names, groups, strict=True)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,10 +270,10 @@ def build_reference_set(
     reasons = [why for _, why in picked]
     p = np.array([scored.probability[i] for i, _ in picked])
     patients = _patients(ids, p, reasons, manifest.decision.min_key_frames)
-    member = {i: pt["name"] for pt in patients for i in pt["inputs"]}
+    member = {i: pt.name for pt in patients for i in pt.inputs}
     dicom_slots = set(np.linspace(1, len(picked) - 1, min(N_DICOM, max(0, len(picked) - 1))).round().astype(int).tolist())
 
-    inputs: list[dict] = []
+    inputs: list[ReferenceInput] = []
     arrays: dict[str, np.ndarray] = {}
     dicom_files: list[str] = []
     n_dicom = 0
@@ -290,7 +290,7 @@ def build_reference_set(
         else:
             arrays[rid] = frame
             item.update({"file": INPUTS_NAME, "key": rid, "kind": "screen-bgr" if frame.ndim == 3 else "screen-grey"})
-        inputs.append(item)
+        inputs.append(ReferenceInput(**item))
     # Frames that must stay out of the vote: a no-signal screen and a colour-Doppler screen.
     base = picked[0][0] if picked else 0
     for rid, kind, frame in (
@@ -298,46 +298,44 @@ def build_reference_set(
         (f"ref{len(picked) + 1:02d}", "colour-doppler screen", _doppler(pool[base].frame, scored.roi[base])),
     ):
         arrays[rid] = frame
-        inputs.append({"id": rid, "label": None, "patient": None, "selected_as": kind, "file": INPUTS_NAME,
-                       "key": rid, "kind": kind})
+        inputs.append(ReferenceInput(rid, INPUTS_NAME, kind, key=rid, selected_as=kind))
     write_npz(out / INPUTS_NAME, arrays)
 
-    engines = {role: {"backend": b, "precision": pr} for role, (b, pr) in REFERENCE_ENGINES.items() if role in manifest.roles()}
-    section = {
-        "format_version": 1,
-        "purpose": "field verification: `gout-edge verify` reruns these inputs on the cart and compares",
-        "source": source,
-        "inputs": inputs,
-        "expected": EXPECTED_NAME,
-        "engines": engines,
-        "tolerances": json.loads(json.dumps(DEFAULT_TOLERANCES)),
-        "patients": patients,
-    }
+    engines = {role: EngineRef(b, pr) for role, (b, pr) in REFERENCE_ENGINES.items() if role in manifest.roles()}
+    section = ReferenceSet(
+        inputs=tuple(inputs), expected=EXPECTED_NAME, engines=engines, patients=tuple(patients),
+        tolerances=DEFAULT_TOLERANCES, source=source,
+    )
     entries = tuple(file_entry(out, rel, REFERENCE_ROLE) for rel in (INPUTS_NAME, *dicom_files))
     manifest = dataclasses.replace(manifest, files=manifest.files + entries, reference=section)
     bundle = Bundle(out, manifest)
     frames = load_reference_frames(bundle)  # DICOM decoded by the runtime's loader, as on the cart
 
     expected: dict[str, np.ndarray] = {}
-    index = {item["id"]: n for n, item in enumerate(inputs)}
+    index = {item.id: n for n, item in enumerate(inputs)}
+    recorded: dict[str, dict[str, tuple[float, ...]]] = {pt.name: {} for pt in patients}
     preprocessed = None
     for role, engine in engines.items():
-        progress(f"reference outputs: {role} on {engine['backend']} {engine['precision']}")
-        outputs = run_reference(bundle, frames, engine["backend"], engine["precision"], threads)
+        progress(f"reference outputs: {role} on {engine.backend} {engine.precision}")
+        outputs = run_reference(bundle, frames, engine.backend, engine.precision, threads)
         preprocessed = preprocessed or outputs  # ROI and flags do not depend on the model file
         u8, lo, scale = encode_cam(outputs.cam)
         expected.update({f"{role}.probability": outputs.probability, f"{role}.cam": u8,
                          f"{role}.cam_lo": lo, f"{role}.cam_scale": scale})
         for pt in patients:  # float32 values, exact in JSON
-            pt.setdefault("probabilities", {})[role] = [float(outputs.probability[index[i]]) for i in pt["inputs"]]
+            recorded[pt.name][role] = tuple(float(outputs.probability[index[i]]) for i in pt.inputs)
     if preprocessed is None:
         raise ValueError(f"the bundle has none of the model files {', '.join(REFERENCE_ENGINES)}")
     expected.update({"roi": preprocessed.roi, "blank": preprocessed.blank, "colour": preprocessed.colour})
     write_npz(out / EXPECTED_NAME, expected)
     entries += (file_entry(out, EXPECTED_NAME, REFERENCE_ROLE),)
-    section["size_bytes"] = total = sum(e.size for e in entries)
+    total = sum(e.size for e in entries)
     if total > SIZE_BUDGET_BYTES:
         log.warning("the reference set takes %.2f MB (> %.1f MB)", total / 1e6, SIZE_BUDGET_BYTES / 1e6)
+    section = dataclasses.replace(
+        section, size_bytes=total,
+        patients=tuple(dataclasses.replace(pt, probabilities=recorded[pt.name]) for pt in patients),
+    )
     manifest = dataclasses.replace(manifest, files=manifest.files + entries[-1:], reference=section)
     return refresh_expected_decisions(manifest)
 

@@ -487,7 +487,7 @@ def _save_weights(model: nn.Module, path: Path, config: TrainConfig, stage: str)
         "epoch": str(config.epochs),
         "stage": stage,
         "input": f"{config.input_spec.height}x{config.input_spec.width}",
-        "normalization": config.input_spec.normalization,
+        "normalization": "per-image-standardization",  # edge_runtime.preprocess.standardize
     }
     atomic_write(path, lambda tmp: save_file(weights, str(tmp), metadata=metadata))
 

@@ -39,4 +39,4 @@ mkdir -p "$(dirname "$dest")"
 cp -r "$work/bundle" "$dest"
 du -sh "$dest"
 # Field verification of the installed copy (a latency miss on a busy machine exits 1: see the record).
-gout-edge verify "$dest" --out "$work/verification.json" || echo "verify exited $?: see $work/verification.json"
+gout-edge verify --bundle "$dest" --out "$work/verification.json" || echo "verify exited $?: see $work/verification.json"

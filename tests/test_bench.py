@@ -22,7 +22,7 @@ def bundle_with_budgets(small_bundle, tmp_path):
         copy = tmp_path / "bundle"
         shutil.copytree(small_bundle[0].bundle, copy, dirs_exist_ok=True)
         m = read_manifest(copy)
-        write_manifest(copy, dataclasses.replace(m, budgets={**m.budgets, **budgets}))
+        write_manifest(copy, dataclasses.replace(m, budgets=dataclasses.replace(m.budgets, **budgets)))
         return copy
     return make
 
@@ -57,7 +57,7 @@ def test_run_bench_reports_every_stage_engine_and_the_torch_reference(bundle_wit
 def test_budgets_decide_the_exit_code_and_the_json_is_complete(bundle_with_budgets, tmp_path, capsys):
     generous = bundle_with_budgets(end_to_end_p50_ms=1e9, end_to_end_p99_ms=1e9, preprocess_1080p_p50_ms=1e9,
                                    cam_overhead_fraction=1e9, cold_start_s=1e9, resident_memory_mb=1e9,
-                                   int8_speedup_vs_torch_fp32=0.0)
+                                   int8_speedup_vs_torch_fp32=1e-9)
     args = ["bench", "--bundle", str(generous), "--frames", "3", "--warmup", "1", "--threads", "1",
             "--memory-frames", "5", "--json", "--plot", str(tmp_path / "latency.png")]
     assert main(args) == 0
@@ -90,3 +90,12 @@ def test_bench_without_a_reference_or_cam_free_graph_says_so(bundle_with_budgets
     assert all(e.speedup_vs_reference is None for e in result.engines)
     assert result.cam_overhead_fraction is None
     assert "no torch here" in result.notes and any("CAM overhead not measured" in n for n in result.notes)
+
+
+def test_budgets_fall_back_to_the_first_engine_when_the_bedside_one_is_left_out(bundle_with_budgets):
+    bundle = open_bundle(bundle_with_budgets())
+    result = run_bench(bundle, mjpg_screens(count=2),
+                       BenchConfig(backends=("openvino",), precisions=("fp32",), frames=2, warmup=0, threads=1,
+                                   cold_start=False))
+    assert result.bedside_engine == "openvino fp32" and [e.name for e in result.engines] == ["openvino fp32"]
+    assert any("bedside engine (onnxruntime fp32)" in n for n in result.notes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import SMALL
 
-from gout_edge.bundle import Manifest, read_manifest
+from gout_edge.bundle import FORMAT_VERSION, Manifest, read_manifest, write_manifest
 from gout_edge.edge_runtime.backends import SessionOptions, available_backends, get_backend, open_session
 from gout_edge.edge_runtime.bundle import open_bundle
 from gout_edge.errors import BundleError, BundleTamperedError, UsageError
@@ -114,3 +115,155 @@ def test_openvino_fp32_matches_onnxruntime_fp32(bundle_copy, tmp_path):
     np.testing.assert_allclose(ov.probability, ref.probability, atol=1e-5)
     np.testing.assert_allclose(ov.cam, ref.cam, atol=1e-4)
     assert any((tmp_path / "cache").iterdir())  # the compiled model was cached
+
+
+# --------------------------------------------------------------------------------------------
+# format versions: version 1 (the demo bundle's) is upgraded on reading, version 2 is written
+
+
+def _demo_json():
+    from gout_edge.edge_runtime.bundle import default_bundle_path
+
+    path = default_bundle_path() / "manifest.json"
+    return path, json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_a_version_1_manifest_opens_and_reads_the_same_figures():
+    path, raw = _demo_json()
+    assert raw["format_version"] == 1
+    before = path.read_bytes()
+    m = open_bundle(path.parent).manifest
+    assert path.read_bytes() == before  # opened, never rewritten: a signature over these bytes still holds
+    assert dataclasses.asdict(m.budgets) == raw["budgets"]
+    assert (m.input.height, m.input.width, m.input.channels) == (raw["input"]["height"], raw["input"]["width"], 1)
+    assert m.preprocess.roi_threshold == raw["preprocess"]["roi_threshold"]
+    assert m.decision.patient_threshold == raw["decision"]["patient_threshold"] and m.decision.calibrated
+    assert m.export.opset == raw["export"]["opset"] and m.export.versions["torch"] == raw["export"]["torch"]
+    assert dataclasses.asdict(m.export.parity) == raw["export"]["parity"]
+    assert m.quantization.fp32_latency_ms == raw["quantization"]["fp32_latency_ms"]
+    assert m.quantization.onnxruntime == raw["quantization"]["onnxruntime"] and m.quantization.passed
+    assert dataclasses.asdict(m.quantization.gate) == raw["quantization"]["gate"]
+    assert m.evaluation.held_out == raw["evaluation"]["held_out"]
+    ref, raw_ref = m.reference, raw["reference"]
+    assert [dataclasses.asdict(i) for i in ref.inputs] == raw_ref["inputs"]
+    assert {p.name: {r: list(v) for r, v in p.probabilities.items()} for p in ref.patients} == {
+        p["name"]: p["probabilities"] for p in raw_ref["patients"]}
+    assert ref.expected_decisions == raw_ref["expected_decisions"]
+    assert dataclasses.asdict(ref.decided_with) == raw_ref["decided_with"]
+    assert {k: dataclasses.asdict(v) for k, v in ref.engines.items()} == raw_ref["engines"]
+    assert ref.tolerances.int8.probability_abs == raw_ref["tolerances"]["int8"]["probability_abs"]
+    assert ref.tolerances.roi_max_abs_px == raw_ref["tolerances"]["roi_max_abs_px"]
+    assert ref.size_bytes == raw_ref["size_bytes"] and ref.source == raw_ref["source"]
+    assert [dataclasses.asdict(f) for f in m.files] == raw["files"]
+
+
+def test_v2_round_trip_and_writing_always_writes_version_2(tmp_path):
+    m = Manifest.from_dict(_demo_json()[1])
+    plain = m.to_dict()
+    assert plain["format_version"] == FORMAT_VERSION == 2
+    assert "rule" not in plain["decision"] and "normalization" not in plain["input"]
+    assert {"roi_method", "resize"}.isdisjoint(plain["preprocess"])
+    assert {"format_version", "purpose"}.isdisjoint(plain["reference"]) and "flags" not in plain["reference"]["tolerances"]
+    assert Manifest.from_dict(plain) == m
+    assert Manifest.from_dict(json.loads(json.dumps(plain))) == m
+    write_manifest(tmp_path, m)
+    assert json.loads((tmp_path / "manifest.json").read_text())["format_version"] == 2
+    assert read_manifest(tmp_path) == m
+
+
+def test_a_signed_version_1_bundle_still_verifies(tmp_path):
+    from gout_edge.edge_runtime.bundle import default_bundle_path
+    from gout_edge.signing import generate_keypair, sign_manifest
+
+    copy = tmp_path / "demo"
+    shutil.copytree(default_bundle_path(), copy)
+    key, pub = generate_keypair(tmp_path / "owner")
+    sign_manifest(copy, key)  # over the version-1 bytes
+    bundle = open_bundle(copy, public_key=pub)
+    assert bundle.manifest.decision.calibrated and json.loads((copy / "manifest.json").read_text())["format_version"] == 1
+
+
+@pytest.mark.parametrize("version", [0, 3, 99, "2", 2.0, True, None])
+def test_an_unknown_format_version_is_refused(version):
+    data = _demo_json()[1]
+    data["format_version"] = version
+    with pytest.raises(BundleError, match=r"format_version is .*; this gout-edge reads 1 and 2"):
+        Manifest.from_dict(data)
+
+
+# --------------------------------------------------------------------------------------------
+# range checks when reading (signed or not) and before writing
+
+
+def _set(path, value):
+    def edit(d):
+        *parents, last = path
+        for key in parents:
+            d = d[key]
+        d[last] = value
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (_set(("input", "height"), 8), r"manifest\.input\.height is 8; allowed: 16…4096"),
+        (_set(("input", "width"), 5000), r"manifest\.input\.width is 5000"),
+        (_set(("input", "channels"), 3), r"manifest\.input\.channels is 3; allowed: 1"),
+        (_set(("outputs", "cam_width"), 43), r"manifest\.outputs\.cam_width is 43; allowed: 44"),
+        (_set(("decision", "image_cutoff"), 1.5), r"manifest\.decision\.image_cutoff is 1\.5; allowed: \[0, 1\]"),
+        (_set(("decision", "image_cutoff"), float("nan")), r"manifest\.decision\.image_cutoff is nan"),
+        (_set(("decision", "image_cutoff"), "0.5"), r"manifest\.decision\.image_cutoff must be a number"),
+        (_set(("decision", "patient_threshold"), -0.1), r"manifest\.decision\.patient_threshold is -0\.1"),
+        (_set(("decision", "min_key_frames"), 0), r"manifest\.decision\.min_key_frames is 0; allowed: ≥ 1"),
+        (_set(("budgets", "end_to_end_p50_ms"), 0), r"manifest\.budgets\.end_to_end_p50_ms is 0\.0; allowed: .*> 0"),
+        (_set(("budgets", "cold_start_s"), -1), r"manifest\.budgets\.cold_start_s is -1\.0"),
+        (_set(("files", 0, "size"), -1), r"manifest\.files\[0\]\.size is -1; allowed: ≥ 0"),
+        (_set(("files", 0, "sha256"), "abc"), r"manifest\.files\[0\]\.sha256 is 'abc'; allowed: 64 lower-case hex"),
+        (_set(("files", 0, "path"), "/etc/passwd"), r"manifest\.files\[0\]\.path is '/etc/passwd'.*leaves the bundle"),
+        (_set(("files", 0, "path"), "a/../../x"), r"manifest\.files\[0\]\.path is 'a/\.\./\.\./x'"),
+        (_set(("reference", "tolerances", "int8", "probability_abs"), 2),
+         r"manifest\.reference\.tolerances\.int8\.probability_abs is 2\.0; allowed: \[0, 1\]"),
+        (_set(("reference", "inputs", 3, "label"), 2), r"manifest\.reference\.inputs\[3\]\.label is 2"),
+        (_set(("reference", "patients", 0, "inputs", 0), "nope"), r"manifest\.reference\.patients\[0\]\.inputs is \['nope'\]"),
+        (_set(("reference", "engines", "onnx-int8", "precision"), "int4"),
+         r"manifest\.reference\.engines\['onnx-int8'\]\.precision is 'int4'"),
+    ],
+)
+def test_out_of_range_values_are_refused_naming_the_field(edit, match):
+    data = Manifest.from_dict(_demo_json()[1]).to_dict()
+    edit(data)
+    with pytest.raises(BundleError, match=match):
+        Manifest.from_dict(json.loads(json.dumps(data)))
+
+
+def test_range_checks_hold_for_a_signed_bundle_and_before_writing(bundle_copy, tmp_path):
+    from gout_edge.signing import generate_keypair, sign_manifest
+
+    m = read_manifest(bundle_copy)
+    before = (bundle_copy / "manifest.json").read_bytes()
+    with pytest.raises(BundleError, match=r"manifest\.budgets\.end_to_end_p99_ms is 0\.0"):
+        write_manifest(bundle_copy, dataclasses.replace(m, budgets=dataclasses.replace(m.budgets, end_to_end_p99_ms=0.0)))
+    assert (bundle_copy / "manifest.json").read_bytes() == before
+    path = bundle_copy / "manifest.json"
+    data = json.loads(path.read_text())
+    data["decision"]["min_key_frames"] = 0
+    path.write_text(json.dumps(data))
+    key, pub = generate_keypair(tmp_path / "owner")
+    sign_manifest(bundle_copy, key)  # a valid signature does not make a value valid
+    with pytest.raises(BundleError, match=r"manifest\.decision\.min_key_frames is 0"):
+        open_bundle(bundle_copy, public_key=pub)
+
+
+def test_a_deeply_nested_or_huge_manifest_is_a_bundle_error(tmp_path, monkeypatch):
+    path = tmp_path / "manifest.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(BundleError, match="nested too deeply"):
+        read_manifest(tmp_path)
+    path.write_text('{"format_version": 2, "evaluation": {"held_out": ' + '{"a": ' * 100_000 + "1" + "}" * 100_001 + "}")
+    with pytest.raises(BundleError, match="nested too deeply"):
+        read_manifest(tmp_path)
+    monkeypatch.setattr("gout_edge.bundle.MAX_MANIFEST_BYTES", 1024)
+    path.write_text(json.dumps({"format_version": 2, "padding": "x" * 2048}))
+    with pytest.raises(BundleError, match="larger than"):
+        read_manifest(tmp_path)

@@ -35,7 +35,14 @@ def bundle(small_bundle, tmp_path, monkeypatch):
     result, _ = small_bundle
     copy = tmp_path / "bundle"
     shutil.copytree(result.bundle, copy)
+    monkeypatch.chdir(tmp_path)  # default reports go to ./gout-edge-reports
     return copy
+
+
+def _report(bundle, kind):
+    """The one default report folder of ``kind`` (calibration, evaluation) for ``bundle``."""
+    (folder,) = (bundle.parent / "gout-edge-reports").glob(f"{kind}-{bundle.name}-*")
+    return folder
 
 
 def _run_json(capsys, *argv):
@@ -71,7 +78,7 @@ def test_evaluate_calibrate_evaluate_round_trip(bundle, toy_csv, capsys):
     patient = model["patient_level"]
     assert patient["calibrated"] is False and patient["decided"] == 0 and patient["accuracy"] is None
     assert {p["decision"] for p in patient["patients"]} == {"indeterminate"} and len(patient["patients"]) == 8
-    report = bundle.parent / "bundle-evaluation"
+    report = _report(bundle, "evaluation")
     for name in ("roc.png", "confusion.png", "evaluation.json"):
         assert (report / name).is_file()
     assert cv2.imread(str(report / "roc.png")).shape[2] == 3
@@ -100,9 +107,9 @@ def test_evaluate_calibrate_evaluate_round_trip(bundle, toy_csv, capsys):
     d = opened.manifest.decision
     assert d.patient_threshold == threshold and d.calibrated and d.image_cutoff == cutoff
     assert table.sha256[:16] in d.source and "8 patients" in d.source and "\n" not in d.source
-    assert opened.manifest.evaluation["threshold_calibration"]["threshold"] == threshold
+    assert opened.manifest.evaluation.threshold_calibration["threshold"] == threshold
     assert {p.name for p in bundle.iterdir()} == files_before  # the report stays outside
-    figure = bundle.parent / "bundle-calibration" / "threshold-accuracy.png"
+    figure = _report(bundle, "calibration") / "threshold-accuracy.png"
     assert cv2.imread(str(figure)) is not None and (figure.parent / "calibration.json").is_file()
 
     # 3. evaluate now uses the threshold, through the runtime's vote
@@ -158,7 +165,7 @@ def test_evaluate_compare_table_and_not_for_clinical_use(bundle, toy_csv, capsys
     out = capsys.readouterr().out
     assert "not for clinical use" in out and "AUC" in out and "SEN %" in out and "not calibrated" in out
 
-    doc = json.loads((bundle.parent / "bundle-evaluation" / "evaluation.json").read_text())
+    doc = json.loads((_report(bundle, "evaluation") / "evaluation.json").read_text())
     cmp = doc["comparison"]
     assert len(doc["models"]) == 2 and cmp["auc_delong"]["p_value"] == 1.0
     assert set(cmp["image_mcnemar"]) == {"accuracy", "sensitivity", "specificity"}
@@ -179,7 +186,7 @@ def test_evaluate_record_writes_the_held_out_summary_into_a_signed_manifest(bund
     key, pub = generate_keypair(tmp_path / "owner")
     doc = _run_json(capsys, "evaluate", "--bundle", str(bundle), "--data", str(toy_csv), "--record",
                     "--sign-key", str(key), "--json")
-    held_out = open_bundle(bundle, public_key=pub).manifest.evaluation["held_out"]
+    held_out = open_bundle(bundle, public_key=pub).manifest.evaluation.held_out
     model = doc["models"][0]
     assert held_out["image_auc"]["auc"] == pytest.approx(model["image_level"]["auc"]["auc"])
     assert held_out["images"] == 48 and held_out["patients"] == 8

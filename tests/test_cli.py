@@ -1,4 +1,4 @@
-"""The CLI through typer's test runner and through ``main`` (exit codes of DESIGN.md §8)."""
+"""The CLI through typer's test runner and through ``main`` (exit codes of docs/design.md §8)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_every_command_has_help():
 
 def test_info_json_describes_bundle_and_device(small_bundle):
     result, _ = small_bundle
-    out = runner.invoke(app, ["info", str(result.bundle), "--json"])
+    out = runner.invoke(app, ["info", "--bundle", str(result.bundle), "--json"])
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
     assert doc["bundle"]["manifest"]["model"]["blocks"] == 3
@@ -36,7 +36,7 @@ def test_info_json_describes_bundle_and_device(small_bundle):
 
 def test_info_human_table(small_bundle):
     result, _ = small_bundle
-    out = runner.invoke(app, ["info", str(result.bundle)])
+    out = runner.invoke(app, ["info", "--bundle", str(result.bundle)])
     assert out.exit_code == 0, out.output
     assert "not calibrated" in out.stdout and "onnx-fp32" in out.stdout and "clinical" in out.stdout
 
@@ -50,7 +50,7 @@ def test_info_on_a_tampered_bundle_exits_4_naming_the_file(small_bundle, tmp_pat
         byte = fh.read(1)
         fh.seek(100)
         fh.write(bytes([byte[0] ^ 0xFF]))
-    assert main(["info", str(copy)]) == 4
+    assert main(["info", "--bundle", str(copy)]) == 4
     err = capsys.readouterr().err
     assert "model.fp32.onnx" in err and "Traceback" not in err
 

@@ -11,8 +11,8 @@ TEXT_FILES = [p for pattern in ("*.py", "*.md", "*.toml", "*.sh") for p in ROOT.
               if not {".venv", ".git", "build", "node_modules"} & set(p.relative_to(ROOT).parts)]
 TOP = ("docs", "scripts", "tests", "benchmarks", "edge_runtime", "export", "calibration", "src", ".ci")
 # a repository path: starts at a top-level folder (or is a root file) and names a file with a suffix
-PATH = re.compile(r"(?<![\w./-])((?:%s)/[\w./-]*\.\w+|README\.md|LICENSE|pyproject\.toml)(?![\w/-])" % "|".join(
-    re.escape(t) for t in TOP))
+_TOPS = "|".join(re.escape(t) for t in TOP)
+PATH = re.compile(rf"(?<![\w./-])((?:{_TOPS})/[\w./-]*\.\w+|README\.md|LICENSE|pyproject\.toml)(?![\w/-])")
 
 
 def _citations():

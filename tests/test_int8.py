@@ -40,14 +40,14 @@ def test_int8_models_are_written_hashed_and_described(int8_bundle):
     m = int8_bundle.manifest
     assert {"onnx-fp32", "onnx-int8", "openvino-int8", "openvino-int8-bin"} <= set(m.roles())
     q = m.quantization
-    calib = q["calibration"]
+    calib = q.calibration
     assert calib["calibration_patients"] + calib["fidelity_patients"] == 8  # disjoint halves of 8 patients
     assert calib["calibration_images"] > 0 and calib["fidelity_images"] > 0
-    schemes = [c["scheme"] for c in q["onnxruntime"]["candidates"]]
-    assert q["onnxruntime"]["scheme"] in schemes and len(schemes) == 2
-    assert "fastest" in q["onnxruntime"]["chosen_because"]
-    for engine in ("onnxruntime", "openvino"):
-        f = q[engine]["fidelity"]
+    schemes = [c["scheme"] for c in q.onnxruntime["candidates"]]
+    assert q.onnxruntime["scheme"] in schemes and len(schemes) == 2
+    assert "fastest" in q.onnxruntime["chosen_because"]
+    for engine in (q.onnxruntime, q.openvino):
+        f = engine["fidelity"]
         assert f["images"] == calib["fidelity_images"]
         assert 0 <= f["probability_mean_abs_diff"] <= f["probability_max_abs_diff"] <= 1
         assert f["cam_correlation_mean"] > 0.9
@@ -73,8 +73,8 @@ def test_a_failed_gate_exits_1_and_keeps_only_fp32(toy):
         export_bundle(config)
     bundle = open_bundle(root / "strict")  # still a valid bundle: FP32 only, with the record
     assert set(bundle.manifest.roles()) - {"reference"} == {"onnx-fp32"}
-    assert bundle.manifest.quantization["passed"] is False
-    assert bundle.manifest.quantization["accepted_by_user"] is False
+    assert bundle.manifest.quantization.passed is False
+    assert bundle.manifest.quantization.accepted_by_user is False
     assert not (root / "strict" / "model.int8.onnx").exists()
 
 

@@ -26,13 +26,13 @@ def test_every_bundle_carries_a_hashed_compact_reference_set(small_bundle):
     result, _ = small_bundle
     root, m = result.bundle, result.manifest
     ref = m.reference
-    labelled = [i for i in ref["inputs"] if i["label"] is not None]
+    labelled = [i for i in ref.inputs if i.label is not None]
     assert len(labelled) >= 24
-    assert {i["label"] for i in labelled} == {0, 1}
-    reasons = {i["selected_as"] for i in ref["inputs"]}
+    assert {i.label for i in labelled} == {0, 1}
+    reasons = {i.selected_as for i in ref.inputs}
     assert {"lowest probability", "highest probability", "borderline: nearest the image cut-off"} <= reasons
     assert {"no-signal screen", "colour-doppler screen"} <= reasons
-    kinds = [i["kind"] for i in ref["inputs"]]
+    kinds = [i.kind for i in ref.inputs]
     assert kinds.count("dicom-monochrome2") >= 2 and kinds.count("dicom-rgb") >= 1
     assert sum(k.startswith("screen") for k in kinds) >= 12
 
@@ -40,7 +40,7 @@ def test_every_bundle_carries_a_hashed_compact_reference_set(small_bundle):
     on_disk = {p.relative_to(root).as_posix() for p in (root / "reference").iterdir()}
     assert on_disk == set(listed) and {INPUTS_NAME, EXPECTED_NAME} <= on_disk
     assert all(sha256_file(root / p) == e.sha256 for p, e in listed.items())
-    assert sum(e.size for e in listed.values()) == ref["size_bytes"] <= 1_500_000
+    assert sum(e.size for e in listed.values()) == ref.size_bytes <= 1_500_000
 
     with np.load(root / INPUTS_NAME, allow_pickle=False) as z:
         assert all(z[k].dtype == np.uint8 for k in z.files)
@@ -53,23 +53,23 @@ def test_every_bundle_carries_a_hashed_compact_reference_set(small_bundle):
     bundle = open_bundle(root)
     frames = load_reference_frames(bundle)
     expected, n = load_expected(bundle)
-    assert n == len(frames) == len(ref["inputs"]) and set(expected) == {"onnx-fp32"} == set(ref["engines"])
+    assert n == len(frames) == len(ref.inputs) and set(expected) == {"onnx-fp32"} == set(ref.engines)
     fp32 = expected["onnx-fp32"]
     assert fp32.cam.shape == (n, m.outputs.cam_height, m.outputs.cam_width)
-    for item, frame, roi in zip(ref["inputs"], frames, fp32.roi, strict=True):
-        if item["kind"].startswith("screen"):  # a whole scanner screen: the B-mode region is found inside it
+    for item, frame, roi in zip(ref.inputs, frames, fp32.roi, strict=True):
+        if item.kind.startswith("screen"):  # a whole scanner screen: the B-mode region is found inside it
             h, w = frame.image.shape[:2]
             assert roi[2] - roi[0] < w and roi[3] - roi[1] < h
-    doppler = next(k for k, i in enumerate(ref["inputs"]) if i["kind"] == "colour-doppler screen")
+    doppler = next(k for k, i in enumerate(ref.inputs) if i.kind == "colour-doppler screen")
     assert fp32.colour[doppler] and fp32.colour.sum() == 1
 
-    names = [pt["name"] for pt in ref["patients"]]
+    names = [pt.name for pt in ref.patients]
     assert names == ["R1", "R2", "R3"]
-    borderline = {i["id"] for i in ref["inputs"] if i["selected_as"].startswith("borderline")}
-    for pt in ref["patients"]:
-        assert len(pt["inputs"]) >= m.decision.min_key_frames and not borderline & set(pt["inputs"])
-    assert ref["expected_decisions"] == {"onnx-fp32": {n: "indeterminate" for n in names}}  # not calibrated yet
-    assert ref["tolerances"]["fp32"]["probability_abs"] <= 1e-4 and ref["tolerances"]["int8"]["probability_abs"] <= 0.05
+    borderline = {i.id for i in ref.inputs if i.selected_as.startswith("borderline")}
+    for pt in ref.patients:
+        assert len(pt.inputs) >= m.decision.min_key_frames and not borderline & set(pt.inputs)
+    assert ref.expected_decisions == {"onnx-fp32": {n: "indeterminate" for n in names}}  # not calibrated yet
+    assert ref.tolerances.fp32.probability_abs <= 1e-4 and ref.tolerances.int8.probability_abs <= 0.05
 
 
 def test_selection_spans_probabilities_both_classes_and_the_cutoff():
@@ -88,14 +88,14 @@ def test_selection_spans_probabilities_both_classes_and_the_cutoff():
 
 def test_refresh_expected_decisions_follows_the_threshold(small_bundle):
     m = small_bundle[0].manifest
-    probs = np.concatenate([pt["probabilities"]["onnx-fp32"] for pt in m.reference["patients"]])
+    probs = np.concatenate([pt.probabilities["onnx-fp32"] for pt in m.reference.patients])
     decision = dataclasses.replace(m.decision, image_cutoff=float(np.median(probs)), patient_threshold=0.5)
     refreshed = refresh_expected_decisions(dataclasses.replace(m, decision=decision))
-    got = refreshed.reference["expected_decisions"]["onnx-fp32"]
+    got = refreshed.reference.expected_decisions["onnx-fp32"]
     assert got["R1"] == "no gout" and got["R3"] == "gout"  # lowest and highest thirds
-    assert refreshed.reference["decided_with"]["patient_threshold"] == 0.5
-    assert m.reference["expected_decisions"]["onnx-fp32"]["R1"] == "indeterminate"  # the original is untouched
-    bare = dataclasses.replace(m, reference={})
+    assert refreshed.reference.decided_with.patient_threshold == 0.5
+    assert m.reference.expected_decisions["onnx-fp32"]["R1"] == "indeterminate"  # the original is untouched
+    bare = dataclasses.replace(m, reference=None)
     assert refresh_expected_decisions(bare) is bare
 
 
@@ -123,15 +123,15 @@ def test_int8_models_have_expected_outputs_and_verify_on_every_backend(int8_bund
     monkeypatch.setattr("gout_edge.signing.DEFAULT_PUBLIC_KEYS", ())
     m = int8_bundle.manifest
     ref = m.reference
-    assert set(ref["engines"]) == {"onnx-fp32", "onnx-int8", "openvino-int8"}
-    assert "index table index.csv" in ref["source"] and "de-identified" in ref["source"]
+    assert set(ref.engines) == {"onnx-fp32", "onnx-int8", "openvino-int8"}
+    assert "index table index.csv" in ref.source and "de-identified" in ref.source
     bundle = open_bundle(int8_bundle.bundle)
     expected, _ = load_expected(bundle)
     diff = np.abs(expected["onnx-int8"].probability - expected["onnx-fp32"].probability)
-    assert diff.max() < ref["tolerances"]["int8"]["probability_abs"]
+    assert diff.max() < ref.tolerances.int8.probability_abs
     frames = load_reference_frames(bundle)
-    for item, frame in zip(ref["inputs"], frames, strict=True):  # the toy overlay text (top-left) is blacked out
-        if item["kind"].startswith("screen"):
+    for item, frame in zip(ref.inputs, frames, strict=True):  # the toy overlay text (top-left) is blacked out
+        if item.kind.startswith("screen"):
             assert not frame.image[:12, :60].any()
 
     record = verify_bundle(int8_bundle.bundle, latency_frames=0, threads=1)

@@ -19,10 +19,10 @@ from toy_data import IMAGES_PER_PATIENT, PATIENTS, make_toy_dataset
 from typer.testing import CliRunner
 
 from gout_edge.bundle import InputSpec
-from gout_edge.calibration import train as train_module
 from gout_edge.calibration.dataset import load_cache
 from gout_edge.calibration.index import read_index
 from gout_edge.errors import BackendUnavailableError, DataError, UsageError
+from gout_edge.export import train as train_module
 from gout_edge.export.model import GoutResNet
 from gout_edge.export.train import TrainConfig, train, translate
 

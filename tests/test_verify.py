@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from gout_edge.bundle import DecisionSpec, read_manifest, write_manifest
+from gout_edge.bundle import DecisionSpec, ReferenceInput, ReferenceSet, ToleranceSet, read_manifest, write_manifest
 from gout_edge.cli import main
 from gout_edge.edge_runtime.reference_set import refresh_expected_decisions
 from gout_edge.edge_runtime.verify import _compare, verify_bundle
@@ -69,11 +69,14 @@ def _rewrite_expected(path, edit):
     edit(arrays)
     write_npz(path / EXPECTED_NAME, arrays)
     m = read_manifest(path)
-    ref = dict(m.reference)
-    index = {item["id"]: i for i, item in enumerate(ref["inputs"])}
-    for pt in ref["patients"]:
-        for role in pt["probabilities"]:
-            pt["probabilities"][role] = [float(arrays[f"{role}.probability"][index[i]]) for i in pt["inputs"]]
+    index = {item.id: i for i, item in enumerate(m.reference.inputs)}
+    patients = tuple(
+        dataclasses.replace(pt, probabilities={
+            role: tuple(float(arrays[f"{role}.probability"][index[i]]) for i in pt.inputs) for role in pt.probabilities
+        })
+        for pt in m.reference.patients
+    )
+    ref = dataclasses.replace(m.reference, patients=patients)
     files = tuple(file_entry(path, e.path, e.role) if e.path == EXPECTED_NAME else e for e in m.files)
     write_manifest(path, dataclasses.replace(m, files=files, reference=ref))
 
@@ -171,7 +174,7 @@ def test_signed_bundle_edits_wrong_key_and_missing_signature(bundle, keys, tmp_p
 
 
 def test_a_bundle_without_a_reference_set_is_invalid(bundle, tmp_path, capsys):
-    _edit_manifest(bundle, lambda d: d.update(reference={}))
+    _edit_manifest(bundle, lambda d: d.pop("reference"))
     code, _, out = _verify([bundle, *FAST], tmp_path, capsys)
     assert code == 4 and "no reference set" in out
 
@@ -184,7 +187,7 @@ def _calibrate(path, threshold):
     """What `gout-edge calibrate` does to the reference: set a threshold, refresh the decisions.
     The image cut-off moves to the reference's median probability so that patients differ."""
     m = read_manifest(path)
-    probs = np.concatenate([pt["probabilities"]["onnx-fp32"] for pt in m.reference["patients"]])
+    probs = np.concatenate([pt.probabilities["onnx-fp32"] for pt in m.reference.patients])
     decision = dataclasses.replace(m.decision, image_cutoff=float(np.median(probs)), patient_threshold=threshold,
                                    calibrated=True)
     m = refresh_expected_decisions(dataclasses.replace(m, decision=decision))
@@ -194,13 +197,13 @@ def _calibrate(path, threshold):
 
 def test_a_threshold_edit_that_changes_a_reference_decision_fails(bundle, tmp_path, capsys):
     m = _calibrate(bundle, 0.5)
-    want = m.reference["expected_decisions"]["onnx-fp32"]
+    want = m.reference.expected_decisions["onnx-fp32"]
     assert set(want.values()) <= {"gout", "no gout"} and len(set(want.values())) == 2
     assert _verify([bundle, *FAST], tmp_path, capsys)[0] == 0
 
     def decisions(t):
-        return {pt["name"]: decide(pt["probabilities"]["onnx-fp32"], m.decision, t).diagnosis
-                for pt in m.reference["patients"]}
+        return {pt.name: decide(pt.probabilities["onnx-fp32"], m.decision, t).diagnosis
+                for pt in m.reference.patients}
 
     grid = np.round(np.arange(0.0, 1.0001, 0.05), 2)
     harmless = next(t for t in grid if t != 0.5 and decisions(t) == want)
@@ -244,7 +247,8 @@ def test_expected_outputs_perturbed(bundle, tmp_path, capsys, edit, passes, chec
 
 
 def test_image_decisions_may_differ_only_near_the_cutoff():
-    ref = {"inputs": [{"id": f"r{i}"} for i in range(3)]}
+    ref = ReferenceSet(tuple(ReferenceInput(f"r{i}", "reference/inputs.npz", "screen-grey", key=f"r{i}") for i in range(3)),
+                       EXPECTED_NAME)
     cam = np.random.default_rng(0).standard_normal((3, 4, 4)).astype(np.float32)
     zeros = np.zeros((3, 4), np.int32)
     flags = np.zeros(3, bool)
@@ -252,7 +256,7 @@ def test_image_decisions_may_differ_only_near_the_cutoff():
     def run(expected_p, measured_p):
         exp = ReferenceOutputs(np.array(expected_p, np.float32), cam, zeros, flags, flags)
         got = ReferenceOutputs(np.array(measured_p, np.float32), cam, zeros, flags, flags)
-        tol = {"probability_abs": 0.05, "image_decision_band": 0.05, "cam_correlation_min": 0.95}
+        tol = ToleranceSet(probability_abs=0.05, image_decision_band=0.05, cam_correlation_min=0.95)
         checks = _compare("x", ref, exp, got, tol, 2, DecisionSpec(), None)
         return {c.name: c for c in checks}["x: image decisions"]
 

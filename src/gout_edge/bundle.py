@@ -1,19 +1,26 @@
-"""The bundle contract between ``export`` and ``edge_runtime`` (DESIGN.md §4).
+"""The bundle contract between ``export`` and ``edge_runtime`` (docs/design.md §4).
 
 A bundle is a directory with ``manifest.json`` at its root. The manifest is a tree of frozen
-dataclasses; ``Manifest.from_dict`` validates a parsed manifest and names the first field that
-breaks the contract. This module is torch-free and numpy-free: the runtime and the exporter both
-import it.
+dataclasses; ``Manifest.from_dict`` validates a parsed manifest — types, then ranges — and names
+the first field that breaks the contract. Every field has a reader (the runtime, a command, or
+``gout-edge info`` for the records kept for people); a field that nothing reads is removed.
+
+Format versions: this module writes version 2 and reads versions 1 and 2. A version-1 manifest
+is upgraded in memory (``_upgrade_v1``) and never rewritten on open, so its signature, made over
+the file's bytes, still verifies. This module is torch-free and numpy-free: the runtime and the
+exporter both import it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from ._io import atomic_write_bytes
@@ -22,20 +29,74 @@ from .errors import BundleError
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "MAX_MANIFEST_BYTES",
+    "Budgets",
+    "DecidedWith",
     "DecisionSpec",
+    "EngineRef",
+    "Evaluation",
+    "ExportInfo",
+    "FidelityGate",
     "FileEntry",
     "InputSpec",
     "Manifest",
     "ModelInfo",
     "OutputSpec",
+    "Parity",
     "PreprocessSpec",
+    "Quantization",
+    "ReferenceInput",
+    "ReferencePatient",
+    "ReferenceSet",
+    "ToleranceSet",
+    "Tolerances",
+    "manifest_bytes",
     "read_manifest",
     "write_manifest",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 NOT_FOR_CLINICAL_USE = "Research software; a model trained on synthetic phantoms is not for clinical use."
+INTERPOLATIONS = ("area", "linear", "cubic")  # edge_runtime.preprocess maps them to OpenCV flags
+PRECISIONS = ("fp32", "int8")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+# --------------------------------------------------------------------------------------------
+# range checks: each dataclass's ``_check(where)`` runs when a manifest is read (and before one is
+# written, which reads it back); ``where`` is the field's path, e.g. ``manifest.input``.
+
+
+def _require(ok: bool, where: str, name: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise BundleError(f"{where}.{name} is {value!r}; allowed: {allowed}")
+
+
+def _within(value: float | None, lo: float, hi: float) -> bool:
+    """``lo <= value <= hi`` for a finite number (NaN and infinities fail)."""
+    return value is not None and math.isfinite(value) and lo <= value <= hi
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def _inside_bundle(path: str) -> bool:
+    """A relative POSIX path that stays inside the bundle directory."""
+    if not path or "\\" in path or "\x00" in path or PureWindowsPath(path).drive:
+        return False
+    p = PurePosixPath(path)
+    return not p.is_absolute() and ".." not in p.parts and p.parts not in ((), (".",))
+
+
+_PATH_RULE = "a relative path inside the bundle (no '..', not absolute); any other leaves the bundle directory"
+
+
+# --------------------------------------------------------------------------------------------
+# the sections
 
 
 @dataclass(frozen=True)
@@ -53,27 +114,55 @@ class ModelInfo:
     provenance: str = "unknown"
     intended_use: str = NOT_FOR_CLINICAL_USE
 
+    def _check(self, where: str) -> None:
+        _require(self.blocks >= 1, where, "blocks", self.blocks, "≥ 1")
+        _require(len(self.widths) == self.blocks and all(w >= 1 for w in self.widths), where, "widths", self.widths,
+                 f"one positive width per stage ({self.blocks})")
+        _require(self.parameters >= 0, where, "parameters", self.parameters, "≥ 0")
+        _require(self.macs_per_frame >= 0, where, "macs_per_frame", self.macs_per_frame, "≥ 0")
+        _require(bool(_SHA256.fullmatch(self.checkpoint_sha256)), where, "checkpoint_sha256", self.checkpoint_sha256,
+                 "64 lower-case hex characters")
+        _require(len(self.class_names) >= 2, where, "class_names", self.class_names, "at least two classes")
+        _require(0 <= self.abnormal_index < len(self.class_names), where, "abnormal_index", self.abnormal_index,
+                 f"0…{len(self.class_names) - 1} (an index into class_names)")
+
 
 @dataclass(frozen=True)
 class InputSpec:
+    """The model input: one grey channel, standardized per image (``preprocess.standardize``)."""
+
     height: int = 320
     width: int = 700
     channels: int = 1
     dtype: str = "float32"
-    normalization: str = "per-image-standardization"
+
+    def _check(self, where: str) -> None:
+        for name in ("height", "width"):
+            value = getattr(self, name)
+            _require(16 <= value <= 4096, where, name, value, "16…4096 px")
+        _require(self.channels == 1, where, "channels", self.channels, "1 (grey)")
+        _require(self.dtype == "float32", where, "dtype", self.dtype, "'float32'")
 
 
 @dataclass(frozen=True)
 class PreprocessSpec:
-    """How a frame becomes a model input; the same code runs at export, calibration and bedside."""
+    """How a frame becomes a model input; the same code runs at export, calibration and bedside:
+    the B-mode region (a DICOM file's declared region, else threshold + morphology), cropped and
+    stretched to the input size."""
 
-    roi_method: str = "auto"  # "auto": DICOM ultrasound region if present, else threshold+morphology
     roi_threshold: int = 12  # grey level above which a pixel may belong to the B-mode area
     roi_morph_kernel: int = 9  # opening kernel (px, on the analysis image) that removes text
     roi_analysis_width: int = 480  # frames are analysed at this width for speed
     roi_min_area_fraction: float = 0.04
-    resize: str = "stretch"
     interpolation: str = "area"
+
+    def _check(self, where: str) -> None:
+        _require(0 <= self.roi_threshold <= 254, where, "roi_threshold", self.roi_threshold, "0…254 (grey level)")
+        _require(1 <= self.roi_morph_kernel <= 255, where, "roi_morph_kernel", self.roi_morph_kernel, "1…255 px")
+        _require(16 <= self.roi_analysis_width <= 4096, where, "roi_analysis_width", self.roi_analysis_width, "16…4096 px")
+        _require(_within(self.roi_min_area_fraction, 0.0, 1.0) and self.roi_min_area_fraction > 0, where,
+                 "roi_min_area_fraction", self.roi_min_area_fraction, "(0, 1]")
+        _require(self.interpolation in INTERPOLATIONS, where, "interpolation", self.interpolation, ", ".join(INTERPOLATIONS))
 
 
 @dataclass(frozen=True)
@@ -84,15 +173,34 @@ class OutputSpec:
     cam_height: int = 20
     cam_width: int = 44
 
+    def _check(self, where: str) -> None:
+        _require(bool(self.logits) and self.logits != self.cam, where, "logits", self.logits,
+                 "a tensor name, not the CAM's")
+        _require(bool(self.cam), where, "cam", self.cam, "a tensor name")
+        _require(1 <= self.cam_stride <= 4096, where, "cam_stride", self.cam_stride, "1…4096 px")
+
 
 @dataclass(frozen=True)
 class DecisionSpec:
+    """The paper's vote: gout when the abnormal fraction of key frames > ``patient_threshold``."""
+
     image_cutoff: float = 0.5
     patient_threshold: float | None = None
-    rule: str = "abnormal_fraction > patient_threshold -> gouty arthritis"
     min_key_frames: int = 5
     calibrated: bool = False
     source: str = "not calibrated: run `gout-edge calibrate`"
+
+    def _check(self, where: str) -> None:
+        _check_decision(self, where)
+        _require(not (self.calibrated and self.patient_threshold is None), where, "calibrated", self.calibrated,
+                 "false while patient_threshold is null")
+
+
+def _check_decision(d: DecisionSpec | DecidedWith, where: str) -> None:
+    _require(_within(d.image_cutoff, 0.0, 1.0), where, "image_cutoff", d.image_cutoff, "[0, 1]")
+    _require(d.patient_threshold is None or _within(d.patient_threshold, 0.0, 1.0), where, "patient_threshold",
+             d.patient_threshold, "[0, 1] or null (not calibrated)")
+    _require(d.min_key_frames >= 1, where, "min_key_frames", d.min_key_frames, "≥ 1")
 
 
 @dataclass(frozen=True)
@@ -101,6 +209,226 @@ class FileEntry:
     role: str
     sha256: str
     size: int
+
+    def _check(self, where: str) -> None:
+        _require(_inside_bundle(self.path), where, "path", self.path, _PATH_RULE)
+        _require(bool(self.role), where, "role", self.role, "a role name")
+        _require(bool(_SHA256.fullmatch(self.sha256)), where, "sha256", self.sha256, "64 lower-case hex characters")
+        _require(self.size >= 0, where, "size", self.size, "≥ 0 bytes")
+
+
+@dataclass(frozen=True)
+class Parity:
+    """Torch vs the exported ONNX graph on ``inputs`` random inputs (``export.onnx.check_parity``)."""
+
+    inputs: int
+    logits_max_abs_diff: float
+    cam_max_abs_diff: float
+    identity_max_abs_diff: float
+    tolerance: float
+
+    def _check(self, where: str) -> None:
+        _require(self.inputs >= 1, where, "inputs", self.inputs, "≥ 1")
+        for name in ("logits_max_abs_diff", "cam_max_abs_diff", "identity_max_abs_diff"):
+            value = getattr(self, name)
+            _require(_within(value, 0.0, math.inf), where, name, value, "a finite number ≥ 0")
+        _require(_positive(self.tolerance), where, "tolerance", self.tolerance, "> 0")
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    versions: dict[str, str]  # gout_edge, torch, onnx, onnxruntime, python
+    opset: int
+    folded_rgb_stem: bool  # conv1 had 3 input channels, folded to 1
+    parity: Parity
+
+    def _check(self, where: str) -> None:
+        _require(1 <= self.opset <= 1000, where, "opset", self.opset, "an ONNX opset (1…1000)")
+
+
+@dataclass(frozen=True)
+class FidelityGate:
+    """What INT8 must keep of FP32 (``export.fidelity``); a gate above 1 is one nothing passes."""
+
+    max_auc_drop: float = 0.005
+    min_cam_correlation: float = 0.98
+
+    def _check(self, where: str) -> None:
+        _require(_within(self.max_auc_drop, 0.0, 1.0), where, "max_auc_drop", self.max_auc_drop, "[0, 1]")
+        _require(_within(self.min_cam_correlation, -math.inf, math.inf), where, "min_cam_correlation",
+                 self.min_cam_correlation, "a finite number")
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """How the INT8 models were made and how close they stay to FP32; per engine, a report for
+    people (method, scheme, candidates, latency, fidelity) that ``gout-edge info`` shows."""
+
+    calibration: dict[str, Any]  # the calibration/fidelity split: source, images, patients
+    gate: FidelityGate
+    passed: bool
+    accepted_by_user: bool = False  # shipped although the gate failed (export --accept-drop)
+    onnxruntime: dict[str, Any] | None = None
+    openvino: dict[str, Any] | None = None
+    fp32_latency_ms: float | None = None
+
+    def _check(self, where: str) -> None:
+        _require(self.fp32_latency_ms is None or _positive(self.fp32_latency_ms), where, "fp32_latency_ms",
+                 self.fp32_latency_ms, "> 0 ms or null")
+
+
+@dataclass(frozen=True)
+class EngineRef:
+    """The engine that recorded a model file's expected reference outputs."""
+
+    backend: str
+    precision: str
+
+    def _check(self, where: str) -> None:
+        _require(bool(self.backend), where, "backend", self.backend, "a backend name")
+        _require(self.precision in PRECISIONS, where, "precision", self.precision, ", ".join(PRECISIONS))
+
+
+@dataclass(frozen=True)
+class ToleranceSet:
+    probability_abs: float
+    image_decision_band: float
+    cam_correlation_min: float
+
+    def _check(self, where: str) -> None:
+        for name in ("probability_abs", "image_decision_band"):
+            value = getattr(self, name)
+            _require(_within(value, 0.0, 1.0), where, name, value, "[0, 1]")
+        _require(_within(self.cam_correlation_min, -1.0, 1.0), where, "cam_correlation_min", self.cam_correlation_min,
+                 "[-1, 1]")
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """How far a device's outputs may be from the recorded ones; blank/colour flags and the
+    reference patients' decisions must be identical."""
+
+    fp32: ToleranceSet = ToleranceSet(probability_abs=1e-4, image_decision_band=1e-4, cam_correlation_min=0.99)
+    int8: ToleranceSet = ToleranceSet(probability_abs=0.05, image_decision_band=0.05, cam_correlation_min=0.95)
+    roi_max_abs_px: int = 2
+
+    def of(self, precision: str) -> ToleranceSet:
+        if precision not in PRECISIONS:
+            raise BundleError(f"no reference tolerances for precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+        return getattr(self, precision)
+
+    def _check(self, where: str) -> None:
+        _require(0 <= self.roi_max_abs_px <= 4096, where, "roi_max_abs_px", self.roi_max_abs_px, "0…4096 px")
+
+
+@dataclass(frozen=True)
+class ReferenceInput:
+    """One raw reference frame: an array ``key`` of the npz ``file``, or a DICOM ``file`` (key null)."""
+
+    id: str
+    file: str
+    kind: str  # screen-grey | screen-bgr | dicom-monochrome2 | dicom-rgb | no-signal screen | colour-doppler screen
+    key: str | None = None
+    label: int | None = None  # 1: lesion visible; null for the blank and colour screens
+    patient: str | None = None  # the reference patient it belongs to
+    selected_as: str = ""  # why it was chosen (lowest / highest probability, borderline, spread)
+
+    def _check(self, where: str) -> None:
+        _require(bool(self.id), where, "id", self.id, "a non-empty id")
+        _require(_inside_bundle(self.file), where, "file", self.file, _PATH_RULE)
+        dicom = self.kind.startswith("dicom")
+        _require((self.key is None) == dicom, where, "key", self.key,
+                 "null for a DICOM input (kind dicom-…), an npz array name otherwise")
+        _require(self.label in (None, 0, 1), where, "label", self.label, "0, 1 or null")
+
+
+@dataclass(frozen=True)
+class ReferencePatient:
+    """A reference patient: its inputs' ids and the probabilities recorded per model file (role)."""
+
+    name: str
+    inputs: tuple[str, ...]
+    probabilities: dict[str, tuple[float, ...]] = field(default_factory=dict)
+
+    def _check(self, where: str) -> None:
+        _require(bool(self.inputs), where, "inputs", self.inputs, "at least one input id")
+        for role, probs in self.probabilities.items():
+            _require(len(probs) == len(self.inputs) and all(_within(p, 0.0, 1.0) for p in probs), where,
+                     f"probabilities[{role!r}]", probs, f"{len(self.inputs)} probabilities in [0, 1], one per input")
+
+
+@dataclass(frozen=True)
+class DecidedWith:
+    """The decision settings the expected decisions were computed with."""
+
+    image_cutoff: float
+    patient_threshold: float | None
+    min_key_frames: int
+
+    def _check(self, where: str) -> None:
+        _check_decision(self, where)
+
+
+@dataclass(frozen=True)
+class ReferenceSet:
+    """The field-verification set (``gout_edge.reference``; ``gout-edge verify`` reads it)."""
+
+    inputs: tuple[ReferenceInput, ...]
+    expected: str  # the npz of expected outputs
+    engines: dict[str, EngineRef] = field(default_factory=dict)  # model file (role) → engine
+    patients: tuple[ReferencePatient, ...] = ()
+    expected_decisions: dict[str, dict[str, str]] = field(default_factory=dict)  # role → patient → diagnosis
+    decided_with: DecidedWith | None = None
+    tolerances: Tolerances = Tolerances()
+    source: str = ""  # where the frames came from (shown by `info`)
+    size_bytes: int = 0  # all reference files together
+
+    def _check(self, where: str) -> None:
+        ids = [i.id for i in self.inputs]
+        _require(len(set(ids)) == len(ids), where, "inputs", sorted({i for i in ids if ids.count(i) > 1}),
+                 "unique input ids")
+        _require(_inside_bundle(self.expected), where, "expected", self.expected, _PATH_RULE)
+        _require(self.size_bytes >= 0, where, "size_bytes", self.size_bytes, "≥ 0 bytes")
+        names = [p.name for p in self.patients]
+        _require(len(set(names)) == len(names), where, "patients", names, "unique patient names")
+        members = {i: p.name for p in self.patients for i in p.inputs}
+        for k, pt in enumerate(self.patients):
+            unknown = sorted(set(pt.inputs) - set(ids))
+            _require(not unknown, f"{where}.patients[{k}]", "inputs", unknown, "ids of the reference inputs")
+            roles = sorted(set(pt.probabilities) - set(self.engines))
+            _require(not roles, f"{where}.patients[{k}]", "probabilities", roles, "roles listed in engines")
+        for k, item in enumerate(self.inputs):
+            _require(item.patient == members.get(item.id), f"{where}.inputs[{k}]", "patient", item.patient,
+                     f"{members.get(item.id)!r} (the patient that lists this input)")
+        for role, decisions in self.expected_decisions.items():
+            _require(role in self.engines and set(decisions) <= set(names), where, f"expected_decisions[{role!r}]",
+                     decisions, "decisions of the reference patients for a role listed in engines")
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """The performance budgets of docs/design.md §9 for the reference cart (2 x86 cores, AVX2)."""
+
+    end_to_end_p50_ms: float = 40.0
+    end_to_end_p99_ms: float = 60.0
+    preprocess_1080p_p50_ms: float = 3.0
+    cam_overhead_fraction: float = 0.05
+    cold_start_s: float = 1.5
+    resident_memory_mb: float = 300.0
+    int8_speedup_vs_torch_fp32: float = 4.0
+
+    def _check(self, where: str) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            _require(_positive(value), where, f.name, value, "a finite number > 0")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Figures measured on labelled data, records for people (``gout-edge info`` shows them)."""
+
+    held_out: dict[str, Any] | None = None  # gout-edge evaluate --record
+    threshold_calibration: dict[str, Any] | None = None  # gout-edge calibrate
 
 
 @dataclass(frozen=True)
@@ -111,12 +439,11 @@ class Manifest:
     outputs: OutputSpec
     decision: DecisionSpec
     files: tuple[FileEntry, ...]
-    format_version: int = FORMAT_VERSION
-    export: dict[str, Any] = field(default_factory=dict)
-    quantization: dict[str, Any] = field(default_factory=dict)
-    reference: dict[str, Any] = field(default_factory=dict)
-    budgets: dict[str, Any] = field(default_factory=dict)
-    evaluation: dict[str, Any] = field(default_factory=dict)  # held-out figures, when measured
+    export: ExportInfo | None = None
+    quantization: Quantization | None = None  # None: no INT8 models were made
+    reference: ReferenceSet | None = None  # None: the bundle cannot be verified in the field
+    budgets: Budgets = Budgets()
+    evaluation: Evaluation = Evaluation()
 
     def file(self, role: str) -> FileEntry:
         for entry in self.files:
@@ -129,19 +456,76 @@ class Manifest:
         return tuple(e.role for e in self.files)
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(self)
+        """The plain JSON form, always of the current ``FORMAT_VERSION``."""
+        return {"format_version": FORMAT_VERSION, **_to_plain(self)}
 
     @classmethod
     def from_dict(cls, data: Any) -> Manifest:
+        """Validate a parsed manifest of a readable version (1 is upgraded first) into a ``Manifest``."""
         if not isinstance(data, dict):
             raise BundleError("manifest.json must hold a JSON object")
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if type(version) is not int or version not in READABLE_VERSIONS:
             raise BundleError(
-                f"manifest format_version is {version!r}; this gout-edge reads {FORMAT_VERSION}. "
-                "Re-export the bundle with this version of gout-edge."
+                f"manifest format_version is {version!r}; this gout-edge reads "
+                f"{' and '.join(map(str, READABLE_VERSIONS))}. Re-export the bundle with this version of gout-edge."
             )
-        return _from_plain(cls, data, "manifest")
+        if version == 1:
+            data = _upgrade_v1(data)
+        return _from_plain(cls, {k: v for k, v in data.items() if k != "format_version"}, "manifest")
+
+    def _check(self, where: str) -> None:
+        for axis in ("height", "width"):
+            size, cells = getattr(self.input, axis), getattr(self.outputs, f"cam_{axis}")
+            want = -(-size // self.outputs.cam_stride)
+            _require(cells == want, f"{where}.outputs", f"cam_{axis}", cells,
+                     f"{want} (input {axis} {size} / cam_stride {self.outputs.cam_stride}, rounded up)")
+
+
+# --------------------------------------------------------------------------------------------
+# version 1
+
+
+_V1_REMOVED = {  # fields that no code read
+    "input": ("normalization",),
+    "preprocess": ("roi_method", "resize"),
+    "decision": ("rule",),
+}
+_V1_EXPORT_VERSIONS = ("gout_edge", "torch", "onnx", "onnxruntime", "python")
+
+
+def _upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A parsed version-1 manifest in the version-2 shape (the argument is left untouched).
+
+    Drops the fields nothing read (``input.normalization``, ``preprocess.roi_method`` and
+    ``resize``, ``decision.rule``, ``reference.format_version`` and ``purpose``, the descriptive
+    ``reference.tolerances.flags`` and ``patient_decisions``); empty ``{}`` sections
+    (``export``, ``quantization``, ``reference``) become absent; ``export``'s library versions
+    move into ``export.versions``.
+    """
+    out = dict(data)
+    for section, names in _V1_REMOVED.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {k: v for k, v in out[section].items() if k not in names}
+    for section in ("export", "quantization", "reference"):
+        if out.get(section) == {}:
+            del out[section]
+    export = out.get("export")
+    if isinstance(export, dict):
+        versions = {k: export[k] for k in _V1_EXPORT_VERSIONS if k in export}
+        out["export"] = {**{k: v for k, v in export.items() if k not in _V1_EXPORT_VERSIONS}, "versions": versions}
+    ref = out.get("reference")
+    if isinstance(ref, dict):
+        ref = {k: v for k, v in ref.items() if k not in ("format_version", "purpose")}
+        if isinstance(ref.get("tolerances"), dict):
+            ref["tolerances"] = {k: v for k, v in ref["tolerances"].items() if k not in ("flags", "patient_decisions")}
+        out["reference"] = ref
+    out["format_version"] = FORMAT_VERSION
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# plain JSON ↔ dataclasses
 
 
 def _to_plain(value: Any) -> Any:
@@ -155,7 +539,8 @@ def _to_plain(value: Any) -> Any:
 
 
 def _from_plain(tp: Any, value: Any, where: str) -> Any:
-    """Build ``tp`` from parsed JSON, raising ``BundleError`` naming the offending field."""
+    """Build ``tp`` from parsed JSON, raising ``BundleError`` naming the offending field; each
+    dataclass's ``_check`` then checks its ranges."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
@@ -171,7 +556,11 @@ def _from_plain(tp: Any, value: Any, where: str) -> Any:
                 kwargs[f.name] = _from_plain(hints[f.name], value[f.name], f"{where}.{f.name}")
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise BundleError(f"{where}.{f.name} is missing; it is required by the bundle contract")
-        return tp(**kwargs)
+        obj = tp(**kwargs)
+        check = getattr(obj, "_check", None)
+        if check is not None:
+            check(where)
+        return obj
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -186,17 +575,29 @@ def _from_plain(tp: Any, value: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise BundleError(f"{where} must be an object, found {type(value).__name__}")
-        return value
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        (_key, inner) = typing.get_args(tp)
+        if inner is Any:  # a record for people: kept as parsed
+            return value
+        return {k: _from_plain(inner, v, f"{where}[{k!r}]") for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise BundleError(f"{where} must be a number, found {value!r}")
     if tp in (int, str, bool) and (type(value) is not tp):
         raise BundleError(f"{where} must be {tp.__name__}, found {value!r}")
     return value
 
 
+# --------------------------------------------------------------------------------------------
+# files
+
+
 def manifest_bytes(manifest: Manifest) -> bytes:
-    """The canonical serialisation (sorted keys): what is hashed and signed."""
-    return (json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8")
+    """The canonical serialisation (sorted keys): what is hashed and signed. It is read back first,
+    so that nothing is written that a reader would refuse (``BundleError`` naming the field)."""
+    text = json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n"
+    Manifest.from_dict(json.loads(text))
+    return text.encode("utf-8")
 
 
 def write_manifest(bundle_dir: Path, manifest: Manifest) -> Path:
@@ -210,8 +611,17 @@ def read_manifest(bundle_dir: Path) -> Manifest:
             f"{path} not found: a bundle is a directory with manifest.json at its root "
             "(made by `gout-edge export`)"
         )
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_MANIFEST_BYTES + 1)
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise BundleError(
+            f"{path} is larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MiB, far beyond any manifest gout-edge "
+            "writes; the bundle is damaged or not a gout-edge bundle — re-export it"
+        )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path} is not valid JSON ({exc}); the bundle is damaged, re-export it") from None
+    except RecursionError:
+        raise BundleError(f"{path} is nested too deeply to be a manifest; the bundle is damaged, re-export it") from None
     return Manifest.from_dict(data)

@@ -2,7 +2,7 @@
 
 Each command module exposes ``register(app)`` and imports its heavy dependencies (torch, onnx,
 OpenVINO) inside the command body, so ``gout-edge info`` on a cart never loads torch. Expected
-failures (``GoutEdgeError``) become one message on stderr and the exit code of DESIGN.md §8.
+failures (``GoutEdgeError``) become one message on stderr and the exit code of docs/design.md §8.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: wraps to the terminal (at most 80 columns) without rich's option table,
+    # which squeezes the help text into a narrow column and shows a type for every flag.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80},
 )
 
 

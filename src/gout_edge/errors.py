@@ -1,7 +1,7 @@
 """The one exception root of gout-edge and its small hierarchy.
 
 Every expected failure is a ``GoutEdgeError``; the CLI turns it into a message on stderr and the
-exit code of DESIGN.md §8, never a traceback::
+exit code of docs/design.md §8, never a traceback::
 
     GoutEdgeError                    exit 1  a check failed (verify, budget, parity, fidelity)
     ├── UsageError                   exit 2  options that do not fit together

@@ -1,10 +1,10 @@
 """The reference-set format: what ``export`` writes into a bundle and ``verify`` reads on the cart.
 
 The reference set's layout (written by ``gout_edge.export.reference``): the manifest's
-``reference`` section lists the inputs (``id``, ``file``, npz ``key``, ``kind``, ``label``,
-``patient``), the reference patients with their recorded probabilities per model file, the
-expected decisions, the tolerances and the engines that made the expected outputs. Frames live
-in ``reference/inputs.npz`` (uint8, read with ``allow_pickle=False``) and ``reference/*.dcm``;
+``reference`` section (``gout_edge.bundle.ReferenceSet``) lists the inputs (``id``, ``file``, npz
+``key``, ``kind``, ``label``, ``patient``), the reference patients with their recorded
+probabilities per model file, the expected decisions, the tolerances and the engines that made
+the expected outputs. Frames live in ``reference/inputs.npz`` (uint8, read with ``allow_pickle=False``) and ``reference/*.dcm``;
 expected outputs in ``reference/expected.npz``: ``roi`` (N, 4) int32, ``blank`` / ``colour`` (N,)
 bool, and per model file ``<role>.probability`` (N,) float32, ``<role>.cam`` (N, h, w) uint8 with
 ``<role>.cam_lo`` / ``<role>.cam_scale`` (N,) float32 (cam ≈ lo + scale · u8). Every one of these
@@ -21,10 +21,10 @@ import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from .bundle import Manifest, ReferenceSet, Tolerances
 from .errors import BundleError
 
 __all__ = [
@@ -53,13 +53,7 @@ REFERENCE_ENGINES: dict[str, tuple[str, str]] = {
 
 
 # Written into every reference set at export; verify reads the bundle's own.
-DEFAULT_TOLERANCES: dict[str, Any] = {
-    "fp32": {"probability_abs": 1e-4, "image_decision_band": 1e-4, "cam_correlation_min": 0.99},
-    "int8": {"probability_abs": 0.05, "image_decision_band": 0.05, "cam_correlation_min": 0.95},
-    "roi_max_abs_px": 2,
-    "patient_decisions": "identical",
-    "flags": "identical (blank, colour)",
-}
+DEFAULT_TOLERANCES = Tolerances()
 
 
 
@@ -87,12 +81,12 @@ def decode_cam(u8: np.ndarray, lo: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return (lo[:, None, None] + scale[:, None, None] * u8.astype(np.float32)).astype(np.float32)
 
 
-def reference_section(manifest: Any) -> dict[str, Any]:
+def reference_section(manifest: Manifest) -> ReferenceSet:
     """The manifest's reference section; ``BundleError`` when the bundle has none."""
     ref = manifest.reference
-    if not ref or not ref.get("inputs"):
+    if ref is None or not ref.inputs:
         raise BundleError(
-            "the bundle has no reference set (manifest 'reference' section is empty), so it cannot be "
+            "the bundle has no reference set (the manifest's 'reference' section is absent or empty), so it cannot be "
             "verified in the field; re-export it with this version of gout-edge"
         )
     return ref

@@ -1,4 +1,4 @@
-"""Ed25519 signatures over a bundle's manifest (DESIGN.md §4).
+"""Ed25519 signatures over a bundle's manifest (docs/design.md §4).
 
 The manifest lists every file with its SHA-256, so signing ``manifest.json``'s exact bytes signs
 the whole bundle. The signature lives beside it in ``manifest.sig`` (base64). Keys are PEM files:

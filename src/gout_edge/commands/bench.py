@@ -7,35 +7,49 @@ from typing import Optional
 
 import typer
 
+from ._options import bundle_option, json_option, public_key_option, threads_option
 from ._output import ProgressBar, comma_list, emit_json, stderr, stdout
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("bench")
+    @app.command("bench", short_help="Latency, cold start and memory against the bundle's budgets.")
     def bench(
-        bundle: Optional[Path] = typer.Option(None, "--bundle", help="Bundle directory (default: the demo bundle)."),
-        backends: Optional[str] = typer.Option(None, "--backends", help="Comma list, e.g. onnxruntime,openvino (default: all installed)."),
-        precision: Optional[str] = typer.Option(None, "--precision", help="Comma list: fp32,int8 (default: all in the bundle)."),
-        frames: int = typer.Option(100, "--frames", min=1, help="Measured frames per engine (after the warm-up)."),
-        warmup: int = typer.Option(10, "--warmup", min=0, help="Frames per engine excluded from the figures."),
-        threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads (default: the engine's)."),
-        torch_reference: bool = typer.Option(True, "--torch/--no-torch", help="Include torch eager FP32 as the reference, when installed."),
-        cold_start: bool = typer.Option(True, "--cold-start/--no-cold-start", help="Measure cold start and streaming memory in fresh processes."),
-        memory_frames: int = typer.Option(300, "--memory-frames", min=1, help="Frames streamed by the memory probe."),
-        public_key: Optional[Path] = typer.Option(None, "--public-key", help="Require a signature by this Ed25519 public key."),
-        plot: Optional[Path] = typer.Option(None, "--plot", help="Write the latency distribution per engine (PNG, or SVG for .svg; needs matplotlib)."),
-        json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+        bundle: Optional[Path] = bundle_option(),
+        backends: Optional[str] = typer.Option(
+            None, "--backends", metavar="LIST", help="Comma list of onnxruntime, openvino (default: all installed)."
+        ),
+        precision: Optional[str] = typer.Option(
+            None, "--precision", metavar="LIST", help="Comma list of fp32, int8 (default: all in the bundle)."
+        ),
+        frames: int = typer.Option(100, "--frames", min=1, metavar="N", help="Frames measured per engine, after the warmup ones."),
+        warmup: int = typer.Option(10, "--warmup", min=0, metavar="N", help="Frames per engine excluded from the figures."),
+        threads: Optional[int] = threads_option(),
+        torch_reference: bool = typer.Option(
+            True, "--torch/--no-torch", help="Include torch eager FP32 as the reference, when installed."
+        ),
+        cold_start: bool = typer.Option(
+            True, "--cold-start/--no-cold-start", help="Measure cold start and streaming memory in fresh processes."
+        ),
+        memory_frames: int = typer.Option(300, "--memory-frames", min=1, metavar="N", help="Frames streamed by the memory probe."),
+        public_key: Optional[Path] = public_key_option(),
+        plot: Optional[Path] = typer.Option(
+            None, "--plot", metavar="FILE",
+            help="Write the latency distribution per engine (PNG, or SVG for .svg; needs matplotlib).",
+        ),
+        json_out: bool = json_option(),
     ) -> None:
         """Latency per stage and end to end for every engine side by side (interleaved), cold start,
-        memory, and the bundle's budgets checked: exit 1 when one is missed."""
+        memory, and the bundle's budgets checked.
+
+        Exit 0: every budget is met; 1: one is missed."""
         from gout_edge.calibration.phantom.video import mjpg_screens
         from gout_edge.edge_runtime.backends import PRECISIONS, REGISTRY
         from gout_edge.edge_runtime.bench import BenchConfig, run_bench
         from gout_edge.edge_runtime.bundle import open_bundle
 
-        opened = open_bundle(bundle, public_key)
         config = BenchConfig(comma_list(backends, "--backends", tuple(REGISTRY)), comma_list(precision, "--precision", PRECISIONS),
                              frames, warmup, threads, cold_start, memory_frames)
+        opened = open_bundle(bundle, public_key)
         reference, cam_free, notes = _owner_side_parts(opened, threads, torch_reference)
         with ProgressBar("bench") as bar:
             result = run_bench(opened, mjpg_screens(), config, reference=reference, cam_free_model=cam_free, notes=notes,
@@ -79,36 +93,46 @@ def _owner_side_parts(bundle, threads, torch_reference: bool):
     return reference, cam_free, notes
 
 
+def _amount(value: float, unit: str) -> str:
+    """A budget figure, short enough for an 80-column table (fractions as percentages)."""
+    if unit == "fraction":
+        return f"{100 * value:.3g} %"
+    return f"{value:.3g} {unit}"
+
+
 def render(result) -> None:
+    """Three tables that fit 80 columns: end to end per engine, stages (engines as columns), budgets."""
     from rich.table import Table
 
     d = result.device
     stdout.print(f"[bold]{result.bundle}[/] on {d.cpu_model} ({d.logical_cores} cores; {', '.join(d.features) or 'no SIMD flags'})")
-    table = Table(title="end to end per frame (decode → ROI → preprocess → inference with CAM → vote → journal), ms")
+    table = Table(title="end to end per frame, ms", caption="decode → ROI → preprocess → inference with CAM → vote → "
+                  "journal; ◀ the bedside engine")
     for col in ("engine", "p50", "p90", "p95", "p99", "max", "fps", "× torch"):
-        table.add_column(col, justify="right" if col != "engine" else "left")
+        table.add_column(col, justify="right" if col != "engine" else "left", no_wrap=True)
     for e in result.engines:
         s = e.end_to_end
-        mark = " ◀ bedside" if e.name == result.bedside_engine else ""
+        mark = " ◀" if e.name == result.bedside_engine else ""
         ratio = "" if e.speedup_vs_reference is None else f"{e.speedup_vs_reference:.2f}"
         table.add_row(e.name + mark, *(f"{v:.1f}" for v in (s.p50_ms, s.p90_ms, s.p95_ms, s.p99_ms, s.max_ms)),
                       f"{s.throughput_fps:.1f}", ratio)
     stdout.print(table)
     stages = Table(title="stages, p50 ms")
-    stages.add_column("engine")
-    names = list(result.engines[0].stages)
-    for n in names:
-        stages.add_column(n, justify="right")
+    stages.add_column("stage", max_width=10)  # "live view render" wraps: 5 engines fit 80 columns
     for e in result.engines:
-        stages.add_row(e.name, *(f"{e.stages[n].p50_ms:.2f}" for n in names))
+        header = "\n".join(e.name.rsplit(" ", 1))
+        stages.add_column(header, justify="right", no_wrap=True, min_width=max(map(len, header.split("\n"))))
+    for n in result.engines[0].stages:
+        stages.add_row(n.replace("_", " "), *(f"{e.stages[n].p50_ms:.2f}" for e in result.engines))
     stdout.print(stages)
     budgets = Table(title="budgets")
-    for col in ("budget", "measured", "limit", "result", "note"):
-        budgets.add_column(col)
+    for col in ("budget", "measured", "limit", "result"):
+        budgets.add_column(col, no_wrap=True)
+    budgets.add_column("note")
     for b in result.budgets:
         verdict = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "[yellow]n/a[/]"}[b.passed]
-        measured = "—" if b.measured is None else f"{b.measured:.3g} {b.unit}"
-        budgets.add_row(b.name, measured, f"{b.budget:g} {b.unit}", verdict, b.note)
+        measured = "—" if b.measured is None else _amount(b.measured, b.unit)
+        budgets.add_row(b.name, measured, _amount(b.budget, b.unit), verdict, b.note)
     stdout.print(budgets)
     for note in result.notes:
         stdout.print(f"note: {note}")

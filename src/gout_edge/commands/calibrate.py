@@ -1,5 +1,5 @@
 """``gout-edge calibrate --bundle DIR --data INDEX.csv``: the paper's patient threshold, written
-into the bundle (DESIGN.md §10; the library is ``gout_edge.calibration.calibrate``)."""
+into the bundle (docs/design.md §10; the library is ``gout_edge.calibration.calibrate``)."""
 
 from __future__ import annotations
 
@@ -9,70 +9,68 @@ from typing import Any, Optional
 
 import typer
 
-from ._output import emit_json, stderr, stdout
+from ._options import (
+    Backend,
+    Precision,
+    backend_option,
+    bundle_option,
+    demo_bundle_refusal,
+    is_installed_bundle,
+    json_option,
+    precision_option,
+    public_key_option,
+    seed_option,
+    threads_option,
+)
+from ._output import ProgressBar, emit_json, stdout
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("calibrate")
+    @app.command("calibrate", short_help="Fit the patient threshold and write it into a bundle.")
     def calibrate_command(
-        bundle: Path = typer.Option(..., "--bundle", help="Bundle directory whose manifest receives the threshold."),
-        data: Path = typer.Option(..., "--data", help="Index table (CSV) of labelled images of training patients."),
-        folds: int = typer.Option(5, "--folds", help="Patient-wise cross-validation folds (paper: 5); 0 skips cross-validation."),
-        seed: int = typer.Option(0, "--seed", help="Seeds the assignment of patients to folds."),
-        backend: str = typer.Option("auto", "--backend", help="Inference engine: auto, onnxruntime or openvino."),
-        precision: str = typer.Option("auto", "--precision", help="auto, int8 or fp32; calibrate at the precision the cart runs."),
-        threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads (default: the engine's)."),
-        sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="Ed25519 private key to re-sign the changed manifest; without it an old signature is removed."),
-        public_key: Optional[Path] = typer.Option(None, "--public-key", help="Require the bundle to be signed by this public key before changing it."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: <bundle>-calibration beside the bundle)."),
-        json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+        data: Path = typer.Option(
+            ..., "--data", metavar="CSV", help="Index table (CSV) of labelled images of training patients."
+        ),
+        bundle: Optional[Path] = bundle_option(
+            "Bundle directory whose manifest receives the threshold (the demo bundle is refused: copy it first)."
+        ),
+        folds: int = typer.Option(
+            5, "--folds", min=0, metavar="K", help="Patient-wise cross-validation folds (paper: 5); 0 skips it."
+        ),
+        seed: int = seed_option("Seeds the assignment of patients to folds."),
+        backend: Backend = backend_option(),
+        precision: Precision = precision_option("auto, int8 or fp32: the precision the cart runs."),
+        threads: Optional[int] = threads_option(),
+        sign_key: Optional[Path] = typer.Option(
+            None, "--sign-key", metavar="FILE",
+            help="Ed25519 private key to re-sign the changed manifest; without it an old signature is removed.",
+        ),
+        public_key: Optional[Path] = public_key_option("Require the bundle to be signed by this public key."),
+        out: Optional[Path] = typer.Option(
+            None, "--out", metavar="DIR",
+            help="Report folder (default: a new one, see above).",
+        ),
+        json_out: bool = json_option(),
     ) -> None:
         """The paper's diagnostic model: per patient the fraction of abnormal images; the threshold
         (0 to 1 in steps of 0.02) with the best patient accuracy; patient-wise k-fold
-        cross-validation (Table III); the all-patient threshold written into the bundle's
-        manifest. Writes calibration.json and threshold-accuracy.png (Figure S1) to --out."""
+        cross-validation (Table III); the all-patient threshold written into the bundle's manifest.
+
+        Writes calibration.json and threshold-accuracy.png (Figure S1) to --out, by default
+        ./gout-edge-reports/calibration-<bundle name>-<UTC time>/ in the working folder. The demo
+        bundle is refused: copy it and pass the copy with --bundle."""
         from gout_edge.calibration.calibrate import CalibrationConfig, calibrate
 
-        config = CalibrationConfig(bundle, data, folds, seed, backend, precision, threads, sign_key, out, public_key)
-        with ScoringProgress("scoring images") as bar:
+        if is_installed_bundle(bundle):
+            raise demo_bundle_refusal("calibrate", "calibrate writes the threshold")
+        config = CalibrationConfig(bundle, data, folds, seed, backend.value, precision.value, threads, sign_key, out,
+                                   public_key)
+        with ProgressBar("scoring images") as bar:
             result = calibrate(config, progress=bar.update)
         if json_out:
             emit_json(result.to_dict())
         else:
             render(result)
-
-
-class ScoringProgress:
-    """A rich progress bar on stderr while images are scored (also used by ``evaluate``)."""
-
-    def __init__(self, description: str) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), console=stderr, transient=True,
-        )
-        self._task: Any = None
-        self._description = description
-
-    def __enter__(self) -> ScoringProgress:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def update(self, done: int, total: int) -> None:
-        if self._task is None:
-            self._task = self._progress.add_task(self._description, total=total)
-        self._progress.update(self._task, completed=done, total=total)
 
 
 def percent(p: Any) -> str:

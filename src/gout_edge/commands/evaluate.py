@@ -1,5 +1,5 @@
 """``gout-edge evaluate --bundle DIR --data INDEX.csv``: the paper's tables for a bundle on labelled
-data (DESIGN.md §10; the library is ``gout_edge.calibration.evaluate``)."""
+data (docs/design.md §10; the library is ``gout_edge.calibration.evaluate``)."""
 
 from __future__ import annotations
 
@@ -8,39 +8,64 @@ from typing import Any, Optional
 
 import typer
 
-from ._output import emit_json, stdout
-from .calibrate import ScoringProgress, percent
+from ._options import (
+    Backend,
+    Precision,
+    backend_option,
+    bundle_option,
+    demo_bundle_refusal,
+    is_installed_bundle,
+    json_option,
+    precision_option,
+    public_key_option,
+    threads_option,
+)
+from ._output import ProgressBar, emit_json, stdout
+from .calibrate import percent
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("evaluate")
+    @app.command("evaluate", short_help="The paper's tables for a bundle on labelled held-out data.")
     def evaluate_command(
-        bundle: Path = typer.Option(..., "--bundle", help="Bundle directory to evaluate."),
-        data: Path = typer.Option(..., "--data", help="Index table (CSV) of labelled images, held out from training."),
-        backend: str = typer.Option("auto", "--backend", help="Inference engine: auto, onnxruntime or openvino."),
-        precision: str = typer.Option("auto", "--precision", help="auto, int8 or fp32."),
-        compare: Optional[str] = typer.Option(
-            None, "--compare", help="A second bundle directory, or a precision (fp32, int8) of this bundle: DeLong and McNemar tests (Table I)."
+        data: Path = typer.Option(
+            ..., "--data", metavar="CSV", help="Index table (CSV) of labelled images, held out from training."
         ),
-        threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads (default: the engine's)."),
-        public_key: Optional[Path] = typer.Option(None, "--public-key", help="Require bundles signed by this public key."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: <bundle>-evaluation beside the bundle)."),
+        bundle: Optional[Path] = bundle_option(),
+        backend: Backend = backend_option(),
+        precision: Precision = precision_option(),
+        compare: Optional[str] = typer.Option(
+            None, "--compare", metavar="DIR|PRECISION",
+            help="A second bundle, or a precision (fp32, int8) of this bundle: DeLong and McNemar tests (Table I).",
+        ),
+        threads: Optional[int] = threads_option(),
+        public_key: Optional[Path] = public_key_option("Require bundles signed by this public key."),
+        out: Optional[Path] = typer.Option(
+            None, "--out", metavar="DIR",
+            help="Report folder (default: a new one, see above).",
+        ),
         record: bool = typer.Option(
             False, "--record", help="Write the held-out summary into the bundle's manifest (evaluation.held_out)."
         ),
-        sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="Re-sign the manifest after --record."),
-        json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+        sign_key: Optional[Path] = typer.Option(
+            None, "--sign-key", metavar="FILE", help="Ed25519 private key to re-sign the manifest after --record."
+        ),
+        json_out: bool = json_option(),
     ) -> None:
         """Image-level accuracy, sensitivity, specificity (Wilson 95% CIs) and AUC (DeLong 95% CI);
         patient-level figures with the bundle's threshold; with --compare, DeLong's test of the
-        AUCs and McNemar's test of paired decisions. Writes evaluation.json, roc.png and
-        confusion.png to --out."""
+        AUCs and McNemar's test of paired decisions.
+
+        Writes evaluation.json, roc.png and confusion.png to --out, by default
+        ./gout-edge-reports/evaluation-<bundle name>-<UTC time>/ in the working folder."""
         from gout_edge.calibration.evaluate import EvaluationConfig, evaluate
 
+        if record and is_installed_bundle(bundle):
+            raise demo_bundle_refusal("evaluate", "--record writes the held-out summary")
         config = EvaluationConfig(
-            bundle, data, backend, precision, compare, threads, out, public_key, record=record, sign_key=sign_key
+            bundle, data, backend.value, precision.value, compare, threads, out, public_key, record=record,
+            sign_key=sign_key,
         )
-        with ScoringProgress("scoring images") as bar:
+        with ProgressBar("scoring images") as bar:
             result = evaluate(config, progress=bar.update)
         if json_out:
             emit_json(result.to_dict())

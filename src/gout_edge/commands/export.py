@@ -7,27 +7,38 @@ from typing import Optional
 
 import typer
 
+from ._options import json_option, threads_option
 from ._output import emit_json, stderr, stdout
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("export")
+    @app.command("export", short_help="Export a checkpoint to a bundle (ONNX FP32 with CAM, INT8).")
     def export(
-        checkpoint: Path = typer.Argument(..., help="Training checkpoint: .safetensors, or a torch state_dict (.pt/.pth)."),
-        out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write (new or empty)."),
-        blocks: Optional[int] = typer.Option(None, "--blocks", help="Residual stages; read from the checkpoint when left out."),
-        name: str = typer.Option("gout-resnet", help="Model name recorded in the manifest."),
-        version: str = typer.Option("0.0.0", help="Model version recorded in the manifest."),
-        provenance: str = typer.Option("unknown", help="Where the weights come from (data, training run)."),
+        checkpoint: Path = typer.Argument(
+            ..., metavar="CHECKPOINT", help="Training checkpoint: .safetensors, or a torch state_dict (.pt/.pth)."
+        ),
+        out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Bundle directory to write (new or empty)."),
+        blocks: Optional[int] = typer.Option(
+            None, "--blocks", min=1, max=6, metavar="N", help="Residual stages; read from the checkpoint when left out."
+        ),
+        name: str = typer.Option("gout-resnet", metavar="NAME", help="Model name for the manifest."),
+        version: str = typer.Option("0.0.0", metavar="VERSION", help="Model version for the manifest."),
+        provenance: str = typer.Option("unknown", metavar="TEXT", help="Where the weights come from (data, training run)."),
         calib: Optional[Path] = typer.Option(
-            None, "--calib", help="Index table (CSV) of labelled images for INT8 calibration and the fidelity check; default: synthetic phantoms."
+            None, "--calib", metavar="CSV",
+            help="Index table (CSV) of labelled images for INT8 calibration and the fidelity check (default: "
+            "synthetic phantoms).",
         ),
         int8: bool = typer.Option(True, "--int8/--no-int8", help="Also write INT8 models (ONNX Runtime QDQ, OpenVINO IR)."),
-        accept_drop: bool = typer.Option(False, "--accept-drop", help="Keep INT8 models that fail the fidelity gate (recorded in the manifest)."),
-        threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads while measuring (default: all cores)."),
-        sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="Ed25519 private key (from `gout-edge keygen`) to sign the manifest."),
+        accept_drop: bool = typer.Option(
+            False, "--accept-drop", help="Keep INT8 models that fail the fidelity gate (recorded in the manifest)."
+        ),
+        threads: Optional[int] = threads_option("Inference threads while measuring (default: all cores)."),
+        sign_key: Optional[Path] = typer.Option(
+            None, "--sign-key", metavar="FILE", help="Ed25519 private key (from `gout-edge keygen`) to sign the manifest."
+        ),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle in --out."),
-        json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+        json_out: bool = json_option(),
     ) -> None:
         """Export a checkpoint to a bundle: ONNX FP32 with the in-graph CAM, parity-checked against torch."""
         try:
@@ -51,7 +62,7 @@ def register(app: typer.Typer) -> None:
             "parameters": result.manifest.model.parameters,
             "macs_per_frame": result.manifest.model.macs_per_frame,
             "folded_rgb_stem": result.folded_rgb_stem,
-            "parity": result.manifest.export["parity"],
+            "parity": None if result.manifest.export is None else result.manifest.export.parity,
             "files": [f.path for f in result.manifest.files],
             "quantization": result.manifest.quantization,
         }
@@ -64,12 +75,14 @@ def register(app: typer.Typer) -> None:
             f"identity cam.mean+bias−logits {p.identity_max_abs_diff:.2e} (tolerance {p.tolerance:g}) — ok"
         )
         q = result.manifest.quantization
-        for engine in ("onnxruntime", "openvino"):
-            if engine in q:
-                f = q[engine]["fidelity"]
+        engines = {} if q is None else {"onnxruntime": q.onnxruntime, "openvino": q.openvino}
+        for engine, e in engines.items():
+            if e:
+                f = e["fidelity"]
+                fp32 = "?" if q.fp32_latency_ms is None else f"{q.fp32_latency_ms:.1f}"
                 stdout.print(
-                    f"{engine} INT8 ({q[engine].get('scheme', 'nncf')}): {q[engine]['latency_ms']:.1f} ms vs FP32 "
-                    f"{q['fp32_latency_ms']:.1f} ms; AUC {f['auc_fp32']:.4f} → {f['auc_int8']:.4f}, CAM r {f['cam_correlation_mean']:.4f}, "
+                    f"{engine} INT8 ({e.get('scheme', 'nncf')}): {e['latency_ms']:.1f} ms vs FP32 "
+                    f"{fp32} ms; AUC {f['auc_fp32']:.4f} → {f['auc_int8']:.4f}, CAM r {f['cam_correlation_mean']:.4f}, "
                     f"patient decisions {'identical' if f['patient_decisions_identical'] else 'DIFFER'}"
                     + ("" if not f["failures"] else f" — [red]{'; '.join(f['failures'])}[/]")
                 )

@@ -1,4 +1,4 @@
-"""``gout-edge info [BUNDLE]``: what a bundle holds and what this device offers."""
+"""``gout-edge info [--bundle DIR]``: what a bundle holds and what this device offers."""
 
 from __future__ import annotations
 
@@ -7,17 +7,20 @@ from typing import Optional
 
 import typer
 
+from ._options import LegacyBundleCommand, bundle_argument, bundle_option, json_option, pick_bundle, public_key_option
 from ._output import emit_json, stdout
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("info")
+    @app.command("info", cls=LegacyBundleCommand, short_help="Show what a bundle holds and what this device offers.")
     def info(
-        bundle: Optional[Path] = typer.Argument(None, help="Bundle directory (default: the demo bundle shipped with gout-edge)."),
-        public_key: Optional[Path] = typer.Option(None, "--public-key", help="Require a signature by this Ed25519 public key."),
-        json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+        bundle: Optional[Path] = bundle_option(),
+        public_key: Optional[Path] = public_key_option(),
+        json_out: bool = json_option(),
+        old_bundle: Optional[Path] = bundle_argument(),
     ) -> None:
         """Show what a bundle holds (model, files, decision, budgets) and what this device offers."""
+        bundle = pick_bundle(bundle, old_bundle, "info")
         from rich.table import Table
 
         from gout_edge.edge_runtime.bundle import default_bundle_path, open_bundle
@@ -40,24 +43,57 @@ def register(app: typer.Typer) -> None:
         else:
             m = opened.manifest
             table = Table(title=f"bundle {opened.root}", show_header=False)
-            table.add_row("model", f"{m.model.name} {m.model.version} — {m.model.architecture}")
+            widths = "-".join(map(str, m.model.widths))
+            table.add_row("model", f"{m.model.name} {m.model.version} — {m.model.architecture}, stage widths {widths}")
             table.add_row("parameters / MACs", f"{m.model.parameters:,} / {m.model.macs_per_frame / 1e9:.2f} GMAC per frame")
-            table.add_row("input", f"{m.input.channels}×{m.input.height}×{m.input.width} {m.input.dtype}, {m.input.normalization}")
-            table.add_row("outputs", f"{m.outputs.logits}, {m.outputs.cam} (stride {m.outputs.cam_stride})")
+            table.add_row("input", f"{m.input.channels}×{m.input.height}×{m.input.width} {m.input.dtype}, standardized per image")
+            o, classes = m.outputs, m.model.class_names
+            table.add_row("outputs", f"{o.logits} over ({', '.join(classes)}; abnormal: {classes[m.model.abnormal_index]}), "
+                          f"{o.cam} {o.cam_height}×{o.cam_width} (stride {o.cam_stride})")
             threshold = "not calibrated" if m.decision.patient_threshold is None else f"{m.decision.patient_threshold:.3f}"
             table.add_row("decision", f"image cut-off {m.decision.image_cutoff}, patient threshold {threshold}")
-            held_out = m.evaluation.get("held_out")
+            b = m.budgets
+            table.add_row("budgets", f"end to end p50 {b.end_to_end_p50_ms:g} / p99 {b.end_to_end_p99_ms:g} ms, preprocess "
+                          f"{b.preprocess_1080p_p50_ms:g} ms, CAM overhead {b.cam_overhead_fraction:.0%}, cold start "
+                          f"{b.cold_start_s:g} s, memory {b.resident_memory_mb:g} MB, INT8 ≥ {b.int8_speedup_vs_torch_fp32:g}× torch")
+            tc = m.evaluation.threshold_calibration
+            if tc:
+                cv = tc.get("cross_validation")
+                acc = cv["accuracy"] if cv else {}
+                cv_text = "" if not cv else f", {cv['k']}-fold CV accuracy {acc['mean']:.3f} ± {acc['sd'] or 0:.3f}"
+                table.add_row("threshold calibration", f"{tc.get('threshold')} on {tc.get('patients')} patients "
+                              f"({tc.get('backend')} {tc.get('precision')}, {tc.get('date')}){cv_text}")
+            held_out = m.evaluation.held_out
             if held_out:
                 auc, acc = held_out["image_auc"], held_out["patient"]["accuracy"]
                 patient = "" if not acc else f", patient accuracy {acc['estimate']:.1%} ({acc['k']}/{acc['n']})"
                 table.add_row("held-out figures", f"image AUC {auc['auc']:.3f} [{auc['ci_low']:.3f}, {auc['ci_high']:.3f}] on "
                               f"{held_out['images']} images{patient} ({held_out['backend']} {held_out['precision']})")
-            for engine in ("onnxruntime", "openvino"):
-                q = m.quantization.get(engine)
+            quant = m.quantization
+            engines = {} if quant is None else {"onnxruntime": quant.onnxruntime, "openvino": quant.openvino}
+            for engine, q in engines.items():
                 if q:
                     f = q["fidelity"]
+                    fp32 = "" if quant is None or quant.fp32_latency_ms is None else f" (FP32 {quant.fp32_latency_ms:.1f} ms)"
                     table.add_row(f"INT8 ({engine})", f"{q.get('scheme', 'NNCF')}: AUC {f['auc_fp32']:.4f} → {f['auc_int8']:.4f}, "
-                                  f"CAM r {f['cam_correlation_mean']:.4f}, {q['latency_ms']:.1f} ms at export")
+                                  f"CAM r {f['cam_correlation_mean']:.4f}, {q['latency_ms']:.1f} ms at export{fp32}")
+            if quant is not None:
+                verdict = "passed" if quant.passed else (
+                    "FAILED, INT8 models shipped anyway (--accept-drop)" if quant.accepted_by_user else "FAILED, INT8 models left out")
+                cal = quant.calibration
+                table.add_row("INT8 gate", f"{verdict}: AUC drop ≤ {quant.gate.max_auc_drop:g}, CAM r ≥ "
+                              f"{quant.gate.min_cam_correlation:g}; calibrated on {cal.get('calibration_images')} images of "
+                              f"{cal.get('calibration_patients')} patients ({cal.get('source')})")
+            if m.export is not None:
+                e, p = m.export, m.export.parity
+                versions = ", ".join(f"{k} {v}" for k, v in e.versions.items())
+                table.add_row("export", f"{versions}; ONNX opset {e.opset}; parity vs torch on {p.inputs} inputs: logits "
+                              f"{p.logits_max_abs_diff:.1e}, CAM {p.cam_max_abs_diff:.1e}, identity {p.identity_max_abs_diff:.1e} "
+                              f"(tolerance {p.tolerance:g})" + ("; RGB conv1 folded to grey" if e.folded_rgb_stem else ""))
+            if m.reference is not None:
+                r = m.reference
+                table.add_row("reference set", f"{len(r.inputs)} inputs, {len(r.patients)} patients, {r.size_bytes / 1e6:.2f} MB, "
+                              f"expected outputs of {', '.join(r.engines) or 'no model file'}; from {r.source}")
             table.add_row("provenance", m.model.provenance)
             table.add_row("intended use", m.model.intended_use)
             for entry in m.files:

@@ -6,14 +6,17 @@ from pathlib import Path
 
 import typer
 
+from ._options import json_option
 from ._output import emit_json, stdout
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("keygen")
+    @app.command("keygen", short_help="Make an Ed25519 key pair for signing bundles.")
     def keygen(
-        out: Path = typer.Option(..., "--out", "-o", help="Key name: writes NAME.key (private, 0600) and NAME.pub."),
-        json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+        out: Path = typer.Option(
+            ..., "--out", "-o", metavar="NAME", help="Key name: writes NAME.key (private, 0600) and NAME.pub."
+        ),
+        json_out: bool = json_option(),
     ) -> None:
         """Make an Ed25519 key pair: sign bundles with NAME.key, configure carts with NAME.pub."""
         from gout_edge.signing import generate_keypair

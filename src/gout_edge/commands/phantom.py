@@ -6,34 +6,23 @@ from pathlib import Path
 
 import typer
 
-from ._output import emit_json, stdout
+from ._options import json_option, seed_option
+from ._output import ProgressBar, comma_list, emit_json, stdout
 
 FORMATS = ("png", "dicom", "video")
 
 
-def _parse_formats(text: str) -> tuple[str, ...]:
-    from gout_edge.errors import UsageError
-
-    names = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
-    unknown = [name for name in names if name not in FORMATS]
-    if not names or unknown:
-        shown = ", ".join(repr(n) for n in unknown) if unknown else repr(text)
-        raise UsageError(
-            f"--format {shown} is not a phantom form; expected a comma list of "
-            f"{', '.join(FORMATS)}; fix: e.g. --format png,dicom"
-        )
-    return names
-
-
 def register(app: typer.Typer) -> None:
-    @app.command("phantom")
+    @app.command("phantom", short_help="Write synthetic first-MTP-joint ultrasound phantoms.")
     def phantom(
-        out: Path = typer.Option(..., "--out", help="Output directory (created if missing)."),
-        patients: int = typer.Option(20, "--patients", help="Number of phantom patients (about 55 % gout)."),
-        seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives identical files."),
-        fmt: str = typer.Option("png", "--format", help="Comma list of forms: png, dicom, video."),
+        out: Path = typer.Option(..., "--out", metavar="DIR", help="Output directory (created if missing)."),
+        patients: int = typer.Option(
+            20, "--patients", metavar="N", help="Number of phantom patients, at least 1 (about 55 % gout)."
+        ),
+        seed: int = seed_option("Random seed; the same seed gives identical files."),
+        fmt: str = typer.Option("png", "--format", metavar="LIST", help="Comma list of forms: png, dicom, video."),
         sheet: bool = typer.Option(True, "--contact-sheet/--no-contact-sheet", help="Also write DIR/contact_sheet.png."),
-        json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+        json_out: bool = json_option(),
     ) -> None:
         """Write synthetic B-mode phantoms of the first MTP joint (PNG + index.csv, DICOM, screen video)."""
         from gout_edge.errors import UsageError
@@ -43,27 +32,15 @@ def register(app: typer.Typer) -> None:
                 f"--patients {patients} is too small; expected at least 1 phantom patient; "
                 "fix: e.g. --patients 20"
             )
-        formats = _parse_formats(fmt)
-
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        formats = comma_list(fmt, "--format", FORMATS)
+        if formats is None:
+            raise UsageError(f"--format {fmt!r} is empty; expected a comma list of {', '.join(FORMATS)}")
 
         from gout_edge.calibration.phantom import contact_sheet, write_phantoms
 
-        with Progress(
-            TextColumn("phantom"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        ) as bar:
-            task = bar.add_task("phantom", total=None)
-
-            def _progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            summary = write_phantoms(out, patients, seed=seed, formats=formats, progress=_progress)
+        with ProgressBar("phantom") as bar:
+            bar.update(0, None)
+            summary = write_phantoms(out, patients, seed=seed, formats=formats, progress=bar.update)
         sheet_path = contact_sheet(out / "contact_sheet.png", seed=seed) if sheet else None
 
         if json_out:

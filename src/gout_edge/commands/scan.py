@@ -3,7 +3,7 @@
 Thin: parse the options, open the bundle, the source and the scorer, hand them to
 ``edge_runtime.exam.run_exam`` and render its ``ExamResult`` (a table, or ``--json``).
 SIGINT and SIGTERM end the exam and still write the report (``run_exam(handle_signals=True)``).
-Exit codes (DESIGN.md §8): 0 done · 2 usage · 3 bad input · 4 bundle · 5 capture device missing
+Exit codes (docs/design.md §8): 0 done · 2 usage · 3 bad input · 4 bundle · 5 capture device missing
 or lost (a lost device still gives its report and result first).
 """
 
@@ -14,6 +14,17 @@ from typing import Any, Optional
 
 import typer
 
+from ._options import (
+    Backend,
+    Precision,
+    backend_option,
+    bundle_option,
+    json_option,
+    positive,
+    precision_option,
+    public_key_option,
+    threads_option,
+)
 from ._output import emit_json, stdout
 
 
@@ -34,24 +45,45 @@ def _source_options(video: Optional[str], dicom: Optional[Path], images: Optiona
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("scan")
+    @app.command("scan", short_help="Scan a patient: frames, CAM, key frames, the paper's vote.")
     def scan(
-        video: Optional[str] = typer.Option(None, "--video", help="Capture device (/dev/video0 or 0), video file, or stream URL."),
-        dicom: Optional[Path] = typer.Option(None, "--dicom", help="DICOM file, multi-frame cine, or study folder (grouped by patient and study)."),
-        images: Optional[Path] = typer.Option(None, "--images", help="Folder of PNG/JPEG/DICOM images (one patient per sub-folder)."),
+        video: Optional[str] = typer.Option(
+            None, "--video", metavar="SRC", help="Capture device (/dev/video0 or 0), video file, or stream URL."
+        ),
+        dicom: Optional[Path] = typer.Option(
+            None, "--dicom", metavar="PATH",
+            help="DICOM file, multi-frame cine, or study folder (grouped by patient and study).",
+        ),
+        images: Optional[Path] = typer.Option(
+            None, "--images", metavar="DIR", help="Folder of PNG/JPEG/DICOM images (one patient per sub-folder)."
+        ),
         demo: bool = typer.Option(False, "--demo", help="Scan a synthetic phantom recording (no patient data)."),
-        patient: Optional[str] = typer.Option(None, "--patient", help="Patient ID for the report (for DICOM/folders with IDs: scan only this patient). Never logged."),
-        out: Path = typer.Option(Path("scans"), "--out", "-o", help="Folder for session folders (journal, report, overlays)."),
-        bundle: Optional[Path] = typer.Option(None, "--bundle", help="Bundle directory (default: the demo bundle shipped with gout-edge)."),
-        backend: str = typer.Option("auto", "--backend", help="Inference engine: auto, onnxruntime, openvino."),
-        precision: str = typer.Option("auto", "--precision", help="auto, int8 or fp32."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Inference threads (default: the engine's)."),
-        max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="End the exam after this many frames."),
-        duration: Optional[float] = typer.Option(None, "--duration", min=0.0, help="End the exam after this many seconds."),
-        display: Optional[bool] = typer.Option(None, "--display/--no-display", help="Live window with the CAM (default: when a display and an OpenCV GUI exist)."),
-        strict: bool = typer.Option(False, "--strict", help="Refuse non-ultrasound DICOM and unreadable files in folders instead of warning."),
-        public_key: Optional[Path] = typer.Option(None, "--public-key", help="Require a bundle signature by this Ed25519 public key."),
-        json_out: bool = typer.Option(False, "--json", help="Print the result as one JSON document on stdout."),
+        patient: Optional[str] = typer.Option(
+            None, "--patient", metavar="ID",
+            help="Patient ID for the report (for DICOM/folders with IDs: scan only this patient). Never logged.",
+        ),
+        out: Path = typer.Option(
+            Path("scans"), "--out", "-o", metavar="DIR", help="Folder for session folders (journal, report, overlays)."
+        ),
+        bundle: Optional[Path] = bundle_option(),
+        backend: Backend = backend_option(),
+        precision: Precision = precision_option(),
+        threads: Optional[int] = threads_option(),
+        max_frames: Optional[int] = typer.Option(
+            None, "--max-frames", min=1, metavar="N", help="End the exam after this many frames."
+        ),
+        duration: Optional[float] = typer.Option(
+            None, "--duration", callback=positive, metavar="SECONDS", help="End the exam after this many seconds (above 0)."
+        ),
+        display: Optional[bool] = typer.Option(
+            None, "--display/--no-display",
+            help="Live window with the CAM (default: when a display and an OpenCV GUI exist).",
+        ),
+        strict: bool = typer.Option(
+            False, "--strict", help="Refuse non-ultrasound DICOM and unreadable files in folders instead of warning."
+        ),
+        public_key: Optional[Path] = public_key_option(),
+        json_out: bool = json_option("Print the result as one JSON document on stdout."),
     ) -> None:
         """Scan a patient: frames → region → CAM → key frames → the paper's vote, with a journal and a report."""
         from gout_edge.edge_runtime.bundle import open_bundle
@@ -73,7 +105,7 @@ def register(app: typer.Typer) -> None:
         else:
             source = open_source(kind, target, **options)
         try:
-            scorer = Scorer(opened, backend=backend, precision=precision, threads=threads)
+            scorer = Scorer(opened, backend=backend.value, precision=precision.value, threads=threads)
             try:
                 result = run_exam(source, opened, scorer, out, patient=patient, max_frames=max_frames,
                                   duration_s=duration, on_frame=view, handle_signals=True)

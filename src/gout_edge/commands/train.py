@@ -10,38 +10,46 @@ import typer
 
 from gout_edge.errors import BackendUnavailableError
 
-from ._output import emit_json, stderr, stdout
+from ._options import json_option, positive, seed_option, threads_option
+from ._output import ProgressBar, emit_json, stdout
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("train")
+    @app.command("train", short_help="Train the paper's model with patient-wise cross-validation.")
     def train_command(
-        data: Path = typer.Option(..., "--data", help="Index table (CSV) of labelled images."),
-        out: Path = typer.Option(..., "--out", help="Output folder; rerun to resume."),
-        blocks: int = typer.Option(3, "--blocks", help="Residual stages (paper: 2, 3, 4, 6)."),
+        data: Path = typer.Option(..., "--data", metavar="CSV", help="Index table (CSV) of labelled images."),
+        out: Path = typer.Option(..., "--out", metavar="DIR", help="Output folder; rerun to resume."),
+        blocks: int = typer.Option(3, "--blocks", min=1, max=6, metavar="N", help="Residual stages (paper: 2, 3, 4, 6)."),
         folds: int = typer.Option(
-            5, "--folds", help="Cross-validation folds by patient; 0 trains only the final model."
+            5, "--folds", min=0, metavar="K", help="Cross-validation folds by patient; 0 trains only the final model."
         ),
-        epochs: int = typer.Option(30, "--epochs", help="Epochs per model."),
-        batch_size: int = typer.Option(16, "--batch-size", help="Images per step."),
-        lr: float = typer.Option(1e-3, "--lr", help="Peak AdamW learning rate (one-cycle schedule)."),
-        init: Path | None = typer.Option(None, "--init", help="Start from these weights (.safetensors/.pt), e.g. to fine-tune."),
+        epochs: int = typer.Option(30, "--epochs", min=1, metavar="N", help="Epochs per model."),
+        batch_size: int = typer.Option(16, "--batch-size", min=1, metavar="N", help="Images per step."),
+        lr: float = typer.Option(
+            1e-3, "--lr", callback=positive, metavar="RATE", help="Peak AdamW learning rate, above 0 (one-cycle schedule)."
+        ),
+        init: Path | None = typer.Option(
+            None, "--init", metavar="FILE", help="Start from these weights (.safetensors/.pt), e.g. to fine-tune."
+        ),
         input_size: str | None = typer.Option(
-            None, "--input-size", help="HxW model input for this run (default 320x700); a lower size trains faster, then fine-tune at full size with --init."
+            None, "--input-size", metavar="HxW",
+            help="Model input for this run (default 320x700); train faster at a lower size, then fine-tune at "
+            "full size with --init.",
         ),
-        seed: int = typer.Option(0, "--seed", help="Seeds folds, initialization and augmentation."),
-        threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
+        seed: int = seed_option("Seeds folds, initialization and augmentation."),
+        threads: int | None = threads_option("torch CPU threads (default: torch's)."),
         final: bool = typer.Option(
             True, "--final/--no-final", help="Also train a final model on all patients."
         ),
         max_images: int | None = typer.Option(
-            None, "--max-images", help="Use whole patients up to this many images (smoke runs)."
+            None, "--max-images", min=1, metavar="N", help="Use whole patients up to this many images (smoke runs)."
         ),
-        device: str = typer.Option("cpu", "--device", help="torch device: cpu or cuda."),
-        json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+        device: str = typer.Option("cpu", "--device", metavar="DEVICE", help="torch device: cpu or cuda."),
+        json_out: bool = json_option(),
     ) -> None:
         """The paper's protocol: patient folds stratified by diagnosis, translation augmentation,
         per-fold AUC / accuracy / sensitivity / specificity, then a final model on all patients.
+
         Writes OUT/fold*/model.safetensors, OUT/final/model.safetensors and OUT/summary.json."""
         try:
             import torch  # noqa: F401
@@ -50,8 +58,8 @@ def register(app: typer.Typer) -> None:
                 'training needs torch, which is not installed here: pip install "gout-edge[torch]"'
             ) from None
         from gout_edge.bundle import InputSpec
-        from gout_edge.export.train import TrainConfig, train
         from gout_edge.errors import UsageError
+        from gout_edge.export.train import TrainConfig, train
 
         spec = InputSpec()
         if input_size:
@@ -65,49 +73,23 @@ def register(app: typer.Typer) -> None:
             lr=lr, seed=seed, threads=threads, final=final, max_images=max_images, device=device,
             input_spec=spec, init=init,
         )
-        with _ProgressBar() as bar:
-            result = train(config, progress=bar.update)
+        with ProgressBar("train", note=True, transient=False) as bar:
+            result = train(config, progress=_train_progress(bar))
         if json_out:
             emit_json(result)
         else:
             _render(result)
 
 
-class _ProgressBar:
-    """A rich progress bar on stderr: one task per stage (preprocessing, each fold, final)."""
+def _train_progress(bar: ProgressBar):
+    """``train``'s progress callback onto the shared bar: one row per stage, the loss as its note."""
 
-    def __init__(self) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+    def update(stage: str, epoch: int, epochs: int, step: int, steps: int, loss: float) -> None:
+        label = "preprocessing" if stage == "preprocess" else f"training {stage}"
+        note = "" if math.isnan(loss) else f"epoch {epoch}/{epochs} loss {loss:.3f}"
+        bar.update((epoch - 1) * steps + step, epochs * steps, task=label, note=note)
 
-        self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=stderr, transient=False,
-        )
-        self._tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> _ProgressBar:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def update(self, stage: str, epoch: int, epochs: int, step: int, steps: int, loss: float) -> None:
-        total = epochs * steps
-        done = (epoch - 1) * steps + step
-        if stage not in self._tasks:
-            label = "preprocessing" if stage == "preprocess" else f"training {stage}"
-            self._tasks[stage] = self._progress.add_task(label, total=total, loss="")
-        text = "" if math.isnan(loss) else f"epoch {epoch}/{epochs} loss {loss:.3f}"
-        self._progress.update(self._tasks[stage], total=total, completed=done, loss=text)
+    return update
 
 
 def _fmt(value: float) -> str:

@@ -1,4 +1,4 @@
-"""``gout-edge verify [BUNDLE]``: field verification of a bundle on this device, with a record."""
+"""``gout-edge verify [--bundle DIR]``: field verification of a bundle on this device, with a record."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ from typing import Optional
 
 import typer
 
-from ._output import emit_json, stderr, stdout
+from ._options import (
+    LegacyBundleCommand,
+    bundle_argument,
+    bundle_option,
+    json_option,
+    pick_bundle,
+    public_key_option,
+    threads_option,
+)
+from ._output import comma_list, emit_json, stderr, stdout
 
 _WHY = {
     "reference": "This device does not reproduce the bundle's reference outputs within tolerance (engine, "
@@ -18,12 +27,6 @@ _WHY = {
     "latency": "Inference is slower than the bundle's latency budgets on this device (check the CPU load, "
     "the backend and --threads; `gout-edge bench` shows the stages).",
 }
-
-
-def _split(value: str | None) -> list[str] | None:
-    if not value:
-        return None
-    return [v.strip().lower() for v in value.split(",") if v.strip()] or None
 
 
 def _default_record_path() -> Path:
@@ -63,31 +66,46 @@ def _render(record) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("verify")
+    @app.command("verify", cls=LegacyBundleCommand, short_help="Verify a bundle on this device; write a JSON record.")
     def verify(
-        bundle: Optional[Path] = typer.Argument(None, help="Bundle directory (default: the demo bundle shipped with gout-edge)."),
-        public_key: Optional[Path] = typer.Option(
-            None, "--public-key", help="Require a signature by this Ed25519 public key (default: the device's configured key)."
+        bundle: Optional[Path] = bundle_option(),
+        public_key: Optional[Path] = public_key_option(
+            "Require a signature by this Ed25519 public key (default: the device's configured key)."
         ),
-        json_out: bool = typer.Option(False, "--json", help="Print the record as one JSON document on stdout."),
+        json_out: bool = json_option("Print the record as one JSON document on stdout."),
         out: Optional[Path] = typer.Option(
-            None, "--out", "-o", help="Where to write the record (default: ./gout-edge-verification-<UTC time>.json)."
+            None, "--out", "-o", metavar="FILE",
+            help="Record file (default: ./gout-edge-verification-<UTC time>.json).",
         ),
-        backends: Optional[str] = typer.Option(None, "--backends", help="Comma-separated backends (default: every one installed)."),
-        precision: Optional[str] = typer.Option(None, "--precision", help="Comma-separated precisions, fp32,int8 (default: all in the bundle)."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Inference threads (default: the engine's)."),
-        latency_frames: int = typer.Option(20, "--latency-frames", min=0, help="Frames timed for the latency check (0 skips it)."),
+        backends: Optional[str] = typer.Option(
+            None, "--backends", metavar="LIST", help="Comma list of onnxruntime, openvino (default: all installed)."
+        ),
+        precision: Optional[str] = typer.Option(
+            None, "--precision", metavar="LIST", help="Comma list of fp32, int8 (default: all in the bundle)."
+        ),
+        threads: Optional[int] = threads_option(),
+        latency_frames: int = typer.Option(
+            20, "--latency-frames", min=0, metavar="N", help="Frames timed for the latency check (0 skips it)."
+        ),
+        old_bundle: Optional[Path] = bundle_argument(),
     ) -> None:
         """Verify a bundle on this device: hashes, signature, reference outputs on every backend and
-        precision, reference patient decisions, latency. Writes a JSON record; exit 0 all pass,
-        1 a check failed, 4 the bundle is invalid or tampered with."""
+        precision, reference patient decisions, latency.
+
+        Writes a JSON record, also when the bundle is refused. Exit 0: all checks pass; 1: a check
+        failed; 4: the bundle is invalid or tampered with."""
         from gout_edge._io import atomic_write_json
+        from gout_edge.edge_runtime.backends import PRECISIONS, REGISTRY
         from gout_edge.edge_runtime.verify import refused_record, verify_bundle
         from gout_edge.errors import BundleError, CheckFailedError
 
+        bundle = pick_bundle(bundle, old_bundle, "verify")
+        chosen_backends = comma_list(backends, "--backends", tuple(REGISTRY))
+        chosen_precisions = comma_list(precision, "--precision", PRECISIONS)
         path = out if out is not None else _default_record_path()
-        options = {"backends": _split(backends), "precisions": _split(precision), "latency_frames": latency_frames,
-                   "threads": threads}
+        options = {"backends": None if chosen_backends is None else list(chosen_backends),
+                   "precisions": None if chosen_precisions is None else list(chosen_precisions),
+                   "latency_frames": latency_frames, "threads": threads}
 
         def write(record) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)

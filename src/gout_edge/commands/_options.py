@@ -1,0 +1,139 @@
+"""Options shared by the commands, defined once: the bundle, its signature key, the engine and its
+threads, and ``--json``. Each helper returns a fresh ``typer.Option`` for a parameter default.
+
+Every command that reads a bundle takes ``--bundle DIR`` and falls back to the demo bundle shipped
+with gout-edge; ``bundle_argument()`` keeps the old positional form of ``info`` and ``verify``
+working (hidden, deprecated) and ``pick_bundle`` reconciles the two.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer.core import TyperCommand
+
+from gout_edge.errors import UsageError
+
+__all__ = [
+    "Backend",
+    "LegacyBundleCommand",
+    "Precision",
+    "backend_option",
+    "bundle_argument",
+    "bundle_option",
+    "demo_bundle_refusal",
+    "is_installed_bundle",
+    "json_option",
+    "pick_bundle",
+    "positive",
+    "precision_option",
+    "public_key_option",
+    "seed_option",
+    "threads_option",
+]
+
+
+class Backend(str, Enum):
+    """``--backend``: the inference engine (names of ``edge_runtime.backends.REGISTRY``, or auto)."""
+
+    auto = "auto"
+    onnxruntime = "onnxruntime"
+    openvino = "openvino"
+
+
+class Precision(str, Enum):
+    """``--precision`` of one engine (``edge_runtime.backends.PRECISIONS``, or auto)."""
+
+    auto = "auto"
+    int8 = "int8"
+    fp32 = "fp32"
+
+
+def bundle_option(help: str = "Bundle directory (default: the demo bundle).") -> Any:
+    return typer.Option(None, "--bundle", metavar="DIR", help=help, show_default=False)
+
+
+class LegacyBundleCommand(TyperCommand):
+    """A command whose usage line leaves out hidden arguments (the deprecated positional bundle)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if not getattr(param, "hidden", False):
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+
+def bundle_argument() -> Any:
+    """The deprecated positional bundle of ``info`` and ``verify`` (hidden from the help)."""
+    return typer.Argument(None, metavar="BUNDLE", hidden=True, show_default=False)
+
+
+def pick_bundle(option: Path | None, positional: Path | None, command: str) -> Path | None:
+    """``--bundle`` or, deprecated, the positional bundle; both at once must agree."""
+    if positional is None:
+        return option
+    if option is not None and Path(option) != Path(positional):
+        raise UsageError(f"two bundles given ({positional} and --bundle {option}); give one, with --bundle")
+    from ._output import stderr
+
+    stderr.print(f"note: `gout-edge {command} BUNDLE` is deprecated; use `gout-edge {command} --bundle BUNDLE`",
+                 markup=False, highlight=False, soft_wrap=True)
+    return positional
+
+
+def is_installed_bundle(bundle: Path | None) -> bool:
+    """Whether ``bundle`` (None: the default) is the demo bundle inside the installed package."""
+    from gout_edge.edge_runtime.bundle import default_bundle_path
+
+    if bundle is None:
+        return True
+    try:
+        return Path(bundle).resolve() == default_bundle_path().resolve()
+    except OSError:
+        return False
+
+
+def demo_bundle_refusal(command: str, what: str) -> UsageError:
+    """The usage error for a command that would change the installed demo bundle."""
+    from gout_edge.edge_runtime.bundle import default_bundle_path
+
+    return UsageError(
+        f"{what} into the bundle's manifest, and the demo bundle belongs to the installed gout-edge "
+        f"package, which stays unchanged; copy it first and pass the copy: "
+        f"cp -r {default_bundle_path()} ./my-bundle; gout-edge {command} --bundle ./my-bundle ..."
+    )
+
+
+def positive(value: float | None) -> float | None:
+    """Option callback: a number above 0 (typer's ``min`` includes its bound)."""
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"{value:g} is not above 0.")
+    return value
+
+
+def public_key_option(help: str = "Require a signature by this Ed25519 public key.") -> Any:
+    return typer.Option(None, "--public-key", metavar="FILE", help=help, show_default=False)
+
+
+def threads_option(help: str = "Inference threads (default: the engine's).") -> Any:
+    return typer.Option(None, "--threads", min=1, metavar="N", help=help, show_default=False)
+
+
+def backend_option(help: str = "Inference engine: auto, onnxruntime or openvino.") -> Any:
+    return typer.Option(Backend.auto, "--backend", metavar="ENGINE", help=help, case_sensitive=False)
+
+
+def precision_option(help: str = "auto, int8 or fp32.") -> Any:
+    return typer.Option(Precision.auto, "--precision", metavar="NAME", help=help, case_sensitive=False)
+
+
+def seed_option(help: str) -> Any:
+    return typer.Option(0, "--seed", min=0, metavar="N", help=help)
+
+
+def json_option(help: str = "Print one JSON document on stdout.") -> Any:
+    return typer.Option(False, "--json", help=help)
