@@ -11,8 +11,9 @@ and the threshold over all patients, which goes into ``manifest.json``
 ``evaluation.threshold_calibration``). The manifest is rewritten atomically; with a signing
 key it is re-signed, without one a signature that no longer matches is removed.
 
-The report (``calibration.json``, the threshold–accuracy curve of the paper's Figure S1) goes to a
-folder beside the bundle, never inside it: the runtime reads only the files its manifest lists.
+The report (``calibration.json``, the threshold–accuracy curve of the paper's Figure S1) goes to
+``--out`` or to a new folder under ``./gout-edge-reports/`` (``default_report_dir``), never inside
+a bundle or the installed package; the installed demo bundle itself is never calibrated in place.
 """
 
 from __future__ import annotations

@@ -197,7 +197,7 @@ def verify_bundle(
             raise UsageError(f"unknown precision {p!r}; choose fp32 or int8")
     root = Path(path) if path is not None else default_bundle_path()
     if path is None and not root.exists():
-        raise BundleError(f"no bundle given and the demo bundle is not installed ({root}); pass one: gout-edge verify BUNDLE")
+        raise BundleError(f"no bundle given and the demo bundle is not installed ({root}); pass one: gout-edge verify --bundle DIR")
     key = configured_public_key(public_key)
     options = {"backends": list(backends) if backends else "all available", "precisions": list(precisions) if precisions
                else "all in the bundle", "latency_frames": latency_frames, "threads": threads}
