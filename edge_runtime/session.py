@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from gout_edge._io import atomic_write_text, fsync_dir
+from gout_edge._io import atomic_write_json, fsync_dir, to_json
 from gout_edge.errors import UsageError
 
 from .bundle import Bundle
@@ -215,7 +215,7 @@ class ExamSession:
         return k
 
     def _append(self, record: dict[str, Any]) -> None:
-        self._journal.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._journal.write(json.dumps(to_json(record), separators=(",", ":"), allow_nan=False) + "\n")
         self._journal.flush()
         os.fsync(self._journal.fileno())
 
@@ -256,7 +256,7 @@ class ExamSession:
         write_png(summary, render_summary(draft, [(-k, p, overlay_cam(fit_width(c, 400), cam)) for p, k, c, cam in ranked]))
         report = self.dir / REPORT_NAME
         result = self._build(ended_by, complete, ended_at, report, summary, tuple(overlays))
-        atomic_write_text(report, json.dumps(result.to_dict(), indent=2) + "\n")
+        atomic_write_json(report, result.to_dict())
         self._append({"type": "end", "ended_at": ended_at, "ended_by": ended_by, "diagnosis": result.diagnosis,
                       "key_frames": result.key_frames, "abnormal_fraction": result.abnormal_fraction,
                       "report": REPORT_NAME})
