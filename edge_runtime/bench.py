@@ -47,7 +47,7 @@ from .stream import FramePreparer, RoiTracker
 from .timing import interleaved_ms
 from .vote import decide
 
-__all__ = ["BenchConfig", "BenchResult", "BudgetCheck", "EngineResult", "LatencyStats", "cam_free_role", "run_bench"]
+__all__ = ["BenchConfig", "BenchResult", "BudgetCheck", "EngineResult", "LatencyStats", "cam_free_role", "engine_pairs", "run_bench"]
 
 STAGES = ("decode", "roi", "preprocess", "inference", "vote", "journal")  # the result path, end to end
 DISPLAY_STAGE = "live_view_render"  # CAM overlay for a live view: timed, but outside the result path
@@ -199,7 +199,7 @@ def _probe(bundle: Bundle, backend: str, precision: str, cache_dir: str, frame_d
     return out
 
 
-def _engines(bundle: Bundle, config: BenchConfig) -> list[tuple[str, str]]:
+def engine_pairs(bundle: Bundle, config: BenchConfig) -> list[tuple[str, str]]:
     backends = config.backends or tuple(n for n in REGISTRY if get_backend(n).is_available())
     precisions = config.precisions or tuple(precisions_offered(bundle.manifest.roles()))
     out = []
@@ -251,7 +251,7 @@ def run_bench(
         raise UsageError("bench needs at least one frame to measure")
     notes = list(notes)
     m = bundle.manifest
-    pairs = _engines(bundle, config)
+    pairs = engine_pairs(bundle, config)
     if not pairs:
         raise UsageError("none of the requested backends × precisions can run this bundle on this device")
     bedside = "{} {}".format(*resolve(bundle))

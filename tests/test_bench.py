@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 
 import cv2
 import pytest
@@ -99,3 +100,26 @@ def test_budgets_fall_back_to_the_first_engine_when_the_bedside_one_is_left_out(
                                    cold_start=False))
     assert result.bedside_engine == "openvino fp32" and [e.name for e in result.engines] == ["openvino fp32"]
     assert any("bedside engine (onnxruntime fp32)" in n for n in result.notes)
+
+
+def test_isa_caps_run_each_engine_in_fresh_processes_and_report_the_bedside_budget(bundle_with_budgets, capsys):
+    generous = bundle_with_budgets(end_to_end_p50_ms=1e9, end_to_end_p99_ms=1e9)
+    args = ["bench", "--bundle", str(generous), "--backends", "onnxruntime", "--precision", "fp32", "--frames", "2",
+            "--warmup", "0", "--threads", "1", "--isa", "avx2", "--json"]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(r["isa"], r["engine"], r["status"]) for r in doc["runs"]] == [
+        ("native", "onnxruntime fp32", "ok"), ("AVX2", "onnxruntime fp32", "ok")]
+    assert doc["runs"][1]["vs_native"] > 0 and doc["budgets"] == [
+        {"isa": "AVX2", "engine": "onnxruntime fp32", "passed": True, "budget_p50_ms": 1e9, "budget_p99_ms": 1e9}]
+    assert main(["bench", "--bundle", str(generous), "--isa", "avx9000"]) == 2
+
+
+def test_a_crashing_engine_under_a_cap_is_reported_not_fatal(monkeypatch):
+    import signal
+
+    from gout_edge.edge_runtime import bench_isa
+
+    run = bench_isa._run_one([sys.executable, "-c", f"import os; os.kill(os.getpid(), {int(signal.SIGSEGV)})"],
+                             "AVX2", "openvino int8", timeout_s=30)
+    assert run.status == "crashed" and "SIGSEGV" in run.detail and run.affected is None

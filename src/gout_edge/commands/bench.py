@@ -36,12 +36,19 @@ def register(app: typer.Typer) -> None:
             None, "--plot", metavar="FILE",
             help="Write the latency distribution per engine (PNG, or SVG for .svg; needs matplotlib).",
         ),
+        isa: Optional[str] = typer.Option(
+            None, "--isa", metavar="LIST",
+            help="Comma list of oneDNN ISA caps (e.g. AVX512_CORE,AVX2): each engine in fresh "
+            "processes, capped and native, for a cart without this machine's instructions.",
+        ),
         json_out: bool = json_option(),
     ) -> None:
         """Latency per stage and end to end for every engine side by side (interleaved), cold start,
-        memory, and the bundle's budgets checked.
+        memory, and the bundle's budgets checked. With --isa: each engine in fresh processes with
+        oneDNN capped to each instruction set, beside the same engine uncapped.
 
-        Exit 0: every budget is met; 1: one is missed."""
+        Exit 0: every budget is met; 1: one is missed (with --isa: by the bedside engine under a
+        cap, or it crashed)."""
         from gout_edge.calibration.phantom.video import mjpg_screens
         from gout_edge.edge_runtime.backends import PRECISIONS, REGISTRY
         from gout_edge.edge_runtime.bench import BenchConfig, run_bench
@@ -50,6 +57,13 @@ def register(app: typer.Typer) -> None:
         config = BenchConfig(comma_list(backends, "--backends", tuple(REGISTRY)), comma_list(precision, "--precision", PRECISIONS),
                              frames, warmup, threads, cold_start, memory_frames)
         opened = open_bundle(bundle, public_key)
+        if isa is not None:
+            from gout_edge.edge_runtime.bench_isa import ISA_CHOICES
+
+            caps = tuple(c.upper() for c in comma_list(isa, "--isa", tuple(c.lower() for c in ISA_CHOICES)) or ())
+            if not _isa_bench(opened, config, caps, json_out):
+                raise typer.Exit(1)
+            return
         reference, cam_free, notes = _owner_side_parts(opened, threads, torch_reference)
         with ProgressBar("bench") as bar:
             result = run_bench(opened, mjpg_screens(), config, reference=reference, cam_free_model=cam_free, notes=notes,
@@ -68,6 +82,54 @@ def register(app: typer.Typer) -> None:
             render(result)
         if not result.passed:
             raise typer.Exit(1)
+
+
+def _isa_bench(bundle, config, caps: tuple[str, ...], json_out: bool) -> bool:
+    """``--isa``: run, render, and say whether the bedside engine met the budgets under every cap."""
+    from gout_edge.calibration.phantom.video import mjpg_screens
+    from gout_edge.edge_runtime.backends import resolve
+    from gout_edge.edge_runtime.bench import engine_pairs
+    from gout_edge.edge_runtime.bench_isa import run_isa_bench
+
+    with ProgressBar("fresh processes") as bar:
+        runs = run_isa_bench(bundle.root, mjpg_screens(), engine_pairs(bundle, config), caps,
+                             measured_frames=config.frames, warmup=config.warmup, threads=config.threads,
+                             progress=bar.update)
+    bedside = "{} {}".format(*resolve(bundle))
+    b = bundle.manifest.budgets
+    checks = []
+    for run in runs:
+        if run.engine != bedside or run.isa == "native":
+            continue
+        ok = (run.status == "ok" and run.end_to_end_p50_ms <= b.end_to_end_p50_ms
+              and run.end_to_end_p99_ms <= b.end_to_end_p99_ms)
+        checks.append({"isa": run.isa, "engine": bedside, "passed": ok, "budget_p50_ms": b.end_to_end_p50_ms,
+                       "budget_p99_ms": b.end_to_end_p99_ms})
+    passed = all(c["passed"] for c in checks)
+    if json_out:
+        emit_json({"bedside_engine": bedside, "runs": [r.to_dict() for r in runs], "budgets": checks, "passed": passed})
+        return passed
+    from rich.table import Table
+
+    table = Table(title=f"end to end per frame under oneDNN caps (fresh process per row), ms; budgets p50 "
+                        f"{b.end_to_end_p50_ms:g} / p99 {b.end_to_end_p99_ms:g}")
+    for col in ("cap", "engine", "p50", "p99", "infer", "× native", "note"):
+        table.add_column(col, justify="left" if col in ("cap", "engine", "note") else "right")
+    def fmt(v: float | None) -> str:
+        return "—" if v is None else f"{v:.1f}"
+
+    for r in runs:
+        note = r.detail if r.status != "ok" else (
+            "" if r.affected is None else "changed by the cap" if r.affected else "not affected by the cap")
+        mark = " ◀" if r.engine == bedside else ""
+        table.add_row(r.isa, r.engine + mark, fmt(r.end_to_end_p50_ms), fmt(r.end_to_end_p99_ms),
+                      fmt(r.inference_p50_ms), "—" if r.vs_native is None else f"{r.vs_native:.2f}", note)
+    stdout.print(table)
+    for c in checks:
+        verdict = "[green]pass[/]" if c["passed"] else "[red]FAIL[/]"
+        stdout.print(f"{c['isa']}: bedside engine {c['engine']} against the end-to-end budgets: {verdict}")
+    stdout.print("[dim]Sequential fresh processes, not interleaved: compare with the spread of the native rows.[/]")
+    return passed
 
 
 def _owner_side_parts(bundle, threads, torch_reference: bool):
