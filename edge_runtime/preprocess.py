@@ -129,12 +129,19 @@ def find_roi(gray: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> Roi |
     return roi if roi.is_plausible(h, w, spec.roi_min_area_fraction) else None
 
 
-def standardize(image: np.ndarray) -> np.ndarray:
-    """Per-image standardization: zero mean, unit standard deviation (float32)."""
-    x = image.astype(np.float32)
-    x -= x.mean()
-    x *= 1.0 / max(float(x.std()), 1e-3)
-    return x
+def standardize(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-image standardization of a uint8 image: (float32 model input (1, H, W) with zero mean
+    and unit standard deviation, the image's standard deviation in grey levels).
+
+    One pass for the statistics (``cv2.meanStdDev``, double precision) and one multiply-add into
+    the output: no float copy of the image, no second pass for the deviation."""
+    mean, std = cv2.meanStdDev(image)
+    m, sd = float(mean[0, 0]), float(std[0, 0])
+    inv = 1.0 / max(sd, 1e-3)
+    out = np.empty((1, *image.shape[:2]), np.float32)
+    np.multiply(image, np.float32(inv), out=out[0], dtype=np.float32)
+    out -= np.float32(m * inv)
+    return out, sd
 
 
 def prepare(
@@ -163,11 +170,11 @@ def prepare(
     crop = gray[roi.y0 : roi.y1, roi.x0 : roi.x1]
     size = (input_spec.width, input_spec.height)
     resized = cv2.resize(crop, size, interpolation=_INTERPOLATION[spec.interpolation])
-    blank = no_region or float(resized.std()) < BLANK_STD
+    tensor, sd = standardize(resized)
+    blank = no_region or sd < BLANK_STD
     colour = False
     if bgr is not None:
         region = bgr[roi.y0 : roi.y1 : 4, roi.x0 : roi.x1 : 4].astype(np.int16)
         chroma = region.max(axis=2) - region.min(axis=2)
         colour = float((chroma > COLOUR_CHROMA).mean()) > COLOUR_FRACTION
-    tensor = standardize(resized)[None]
     return PreparedFrame(tensor=tensor, roi=roi, blank=blank, colour=colour)
