@@ -111,7 +111,7 @@ def run_exam(
                         finish(session, "end of this patient's frames", True)
                         dropped_at_start = feed.dropped
                     session, group = open_session(frame.patient_id), frame.group
-                result = session.feed(frame)
+                result = session.feed(frame, feed.captured_at)
                 session.dropped = feed.dropped - dropped_at_start
                 seen += 1
                 if on_frame is not None and on_frame(frame, result, session) is False:

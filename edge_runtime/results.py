@@ -42,6 +42,7 @@ class FrameResult:
     roi_detected: bool  # the region was (re-)detected on this frame
     latency_ms: float  # feed() from entry to return, journal write included
     cam: np.ndarray | None = field(default=None, repr=False)  # abnormal-class CAM on the input grid
+    capture_to_result_ms: float | None = None  # from leaving the source to this result (None: not captured)
 
     @property
     def abnormal_fraction(self) -> float | None:
@@ -55,6 +56,7 @@ class FrameResult:
             "duplicate": self.duplicate, "key_frame": self.key_frame, "key_index": self.key_index,
             "key_frames": self.key_frames, "abnormal_fraction": self.abnormal_fraction,
             "roi": _roi_list(self.roi), "latency_ms": round(self.latency_ms, 3),
+            "capture_to_result_ms": None if self.capture_to_result_ms is None else round(self.capture_to_result_ms, 3),
         }
 
 
@@ -69,12 +71,14 @@ class KeyFrame:
     abnormal: bool
     roi: Roi
     origin: str
+    capture_to_result_ms: float | None = None  # from leaving the source to this record, before its fsync
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "type": "key_frame", "key_index": self.key_index, "frame_index": self.frame_index,
             "timestamp_s": round(self.timestamp_s, 4), "probability": round(self.probability, 6),
             "abnormal": self.abnormal, "roi": _roi_list(self.roi), "origin": self.origin,
+            "capture_to_result_ms": None if self.capture_to_result_ms is None else round(self.capture_to_result_ms, 3),
         }
 
 
@@ -110,6 +114,8 @@ class PatientResult:
     overlays: tuple[Path, ...]
     bundle: dict[str, Any]
     key_frame_list: tuple[KeyFrame, ...] = ()
+    timing: dict[str, Any] = field(default_factory=dict)  # latency as the exam ran it: see ExamSession.timing
+    dicom: tuple[Path, ...] = ()  # SR and SC objects written by close() (docs/design.md §12)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -141,8 +147,10 @@ class PatientResult:
             "report": None if self.report is None else str(self.report),
             "summary": None if self.summary is None else str(self.summary),
             "overlays": [str(p) for p in self.overlays],
+            "dicom": [str(p) for p in self.dicom],
             "bundle": self.bundle,
             "key_frame_list": [k.to_dict() for k in self.key_frame_list],
+            "timing": self.timing,
             "intended_use": self.bundle.get("intended_use", ""),
         }
 
@@ -200,6 +208,7 @@ def bundle_identity(bundle: Bundle, scorer: Any = None) -> dict[str, Any]:
         "checkpoint_sha256": m.model.checkpoint_sha256,
         "path": str(bundle.root),
         "intended_use": m.model.intended_use,
+        "provenance": m.model.provenance,
     }
     if scorer is not None:
         out["backend"] = getattr(scorer, "backend", None)

@@ -109,6 +109,7 @@ class ExamSession:
         overlays: int = 6,
         session_id: str | None = None,
         source: str = "",
+        dicom_results: bool = True,
     ) -> None:
         m = bundle.manifest
         self.bundle = bundle
@@ -136,7 +137,12 @@ class ExamSession:
         self.dropped = 0  # set by the driver that owns the capture (FrameStream.dropped)
         self.started_at = _now()
         self._t0 = time.monotonic()
+        self._feed_ms: list[float] = []
+        self._capture_ms: list[float] = []
         self._result: PatientResult | None = None
+        self._dicom_results = dicom_results  # close() writes SR and SC objects (dicom_results.py)
+        self._study: Any = None  # the source's StudyIdentity (DICOM input), from the first frame that has one
+        self._key_sources: list[Any] = []  # the SourceInstance of each key frame (None: not DICOM)
         self.journal_path = self.dir / JOURNAL_NAME
         try:
             self._journal = open(self.journal_path, "x", encoding="utf-8")
@@ -156,9 +162,11 @@ class ExamSession:
                  self.identity.get("precision"), self.dir)
 
     # -- feeding
-    def feed(self, frame: Frame | np.ndarray) -> FrameResult:
+    def feed(self, frame: Frame | np.ndarray, captured_at: float | None = None) -> FrameResult:
         """Score one frame (unless it repeats the last one); a key frame is journalled before this
-        returns. A bare image (uint8 grey or BGR) is a still: frame number and time are filled in."""
+        returns. A bare image (uint8 grey or BGR) is a still: frame number and time are filled in.
+        ``captured_at``: the ``time.monotonic()`` at which the frame left its source (a capture
+        thread's ``FrameStream.captured_at``), for the capture-to-result latency."""
         if self._result is not None:
             raise UsageError(f"session {self.session_id} is closed; start a new ExamSession")
         if not isinstance(frame, Frame):
@@ -166,6 +174,8 @@ class ExamSession:
                           origin=f"image {self.frames_seen}")
         t0 = time.perf_counter()
         self.frames_seen += 1
+        if self._study is None and getattr(frame, "dicom", None) is not None:
+            self._study = frame.dicom.study
         image = frame.image
         roi, detected = self._tracker.locate(image, frame.roi)
         prepared = self._prepare(image, roi)
@@ -189,20 +199,27 @@ class ExamSession:
             self._last = (probability, abnormal, usable, blank, colour, cam)
             if usable and self._keys.is_key(thumb, usable, contrast(image, roi), frame.still, motion):
                 assert probability is not None and cam is not None
-                key_index = self._add_key(frame, roi, probability, bool(abnormal), cam)
+                key_index = self._add_key(frame, roi, probability, bool(abnormal), cam, captured_at)
+        self._feed_ms.append((time.perf_counter() - t0) * 1e3)
+        capture_ms = None if captured_at is None else (time.monotonic() - captured_at) * 1e3
+        if capture_ms is not None:
+            self._capture_ms.append(capture_ms)
         return FrameResult(
             index=frame.index, timestamp_s=frame.timestamp_s, probability=probability, abnormal=abnormal,
             usable=bool(usable), blank=bool(blank), colour=bool(colour), duplicate=duplicate,
             key_frame=key_index is not None, key_index=key_index, key_frames=len(self.key_frames),
             abnormal_key_frames=self._abnormal, roi=roi, roi_detected=detected,
-            latency_ms=(time.perf_counter() - t0) * 1e3, cam=cam,
+            latency_ms=self._feed_ms[-1], cam=cam, capture_to_result_ms=capture_ms,
         )
 
-    def _add_key(self, frame: Frame, roi: Roi, probability: float, abnormal: bool, cam: np.ndarray) -> int:
+    def _add_key(self, frame: Frame, roi: Roi, probability: float, abnormal: bool, cam: np.ndarray,
+                 captured_at: float | None) -> int:
         k = len(self.key_frames)
-        record = KeyFrame(k, frame.index, frame.timestamp_s, probability, abnormal, roi, frame.origin)
+        since = None if captured_at is None else (time.monotonic() - captured_at) * 1e3
+        record = KeyFrame(k, frame.index, frame.timestamp_s, probability, abnormal, roi, frame.origin, since)
         self._append(record.to_dict())  # durable before anyone sees it
         self.key_frames.append(record)
+        self._key_sources.append(getattr(frame, "dicom", None))
         self._probabilities.append(probability)
         self._abnormal += abnormal
         if self._n_overlays > 0 and (len(self._top) < self._n_overlays or probability > self._top[0][0]):
@@ -227,7 +244,8 @@ class ExamSession:
         return self._build(ended_by="in progress", complete=True, ended_at=None)
 
     def _build(self, ended_by: str, complete: bool, ended_at: str | None, report: Path | None = None,
-               summary: Path | None = None, overlays: tuple[Path, ...] = ()) -> PatientResult:
+               summary: Path | None = None, overlays: tuple[Path, ...] = (),
+               dicom: tuple[Path, ...] = ()) -> PatientResult:
         d = decide(self._probabilities, self.decision)
         return PatientResult(
             session_id=self.session_id, patient_id=self.patient, diagnosis=d.diagnosis, reason=d.reason,
@@ -237,8 +255,23 @@ class ExamSession:
             duplicates=self.duplicates, blank_frames=self.blank_frames, colour_frames=self.colour_frames,
             dropped=self.dropped, ended_by=ended_by, complete=complete, started_at=self.started_at, ended_at=ended_at,
             session_dir=self.dir, journal=self.journal_path, report=report, summary=summary, overlays=overlays,
-            bundle=self.identity, key_frame_list=tuple(self.key_frames),
+            bundle=self.identity, key_frame_list=tuple(self.key_frames), timing=self.timing(), dicom=dicom,
         )
+
+    def timing(self) -> dict[str, Any]:
+        """Latency as this exam ran it: ``feed`` (region → inference → vote → journal) and, for
+        captured frames, capture → result (queueing behind the model included), p50/p99 in ms,
+        and frames fed per second of the exam."""
+        def stats(samples: list[float]) -> dict[str, float] | None:
+            if not samples:
+                return None
+            p50, p99 = np.percentile(samples, [50, 99])
+            return {"p50": round(float(p50), 3), "p99": round(float(p99), 3)}
+
+        elapsed = time.monotonic() - self._t0
+        return {"frames": len(self._feed_ms), "feed_ms": stats(self._feed_ms),
+                "capture_to_result_ms": stats(self._capture_ms),
+                "frames_per_s": round(len(self._feed_ms) / elapsed, 2) if elapsed > 0 and self._feed_ms else None}
 
     def close(self, ended_by: str = "end of input", complete: bool = True) -> PatientResult:
         """Write overlays, summary and report (atomically) and end the journal; idempotent."""
@@ -255,7 +288,9 @@ class ExamSession:
         summary = self.dir / SUMMARY_NAME
         write_png(summary, render_summary(draft, [(-k, p, overlay_cam(fit_width(c, 400), cam)) for p, k, c, cam in ranked]))
         report = self.dir / REPORT_NAME
-        result = self._build(ended_by, complete, ended_at, report, summary, tuple(overlays))
+        dicom = self._write_dicom(self._build(ended_by, complete, ended_at, None, summary, tuple(overlays)),
+                                  [(path, -neg_k, p) for path, (p, neg_k, _, _) in zip(overlays, ranked, strict=True)])
+        result = self._build(ended_by, complete, ended_at, report, summary, tuple(overlays), dicom)
         atomic_write_json(report, result.to_dict())
         self._append({"type": "end", "ended_at": ended_at, "ended_by": ended_by, "diagnosis": result.diagnosis,
                       "key_frames": result.key_frames, "abnormal_fraction": result.abnormal_fraction,
@@ -268,6 +303,21 @@ class ExamSession:
                  "ended by %s; report %s", self.session_id, result.diagnosis, fraction, result.key_frames,
                  result.frames_seen, result.frames_scored, result.dropped, ended_by, report)
         return result
+
+    def _write_dicom(self, draft: PatientResult, overlays: list[tuple[Path, int, float]]) -> tuple[Path, ...]:
+        """The SR and SC objects (docs/design.md §12); a failure is logged and leaves the report intact."""
+        if not self._dicom_results:
+            return ()
+        try:
+            from .dicom_results import KeyImage, write_dicom_results
+
+            sources = self._key_sources
+            images = [KeyImage(path, k, p, sources[k] if k < len(sources) else None) for path, k, p in overlays]
+            return write_dicom_results(draft, study=self._study, key_sources=sources, overlays=images).paths
+        except Exception as exc:  # the JSON report and PNGs still get written
+            log.warning("session %s: DICOM results not written (%s)", self.session_id, type(exc).__name__)
+            log.debug("session %s: DICOM results failed", self.session_id, exc_info=True)
+            return ()
 
     def __enter__(self) -> ExamSession:
         return self

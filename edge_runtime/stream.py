@@ -94,7 +94,8 @@ class FrameStream:
     ``latest_wins`` (default: ``source.live``) runs a capture thread that keeps only the newest
     frame; ``captured`` counts frames read from the source, ``dropped`` those overwritten before
     anyone took them. Iteration ends when the source ends or ``stop`` is set; an exception in the
-    capture thread is raised in the reader.
+    capture thread is raised in the reader. ``captured_at`` is the ``time.monotonic()`` at which
+    the frame last handed out left the source: the start of its capture-to-result latency.
     """
 
     def __init__(
@@ -111,8 +112,9 @@ class FrameStream:
         self.captured = 0
         self.dropped = 0
         self.taken = 0
+        self.captured_at: float | None = None
         self._cond = threading.Condition()
-        self._slot: Frame | None = None
+        self._slot: tuple[Frame, float] | None = None
         self._done = False
         self._error: BaseException | None = None
         self._quit = threading.Event()
@@ -127,7 +129,7 @@ class FrameStream:
                 with self._cond:
                     if self._slot is not None:
                         self.dropped += 1
-                    self._slot = frame
+                    self._slot = (frame, time.monotonic())
                     self.captured += 1
                     self._cond.notify()
                 if self._quit.is_set():
@@ -150,12 +152,14 @@ class FrameStream:
                 if wait <= 0:
                     return None
                 self._cond.wait(wait)
-            frame, self._slot = self._slot, None
-            if frame is None and self._error is not None:
+            slot, self._slot = self._slot, None
+            if slot is None and self._error is not None:
                 error, self._error = self._error, None
                 raise error
-        if frame is not None:
-            self.taken += 1
+        if slot is None:
+            return None
+        frame, self.captured_at = slot
+        self.taken += 1
         return frame
 
     @property
@@ -166,6 +170,7 @@ class FrameStream:
     def __iter__(self) -> Iterator[Frame]:
         if not self.latest_wins:
             for frame in self.source:
+                self.captured_at = time.monotonic()
                 self.captured += 1
                 self.taken += 1
                 yield frame

@@ -323,3 +323,27 @@ def test_an_exam_without_a_single_frame_still_reports(bundle, tmp_path):
     r = run_exam(Nothing(), bundle, OracleScorer(), tmp_path, patient="42")
     (p,) = r.patients
     assert p.diagnosis == INDETERMINATE and p.key_frames == 0 and p.patient_id == "42" and p.report.exists()
+
+
+def test_capture_to_result_latency_is_journalled_and_reported(bundle, scorer, tmp_path_factory, tmp_path):
+    """As the scan really runs: a capture thread (latest wins) ahead of the model; each key frame's
+    journal line carries its capture-to-result time, the report its p50/p99 and the frame rate."""
+    data = phantom_data(tmp_path_factory)
+    video = next(p for p in (data / "video").iterdir() if p.suffix != ".json")
+    result = run_exam(open_source("video", video), bundle, scorer, tmp_path, latest_wins=True, max_frames=25)
+    (p,) = result.patients
+    lines = [json.loads(line) for line in p.journal.read_text().splitlines()]
+    keys = [line for line in lines if line.get("type") == "key_frame"]
+    assert keys and all(k["capture_to_result_ms"] > 0 for k in keys)
+    timing = json.loads(p.report.read_text())["timing"]
+    assert timing["frames"] == p.frames_seen == 25 and timing["frames_per_s"] > 0
+    assert timing["capture_to_result_ms"]["p50"] >= timing["feed_ms"]["p50"] > 0  # queueing included
+    assert timing["capture_to_result_ms"]["p99"] >= timing["capture_to_result_ms"]["p50"]
+
+
+def test_frames_fed_without_a_capture_time_report_feed_latency_only(bundle, scorer, tmp_path):
+    with ExamSession.start(bundle, scorer, scans=tmp_path) as session:
+        for seed in range(3):
+            session.feed(screen(seed=seed))
+    timing = session.result().timing
+    assert timing["frames"] == 3 and timing["feed_ms"]["p50"] > 0 and timing["capture_to_result_ms"] is None
