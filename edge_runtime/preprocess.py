@@ -17,12 +17,14 @@ import numpy as np
 from gout_edge.bundle import InputSpec, PreprocessSpec
 from gout_edge.errors import InputError
 
-__all__ = ["PreparedFrame", "Roi", "find_roi", "prepare", "standardize", "to_gray"]
+__all__ = ["PreparedFrame", "Roi", "find_roi", "is_doppler", "prepare", "standardize", "to_gray"]
 
 _INTERPOLATION = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 BLANK_STD = 2.0  # grey levels: a region flatter than this carries no ultrasound signal
 COLOUR_CHROMA = 40  # max-min over B, G, R above which a pixel counts as coloured
-COLOUR_FRACTION = 0.005  # share of coloured pixels in the region that marks a Doppler frame
+COLOUR_FRACTION = 0.005  # share of the region in colour blobs that marks a Doppler frame
+COLOUR_STRIDE = 4  # the colour test samples every 4th pixel of the region in each direction
+COLOUR_BLOB_PX = 3  # opening kernel on that grid (12 px on the frame): thinner marks are not flow
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,25 @@ def find_roi(gray: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> Roi |
     return roi if roi.is_plausible(h, w, spec.roi_min_area_fraction) else None
 
 
+def is_doppler(region: np.ndarray) -> bool:
+    """Whether a BGR B-mode region carries colour flow (Doppler): coloured pixels (max − min over
+    B, G, R above ``COLOUR_CHROMA``) that form blobs — what survives a morphological opening of
+    ``COLOUR_BLOB_PX`` on the sampled grid — over more than ``COLOUR_FRACTION`` of the region.
+    Coloured marks a scanner draws on a grey image (arrows, calipers, depth markers, text, lines)
+    are thin and vanish under the opening; flow boxes are filled areas and stay."""
+    sample = np.ascontiguousarray(region[::COLOUR_STRIDE, ::COLOUR_STRIDE, :3])
+    if sample.size == 0:
+        return False
+    b, g, r = cv2.split(sample)
+    chroma = cv2.subtract(cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r))
+    mask = cv2.compare(chroma, COLOUR_CHROMA, cv2.CMP_GT)
+    if cv2.countNonZero(mask) <= COLOUR_FRACTION * mask.size:  # too few coloured pixels even before opening
+        return False
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (COLOUR_BLOB_PX, COLOUR_BLOB_PX))
+    blobs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+    return cv2.countNonZero(blobs) > COLOUR_FRACTION * mask.size
+
+
 def standardize(image: np.ndarray) -> tuple[np.ndarray, float]:
     """Per-image standardization of a uint8 image: (float32 model input (1, H, W) with zero mean
     and unit standard deviation, the image's standard deviation in grey levels).
@@ -172,9 +193,5 @@ def prepare(
     resized = cv2.resize(crop, size, interpolation=_INTERPOLATION[spec.interpolation])
     tensor, sd = standardize(resized)
     blank = no_region or sd < BLANK_STD
-    colour = False
-    if bgr is not None:
-        region = bgr[roi.y0 : roi.y1 : 4, roi.x0 : roi.x1 : 4].astype(np.int16)
-        chroma = region.max(axis=2) - region.min(axis=2)
-        colour = float((chroma > COLOUR_CHROMA).mean()) > COLOUR_FRACTION
+    colour = bgr is not None and is_doppler(bgr[roi.y0 : roi.y1, roi.x0 : roi.x1])
     return PreparedFrame(tensor=tensor, roi=roi, blank=blank, colour=colour)

@@ -31,7 +31,7 @@ import numpy as np
 
 from gout_edge.bundle import InputSpec, PreprocessSpec
 
-from .preprocess import COLOUR_CHROMA, COLOUR_FRACTION, PreparedFrame, Roi, find_roi, prepare
+from .preprocess import PreparedFrame, Roi, find_roi, is_doppler, prepare
 from .sources._base import Frame, FrameSource
 
 __all__ = [
@@ -328,7 +328,7 @@ class FramePreparer:
     """``preprocess.prepare(image, …, roi)`` computed on the region only, for streams.
 
     The result is identical to ``prepare`` with the same region (tests check it); it converts
-    only the region to grey and checks colour with OpenCV on the same sparse grid, which keeps a
+    only the region to grey and checks colour with the same ``is_doppler``, which keeps a
     1080p frame's preprocessing to the region's resize.
     """
 
@@ -346,18 +346,10 @@ class FramePreparer:
         if crop.ndim == 3 and crop.shape[2] in (3, 4):
             bgr = crop if crop.shape[2] == 3 else np.ascontiguousarray(crop[:, :, :3])
             grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-            colour = _is_colour(bgr[::4, ::4])
+            colour = is_doppler(bgr)
         elif crop.ndim == 3:
             grey = crop[:, :, 0]
         else:
             grey = crop
         p = prepare(grey, self.input_spec, self.spec, Roi(0, 0, grey.shape[1], grey.shape[0]))
         return PreparedFrame(p.tensor, roi, p.blank, colour)
-
-
-def _is_colour(sample: np.ndarray) -> bool:
-    """``prepare``'s Doppler test (max − min over B, G, R above the chroma limit), in OpenCV."""
-    b, g, r = sample[:, :, 0], sample[:, :, 1], sample[:, :, 2]
-    chroma = cv2.subtract(cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r))
-    hot = cv2.countNonZero(cv2.compare(chroma, COLOUR_CHROMA, cv2.CMP_GT))
-    return hot / chroma.size > COLOUR_FRACTION
