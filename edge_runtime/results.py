@@ -72,12 +72,13 @@ class KeyFrame:
     roi: Roi
     origin: str
     capture_to_result_ms: float | None = None  # from leaving the source to this record, before its fsync
+    still: bool = False  # a stored still image, not a frame of a moving exam
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "type": "key_frame", "key_index": self.key_index, "frame_index": self.frame_index,
             "timestamp_s": round(self.timestamp_s, 4), "probability": round(self.probability, 6),
-            "abnormal": self.abnormal, "roi": _roi_list(self.roi), "origin": self.origin,
+            "abnormal": self.abnormal, "roi": _roi_list(self.roi), "origin": self.origin, "still": self.still,
             "capture_to_result_ms": None if self.capture_to_result_ms is None else round(self.capture_to_result_ms, 3),
         }
 

@@ -24,6 +24,7 @@ the session ID.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import logging
@@ -47,7 +48,7 @@ from .results import REPORT_FORMAT, FrameResult, KeyFrame, PatientResult, bundle
 from .scoring import FrameScore, Scorer
 from .sources._base import Frame
 from .stream import FramePreparer, KeyFrameSelector, RoiTracker, StreamSpec, contrast
-from .vote import decide
+from .vote import INDETERMINATE, decide, missing_coverage
 
 __all__ = ["JOURNAL_NAME", "REPORT_NAME", "SUMMARY_NAME", "ExamSession", "FrameScorer", "new_session_id"]
 
@@ -216,7 +217,7 @@ class ExamSession:
                  captured_at: float | None) -> int:
         k = len(self.key_frames)
         since = None if captured_at is None else (time.monotonic() - captured_at) * 1e3
-        record = KeyFrame(k, frame.index, frame.timestamp_s, probability, abnormal, roi, frame.origin, since)
+        record = KeyFrame(k, frame.index, frame.timestamp_s, probability, abnormal, roi, frame.origin, since, frame.still)
         self._append(record.to_dict())  # durable before anyone sees it
         self.key_frames.append(record)
         self._key_sources.append(getattr(frame, "dicom", None))
@@ -247,6 +248,13 @@ class ExamSession:
                summary: Path | None = None, overlays: tuple[Path, ...] = (),
                dicom: tuple[Path, ...] = ()) -> PatientResult:
         d = decide(self._probabilities, self.decision)
+        if d.diagnosis != INDETERMINATE:
+            keys = self.key_frames
+            gap = missing_coverage([k.timestamp_s for k in keys], [k.still for k in keys], [k.origin for k in keys],
+                                   self.decision)
+            if gap is not None:
+                d = dataclasses.replace(d, diagnosis=INDETERMINATE,
+                                        reason=f"{gap} (abnormal fraction so far {d.abnormal_fraction:.3f})")
         return PatientResult(
             session_id=self.session_id, patient_id=self.patient, diagnosis=d.diagnosis, reason=d.reason,
             abnormal_fraction=d.abnormal_fraction, abnormal_key_frames=d.abnormal_frames, key_frames=d.key_frames,

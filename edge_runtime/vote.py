@@ -7,6 +7,7 @@ frames — or a bundle whose threshold was never calibrated — give "indetermin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from gout_edge.bundle import DecisionSpec
 
-__all__ = ["GOUT", "INDETERMINATE", "NO_GOUT", "PatientDecision", "decide"]
+__all__ = ["GOUT", "INDETERMINATE", "NO_GOUT", "PatientDecision", "decide", "missing_coverage", "view_of"]
 
 GOUT, NO_GOUT, INDETERMINATE = "gout", "no gout", "indeterminate"
 
@@ -47,3 +48,29 @@ def decide(probabilities: Sequence[float] | np.ndarray, decision: DecisionSpec, 
     if fraction > t:
         return PatientDecision(GOUT, fraction, abnormal, n, t, f"abnormal fraction {fraction:.3f} > threshold {t:.3f}")
     return PatientDecision(NO_GOUT, fraction, abnormal, n, t, f"abnormal fraction {fraction:.3f} ≤ threshold {t:.3f}")
+
+
+def view_of(origin: str, views: Sequence[str]) -> str | None:
+    """The protocol view a frame's origin names (``IM03_medial.dcm``, ``dorsal/2.png``), if any."""
+    words = set(re.split(r"[^a-z]+", origin.lower()))
+    found = [v for v in views if v in words]
+    return found[0] if len(found) == 1 else None
+
+
+def missing_coverage(timestamps_s: Sequence[float], stills: Sequence[bool], origins: Sequence[str],
+                     decision: DecisionSpec) -> str | None:
+    """What keeps the key frames from standing for the protocol, in words a clinician reads; None
+    when nothing does. Moving key frames (video, cine) must span ``decision.min_span_s`` seconds;
+    when any key frame's view is known, every view of ``decision.views`` needs one."""
+    moving = [t for t, still in zip(timestamps_s, stills, strict=True) if not still]
+    if moving and len(moving) == len(timestamps_s):
+        span = max(moving) - min(moving)
+        if span < decision.min_span_s:
+            return (f"the key frames cover only {span:.1f} s of the exam; at least {decision.min_span_s:g} s over the "
+                    "protocol's views are needed — scan longer")
+    seen = {view_of(o, decision.views) for o in origins} - {None}
+    missing = [v for v in decision.views if v not in seen]
+    if seen and missing:
+        return (f"no usable key frame of the {' or '.join(missing)} view; the protocol needs "
+                f"{', '.join(decision.views)}")
+    return None

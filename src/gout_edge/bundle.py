@@ -182,16 +182,26 @@ class OutputSpec:
 
 @dataclass(frozen=True)
 class DecisionSpec:
-    """The paper's vote: gout when the abnormal fraction of key frames > ``patient_threshold``."""
+    """The paper's vote: gout when the abnormal fraction of key frames > ``patient_threshold``.
+
+    An exam answers only when it is complete enough to stand for the protocol: at least
+    ``min_key_frames`` key frames; for moving input (video, cine) key frames spread over at least
+    ``min_span_s`` seconds; and, where the frames' views are known (file names, DICOM), key frames
+    of every view in ``views``. Otherwise it is indeterminate, saying what is missing."""
 
     image_cutoff: float = 0.5
     patient_threshold: float | None = None
     min_key_frames: int = 5
     calibrated: bool = False
     source: str = "not calibrated: run `gout-edge calibrate`"
+    min_span_s: float = 4.0
+    views: tuple[str, ...] = ("dorsal", "medial", "plantar")
 
     def _check(self, where: str) -> None:
         _check_decision(self, where)
+        _require(_within(self.min_span_s, 0.0, 3600.0), where, "min_span_s", self.min_span_s, "[0, 3600] s")
+        _require(all(v and v == v.strip().lower() for v in self.views) and len(set(self.views)) == len(self.views),
+                 where, "views", list(self.views), "distinct lower-case view names")
         _require(not (self.calibrated and self.patient_threshold is None), where, "calibrated", self.calibrated,
                  "false while patient_threshold is null")
 
