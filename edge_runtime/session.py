@@ -178,7 +178,7 @@ class ExamSession:
         if self._study is None and getattr(frame, "dicom", None) is not None:
             self._study = frame.dicom.study
         image = frame.image
-        roi, detected = self._tracker.locate(image, frame.roi)
+        roi, detected = self._tracker.locate(image, frame.roi, still=frame.still)
         prepared = self._prepare(image, roi)
         roi = prepared.roi
         thumb = self._keys.thumbnail(prepared.tensor)

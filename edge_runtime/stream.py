@@ -215,13 +215,20 @@ class RoiTracker:
         self._age = 0
         self.detections = 0
 
-    def locate(self, image: np.ndarray, declared: Roi | None = None) -> tuple[Roi | None, bool]:
-        """(region — ``None`` when the frame has none and none is cached —, whether it was detected on this frame)."""
+    def locate(self, image: np.ndarray, declared: Roi | None = None, still: bool = False) -> tuple[Roi | None, bool]:
+        """(region — ``None`` when the frame has none and none is cached —, whether it was detected on this frame).
+
+        A ``still`` (a stored image) always gets its own region, never the cached one: the same
+        image must give the same region, and so the same probability, whichever folder or command
+        it arrives through."""
         h, w = image.shape[:2]
         if declared is not None:
             roi = declared.clip(h, w)
             if roi.is_plausible(h, w, self.spec.roi_min_area_fraction):
                 return roi, False
+        if still:
+            self.detections += 1
+            return find_roi(_grey(image), self.spec), True
         self._age += 1
         if (
             self.roi is not None
@@ -235,9 +242,7 @@ class RoiTracker:
 
     def _detect(self, image: np.ndarray) -> Roi | None:
         self.detections += 1
-        grey = image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image[:, :, :3]), cv2.COLOR_BGR2GRAY)
-        h, w = grey.shape
-        roi = find_roi(grey, self.spec)
+        roi = find_roi(_grey(image), self.spec)
         self._age = 0
         if roi is None:  # nothing found (no signal): keep the cached layout for the next frames
             return self.roi if self.roi is not None and self._shape == image.shape else None
@@ -272,6 +277,10 @@ class RoiTracker:
 
 
 # -- key frames -------------------------------------------------------------------------------
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image[:, :, :3]), cv2.COLOR_BGR2GRAY)
 
 
 class KeyFrameSelector:

@@ -70,3 +70,18 @@ def test_stills_missing_a_view_are_indeterminate_and_say_which(scorer, tmp_path)
     assert p.diagnosis == INDETERMINATE and "plantar view" in p.reason, p.reason
     (whole,) = run_exam(open_source("images", folder), scorer.bundle, scorer, tmp_path / "scans2").patients
     assert whole.diagnosis != INDETERMINATE, whole.reason
+
+
+def test_stills_give_the_same_probability_through_scan_and_evaluate(scorer, tmp_path):
+    """Each still gets its own region: scanning a folder and scoring each file alone (what
+    ``evaluate`` does) agree on every image to 1e-6."""
+    from gout_edge.edge_runtime.sources.images import load_image
+
+    write_phantoms(tmp_path / "data", 2, seed=5, formats=("png",))
+    root = tmp_path / "data" / "images"
+    result = run_exam(open_source("images", root), scorer.bundle, scorer, tmp_path / "scans")
+    scanned = {k.origin: k.probability for p in result.patients for k in p.key_frame_list}
+    assert len(scanned) >= 15
+    for origin, p in scanned.items():
+        alone = scorer.score([load_image(root / origin)])[0].probability
+        assert abs(alone - p) <= 1e-6, (origin, alone, p)
