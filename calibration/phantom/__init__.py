@@ -13,11 +13,23 @@ produces: PNG screens + index table, DICOM (single frames and a cine) and screen
     image = render_image(cohort[0].images[0])      # image.bmode: uint8 320 × 700, image.lesions
     write_phantoms(Path("phantoms"), 20, seed=0, formats=("png", "dicom", "video"))
 
+``out_of_scope`` builds the opposite: screens the model was not made for (other anatomy, colour
+Doppler, near-miss MTP phantoms, non-ultrasound images) to test a scope guard on
+(``generate_out_of_scope``, ``write_out_of_scope``).
+
 Everything is deterministic for a seed. Not patient data; not for clinical use.
 """
 
 from .anatomy import VIEWS, Anatomy
 from .lesions import LESION_KINDS, MIMIC_KINDS, SUBTLE_KINDS, Finding
+from .out_of_scope import (
+    OUT_OF_SCOPE_CATEGORIES,
+    OutOfScopeImage,
+    OutOfScopeSummary,
+    generate_out_of_scope,
+    out_of_scope_sheet,
+    write_out_of_scope,
+)
 from .patients import Acquisition, ImageSpec, Patient, Scanner, generate_cohort, gout_inclusion, make_image_spec
 from .render import Box, PhantomImage, render_image
 from .sheet import contact_sheet
@@ -27,6 +39,7 @@ __all__ = [
     "FORMATS",
     "LESION_KINDS",
     "MIMIC_KINDS",
+    "OUT_OF_SCOPE_CATEGORIES",
     "SUBTLE_KINDS",
     "VIEWS",
     "Acquisition",
@@ -34,14 +47,19 @@ __all__ = [
     "Box",
     "Finding",
     "ImageSpec",
+    "OutOfScopeImage",
+    "OutOfScopeSummary",
     "Patient",
     "PhantomImage",
     "PhantomSummary",
     "Scanner",
     "contact_sheet",
     "generate_cohort",
+    "generate_out_of_scope",
     "gout_inclusion",
     "make_image_spec",
+    "out_of_scope_sheet",
     "render_image",
+    "write_out_of_scope",
     "write_phantoms",
 ]

@@ -1,7 +1,9 @@
-"""A labelled contact sheet: one row per lesion, subtle variant and mimic, plus normal joints."""
+"""Labelled contact sheets: one row per lesion, subtle variant and mimic, plus normal joints
+(``contact_sheet``); and rows of screens of any kind (``rows_sheet``, the out-of-scope set)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -12,7 +14,7 @@ from gout_edge.edge_runtime.report import write_png
 from .patients import make_image_spec
 from .render import render_image
 
-__all__ = ["SHEET_ROWS", "contact_sheet"]
+__all__ = ["SHEET_ROWS", "contact_sheet", "rows_sheet"]
 
 # (row label, [(view, lesions, mimics, subtle, acquisition overrides), ...])
 SHEET_ROWS: tuple[tuple[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...], bool, dict], ...]], ...] = (
@@ -68,3 +70,54 @@ def contact_sheet(path: Path, seed: int = 0, height_px: int = 320, width_px: int
                 cv2.FONT_HERSHEY_SIMPLEX, 0.55, (220, 220, 220), 1, cv2.LINE_AA)
     sheet = np.vstack([legend, sheet])
     return write_png(path, sheet)
+
+
+def rows_sheet(
+    path: Path,
+    rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]],
+    tile_width: int = 256,
+    label_width: int = 150,
+    legend: str = "",
+    palette: bool = False,
+) -> Path:
+    """Screens of any size in labelled rows: ``rows`` = (row label, [(caption, grey or BGR image), …]).
+
+    Each screen is scaled to ``tile_width`` and letterboxed to a 4:3 tile with its caption below.
+    ``palette`` writes an 8-bit palette PNG (about a third of the size; for the documentation).
+    """
+    path = Path(path)
+    tile_h = tile_width * 3 // 4
+    cap_h, gap = 20, 6
+    width = label_width + max(len(tiles) for _, tiles in rows) * (tile_width + gap)
+    blocks = []
+    if legend:
+        bar = np.zeros((28, width, 3), np.uint8)
+        cv2.putText(bar, legend, (8, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (220, 220, 220), 1, cv2.LINE_AA)
+        blocks.append(bar)
+    for label, tiles in rows:
+        row = np.zeros((tile_h + cap_h, width, 3), np.uint8)
+        for i, line in enumerate(label.split("\n")):
+            cv2.putText(row, line, (8, 24 + 22 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+        for j, (caption, image) in enumerate(tiles):
+            img = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, :3]
+            h, w = img.shape[:2]
+            s = min(tile_width / w, tile_h / h)
+            small = cv2.resize(img, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+            x = label_width + j * (tile_width + gap)
+            oy, ox = (tile_h - small.shape[0]) // 2, (tile_width - small.shape[1]) // 2
+            row[oy : oy + small.shape[0], x + ox : x + ox + small.shape[1]] = small
+            cv2.rectangle(row, (x, 0), (x + tile_width - 1, tile_h - 1), (70, 70, 70), 1)
+            cv2.putText(row, caption, (x + 4, tile_h + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (230, 230, 230), 1, cv2.LINE_AA)
+        blocks.append(row)
+        blocks.append(np.zeros((gap, width, 3), np.uint8))
+    sheet = np.vstack(blocks)
+    if not palette:
+        return write_png(path, sheet)
+    from PIL import Image
+
+    from gout_edge._io import atomic_write
+
+    quantized = Image.fromarray(cv2.cvtColor(sheet, cv2.COLOR_BGR2RGB)).quantize(
+        colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda tmp: quantized.save(tmp, format="PNG", optimize=True))
