@@ -14,6 +14,7 @@ import numpy as np
 
 from gout_edge.bundle import InputSpec, PreprocessSpec
 from gout_edge.edge_runtime.preprocess import prepare
+from gout_edge.edge_runtime.sources import reason_of
 from gout_edge.edge_runtime.sources.images import load_image
 from gout_edge.errors import DataError, InputError
 
@@ -41,7 +42,8 @@ def load_cache(
 ) -> ImageCache:
     """Every image of ``table`` through ``prepare()`` once, kept as float16 (N, H, W).
 
-    Unreadable images are collected and reported together in one ``DataError`` by line number.
+    Unreadable images are collected and reported together in one ``DataError`` by line number;
+    whatever goes wrong with one image is that image's problem (docs/design.md §8).
     """
     n = len(table)
     images = np.empty((n, input_spec.height, input_spec.width), np.float16)
@@ -53,6 +55,9 @@ def load_cache(
             frame = prepare(load_image(row.image), input_spec, preprocess)
         except InputError as exc:  # an image that cannot be read or prepared
             problems.append(f"  line {row.line}: {exc}")
+            continue
+        except Exception as exc:  # one image's problem, whatever raised it: reported with the others
+            problems.append(f"  line {row.line}: {row.image.name} could not be prepared ({reason_of(exc, row.image)})")
             continue
         images[i] = frame.tensor[0]
         blank[i], colour[i] = frame.blank, frame.colour

@@ -47,6 +47,7 @@ COLUMNS = ("patient_id", "image", "image_label", "diagnosis", "view")
 DIAGNOSES = ("gout", "control")
 VIEWS = ("dorsal", "medial", "plantar")
 LABELS = {"0": 0, "1": 1}
+MAX_PROBLEMS_SHOWN = 50  # in the message; ``IndexTableError.problems`` keeps every one
 DICOM_SUFFIXES = (".dcm", ".dicom", "")  # DICOM files often carry no extension
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg") + DICOM_SUFFIXES
 
@@ -101,7 +102,10 @@ class IndexTableError(DataError):
         self.path = Path(path)
         self.problems = tuple(sorted(problems, key=lambda p: p.line))
         n = len(self.problems)
-        lines = "\n".join(f"  {p}" for p in self.problems)
+        shown = self.problems[:MAX_PROBLEMS_SHOWN]
+        lines = "\n".join(f"  {p}" for p in shown)
+        if n > len(shown):
+            lines += f"\n  … and {n - len(shown)} more"
         super().__init__(
             f"index table {self.path} has {n} problem{'s' if n != 1 else ''}:\n{lines}\n"
             f"The table needs the header {','.join(COLUMNS)}; image_label 1 or 0; diagnosis "
@@ -160,6 +164,13 @@ class IndexTable:
     def subset(self, indices: Iterable[int]) -> IndexTable:
         """The rows at ``indices`` (positions in ``rows``), in that order."""
         return IndexTable(self.path, tuple(self.rows[i] for i in indices), self.sha256)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def read_index(path: Path | str, *, check_files: bool = True) -> IndexTable:
@@ -232,8 +243,20 @@ def read_index(path: Path | str, *, check_files: bool = True) -> IndexTable:
         if not field["image"]:
             problems.append(IndexProblem(line, "is empty", "image"))
             ok = False
+        elif any(ord(c) < 32 for c in field["image"]) or len(field["image"]) > 4096:
+            problems.append(IndexProblem(
+                line, "holds a control character or is over 4096 characters long; give a plain relative path",
+                "image",
+            ))
+            ok = False
         else:
-            image = (root / field["image"]).resolve()
+            try:
+                image = (root / field["image"]).resolve()
+            except (OSError, ValueError, RuntimeError) as exc:  # a symlink loop, a name the OS refuses
+                problems.append(IndexProblem(line, f"{field['image']!r} is not a usable path ({type(exc).__name__})",
+                                             "image"))
+                image, ok = None, False
+        if image is not None:
             suffix = image.suffix.lower()
             if suffix not in IMAGE_SUFFIXES:
                 problems.append(IndexProblem(
@@ -241,7 +264,7 @@ def read_index(path: Path | str, *, check_files: bool = True) -> IndexTable:
                     f"(expected {', '.join(s for s in IMAGE_SUFFIXES if s)} or no extension)", "image",
                 ))
                 ok = False
-            elif check_files and not image.is_file():
+            elif check_files and not _is_file(image):
                 problems.append(IndexProblem(
                     line, f"{field['image']!r} not found (looked for {image})", "image"
                 ))

@@ -1,33 +1,55 @@
 """Open a bundle on the cart: validate the manifest and check every file's SHA-256 (torch-free).
 
 The runtime reads nothing but what the manifest lists, and refuses a file whose hash differs.
+**The engines run the bytes that were hashed**: ``open_bundle`` reads each file once, hashes
+those bytes and keeps the model files' bytes in the ``Bundle``; the backends load models from
+these bytes (``Bundle.model_bytes``), never from the path again, so a file swapped on disk after
+the check is never run. Every path the manifest lists is resolved (symbolic links followed) and
+must stay inside the bundle's folder.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from gout_edge._io import sha256_file
-from gout_edge.bundle import MANIFEST_NAME, Manifest, read_manifest
+from gout_edge.bundle import MANIFEST_NAME, FileEntry, Manifest, read_manifest
 from gout_edge.errors import BundleError, BundleTamperedError
 from gout_edge.signing import configured_public_key, verify_manifest_signature
 
-__all__ = ["Bundle", "default_bundle_path", "open_bundle", "verify_files"]
+__all__ = ["MODEL_ROLES", "Bundle", "default_bundle_path", "open_bundle", "read_verified", "verify_files"]
+
+# The files an engine loads; their checked bytes stay in memory with the Bundle (a few MB to tens).
+MODEL_ROLES = frozenset({"onnx-fp32", "onnx-int8", "openvino-int8", "openvino-int8-bin"})
 
 
 @dataclass(frozen=True)
 class Bundle:
+    """An opened bundle: its folder, its manifest and the checked bytes of its model files
+    (``blobs``, by role; empty for a bundle assembled in memory by ``export``)."""
+
     root: Path
     manifest: Manifest
+    blobs: Mapping[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     def path(self, role: str) -> Path:
-        """Absolute path of the file with ``role`` (its hash was checked when the bundle opened)."""
+        """Absolute path of the file with ``role``, for reports and tools; engines load
+        ``model_bytes(role)`` instead, the bytes whose hash was checked."""
         return self.root / self.manifest.file(role).path
 
     def has(self, role: str) -> bool:
         return role in self.manifest.roles()
+
+    def model_bytes(self, role: str) -> bytes:
+        """The bytes of the file with ``role`` whose SHA-256 matched the manifest: those read when
+        the bundle opened, or (for a bundle made in memory) read once now and checked."""
+        data = self.blobs.get(role)
+        if data is not None:
+            return data
+        return read_verified(self.root, self.manifest.file(role))
 
     @property
     def identity(self) -> str:
@@ -40,24 +62,56 @@ def default_bundle_path() -> Path:
     return Path(str(resources.files("gout_edge") / "demo" / "bundle"))
 
 
-def verify_files(root: Path, manifest: Manifest) -> None:
-    """Raise ``BundleTamperedError`` naming the first file that is missing or whose hash differs."""
+def _inside(root: Path, entry: FileEntry) -> Path:
+    """The entry's file, resolved (symbolic links followed); refused when it leaves ``root``."""
+    rel = Path(entry.path)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise BundleError(f"manifest file path {entry.path!r} leaves the bundle directory; refused")
+    base = root.resolve()
+    try:
+        path = (base / rel).resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        raise BundleError(f"bundle file {entry.path} ({entry.role}) is a symbolic link that cannot be resolved; refused") from None
+    if not path.is_relative_to(base):
+        raise BundleError(
+            f"bundle file {entry.path} ({entry.role}) is a symbolic link to a file outside the bundle; refused — "
+            "a bundle must hold its files itself (copy them in, or re-export it)"
+        )
+    return path
+
+
+def read_verified(root: Path, entry: FileEntry) -> bytes:
+    """Read the entry's file once, check its size and SHA-256 against the manifest, return the bytes."""
+    path = _inside(Path(root), entry)
+    if not path.is_file():
+        raise BundleTamperedError(
+            f"bundle file {entry.path} ({entry.role}) is missing from the bundle; restore the bundle from its source"
+        )
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(entry.size + 1)  # never more than the manifest says, plus one byte to notice more
+    except OSError as exc:
+        raise BundleError(f"bundle file {entry.path} ({entry.role}) cannot be read ({exc.strerror})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) != entry.size or digest != entry.sha256:
+        raise BundleTamperedError(
+            f"bundle file {entry.path} ({entry.role}) has been modified: SHA-256 {digest[:16]}… "
+            f"differs from the manifest's {entry.sha256[:16]}…; the bundle is refused — "
+            "restore it from its source"
+        )
+    return data
+
+
+def verify_files(root: Path, manifest: Manifest) -> dict[str, bytes]:
+    """Check every listed file (inside the bundle, size and SHA-256); raise ``BundleError`` /
+    ``BundleTamperedError`` naming the first that fails. Returns the checked bytes of the model
+    files (``MODEL_ROLES``), by role, for the engines."""
+    blobs: dict[str, bytes] = {}
     for entry in manifest.files:
-        rel = Path(entry.path)
-        if rel.is_absolute() or ".." in rel.parts:
-            raise BundleError(f"manifest file path {entry.path!r} leaves the bundle directory; refused")
-        path = root / rel
-        if not path.is_file():
-            raise BundleTamperedError(
-                f"bundle file {entry.path} ({entry.role}) is missing from {root}; restore the bundle from its source"
-            )
-        digest = sha256_file(path)
-        if digest != entry.sha256:
-            raise BundleTamperedError(
-                f"bundle file {entry.path} ({entry.role}) has been modified: SHA-256 {digest[:16]}… "
-                f"differs from the manifest's {entry.sha256[:16]}…; the bundle is refused — "
-                "restore it from its source"
-            )
+        data = read_verified(root, entry)
+        if entry.role in MODEL_ROLES:
+            blobs[entry.role] = data
+    return blobs
 
 
 def open_bundle(path: Path | str | None = None, public_key: Path | str | None = None) -> Bundle:
@@ -76,9 +130,12 @@ def open_bundle(path: Path | str | None = None, public_key: Path | str | None = 
         raise BundleError(f"bundle {root} does not exist; {hint}")
     if root.is_file():
         raise BundleError(f"{root} is a file; a bundle is a directory holding {MANIFEST_NAME}")
+    manifest_path = root / MANIFEST_NAME
+    if manifest_path.is_symlink() and not manifest_path.resolve().is_relative_to(root.resolve()):
+        raise BundleError(f"{MANIFEST_NAME} is a symbolic link to a file outside the bundle; refused")
     key = configured_public_key(public_key)
     if key is not None:
         verify_manifest_signature(root, key)
     manifest = read_manifest(root)
-    verify_files(root, manifest)
-    return Bundle(root.resolve(), manifest)
+    blobs = verify_files(root, manifest)
+    return Bundle(root.resolve(), manifest, blobs)

@@ -101,6 +101,7 @@ def run_exam(
 
     def finish(s: ExamSession, reason: str, ok: bool) -> None:
         s.dropped = feed.dropped - dropped_at_start
+        s.skipped_files = tuple(getattr(source, "skipped", ()) or ())  # files left out so far, with why
         results.append(s.close(ended_by=reason, complete=ok))
 
     with stop_on_signals(stop) if handle_signals else contextlib.nullcontext(stop):
@@ -128,6 +129,9 @@ def run_exam(
                 ended_by = stop.reason
             elif getattr(source, "lost", False):
                 ended_by = source.end_reason or "capture lost"
+                complete = False
+            elif getattr(source, "complete", True) is False:  # a file that ended before its promised end
+                ended_by = source.end_reason or "the input was cut short"
                 complete = False
         except KeyboardInterrupt:
             ended_by, complete = "interrupted", False

@@ -105,7 +105,7 @@ class PatientResult:
     colour_frames: int
     dropped: int
     ended_by: str
-    complete: bool  # False when the exam ended on a lost device or an error
+    complete: bool  # False when the exam ended on a lost device, an error or input cut short
     started_at: str
     ended_at: str | None
     session_dir: Path
@@ -117,6 +117,8 @@ class PatientResult:
     key_frame_list: tuple[KeyFrame, ...] = ()
     timing: dict[str, Any] = field(default_factory=dict)  # latency as the exam ran it: see ExamSession.timing
     dicom: tuple[Path, ...] = ()  # SR and SC objects written by close() (docs/design.md §12)
+    skipped_files: tuple[Any, ...] = ()  # input files left out (``sources.SkippedFile``: name and reason)
+    pdf: Path | None = None  # the one-page printable report beside summary.png (docs/design.md §13)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -141,12 +143,14 @@ class PatientResult:
             "dropped": self.dropped,
             "ended_by": self.ended_by,
             "complete": self.complete,
+            "skipped_files": skipped_list(self.skipped_files),
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "session_dir": str(self.session_dir),
             "journal": str(self.journal),
             "report": None if self.report is None else str(self.report),
             "summary": None if self.summary is None else str(self.summary),
+            "pdf": None if self.pdf is None else str(self.pdf),
             "overlays": [str(p) for p in self.overlays],
             "dicom": [str(p) for p in self.dicom],
             "bundle": self.bundle,
@@ -169,7 +173,7 @@ class ExamResult:
     source: str
     live: bool
     bundle: dict[str, Any]
-    skipped_files: tuple[str, ...] = ()
+    skipped_files: tuple[Any, ...] = ()  # ``sources.SkippedFile``: base name and reason
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -185,11 +189,17 @@ class ExamResult:
         out.update({
             "frames_seen": self.frames_seen, "frames_captured": self.frames_captured, "dropped": self.dropped,
             "ended_by": self.ended_by, "capture_lost": self.capture_lost,
-            "source": {"kind": self.source, "live": self.live, "skipped_files": list(self.skipped_files)},
+            "complete": all(p.complete for p in self.patients),
+            "source": {"kind": self.source, "live": self.live, "skipped_files": skipped_list(self.skipped_files)},
             "bundle": self.bundle,
             "patients": [_patient_summary(p) for p in self.patients],
         })
         return out
+
+
+def skipped_list(items: Any) -> list[dict[str, str]]:
+    """Skipped files as ``{"file": base name, "reason": why}`` records."""
+    return [s.to_dict() if hasattr(s, "to_dict") else {"file": str(s), "reason": ""} for s in items]
 
 
 def _patient_summary(p: PatientResult) -> dict[str, Any]:

@@ -15,8 +15,8 @@
 Nothing is lost: every key frame's result is appended to ``journal.jsonl`` (one JSON object a
 line, flushed and fsynced) before ``feed`` returns it, so a crash or power cut keeps every key
 frame that was shown. ``close`` writes PNG overlays (the CAM over the region) of the most
-abnormal key frames, ``summary.png`` and ``report.json``, each atomically (temporary file,
-fsync, rename). Patient IDs go into the journal and report, never into log lines: logs name
+abnormal key frames, ``summary.png``, the printable ``report.pdf`` and ``report.json``, each
+atomically (temporary file, fsync, rename). Patient IDs go into the journal and report, never into log lines: logs name
 the session ID.
 
 ``run_exam`` (``exam.py``) drives sessions from a frame source.
@@ -41,9 +41,9 @@ from gout_edge._io import atomic_write_json, fsync_dir, to_json
 from gout_edge.errors import UsageError
 
 from .bundle import Bundle
-from .cam import overlay_cam
+from .cam import cam_scale_for
 from .preprocess import PreparedFrame, Roi
-from .report import fit_width, label, render_summary, write_png
+from .report import ExamIdentity, ExcludedFrames, Tile, write_exam_pictures
 from .results import REPORT_FORMAT, FrameResult, KeyFrame, PatientResult, bundle_identity
 from .scoring import FrameScore, Scorer
 from .sources._base import Frame
@@ -84,7 +84,9 @@ class ExamSession:
 
     ``out_dir`` is the session's own folder (created; ``ExamSession.start`` picks a fresh one
     under a scans folder). ``patient`` goes into the journal and the report only. ``overlays``:
-    how many of the most abnormal key frames get a CAM overlay PNG. ``feed`` takes a ``Frame``
+    how many of the most abnormal key frames get a CAM overlay PNG. ``dicom_results``: ``close``
+    also writes the exam's SR and SC objects into ``<out_dir>/dicom/`` (docs/design.md §12), in the
+    source's patient and study when the frames came from DICOM. ``feed`` takes a ``Frame``
     from a source, or a bare image, which counts as a still (each distinct one is a key-frame
     candidate). Not thread-safe: feed it from one thread.
     """
@@ -121,6 +123,9 @@ class ExamSession:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.decision = m.decision
         self.identity = bundle_identity(bundle, scorer)
+        self.cam_scale = cam_scale_for(bundle)  # one CAM colour scale for every picture (docs/design.md §13)
+        self.excluded = ExcludedFrames()  # frames left out of the vote by reason, with examples for the summary
+        self.source = source
         self._prepare = FramePreparer(m.input, m.preprocess)
         self._tracker = RoiTracker(m.preprocess, stream)
         self._keys = KeyFrameSelector(stream)
@@ -136,6 +141,7 @@ class ExamSession:
         self.blank_frames = 0
         self.colour_frames = 0
         self.dropped = 0  # set by the driver that owns the capture (FrameStream.dropped)
+        self.skipped_files: tuple[Any, ...] = ()  # set by the driver: input files left out, with why
         self.started_at = _now()
         self._t0 = time.monotonic()
         self._feed_ms: list[float] = []
@@ -197,6 +203,7 @@ class ExamSession:
             else:
                 self.blank_frames += blank
                 self.colour_frames += colour and not blank
+                self.excluded.observe(frame, "blank" if blank else "colour")
             self._last = (probability, abnormal, usable, blank, colour, cam)
             if usable and self._keys.is_key(thumb, usable, contrast(image, roi), frame.still, motion):
                 assert probability is not None and cam is not None
@@ -246,7 +253,7 @@ class ExamSession:
 
     def _build(self, ended_by: str, complete: bool, ended_at: str | None, report: Path | None = None,
                summary: Path | None = None, overlays: tuple[Path, ...] = (),
-               dicom: tuple[Path, ...] = ()) -> PatientResult:
+               dicom: tuple[Path, ...] = (), pdf: Path | None = None) -> PatientResult:
         d = decide(self._probabilities, self.decision)
         if d.diagnosis != INDETERMINATE:
             keys = self.key_frames
@@ -263,7 +270,8 @@ class ExamSession:
             duplicates=self.duplicates, blank_frames=self.blank_frames, colour_frames=self.colour_frames,
             dropped=self.dropped, ended_by=ended_by, complete=complete, started_at=self.started_at, ended_at=ended_at,
             session_dir=self.dir, journal=self.journal_path, report=report, summary=summary, overlays=overlays,
-            bundle=self.identity, key_frame_list=tuple(self.key_frames), timing=self.timing(), dicom=dicom,
+            bundle=self.identity, key_frame_list=tuple(self.key_frames), timing=self.timing(), dicom=dicom, pdf=pdf,
+            skipped_files=self.skipped_files,
         )
 
     def timing(self) -> dict[str, Any]:
@@ -287,21 +295,23 @@ class ExamSession:
             return self._result
         ended_at = _now()
         ranked = sorted(self._top, key=lambda t: (-t[0], -t[1]))
-        overlays = []
-        for rank, (p, neg_k, crop, cam) in enumerate(ranked, 1):
-            path = self.dir / f"overlay_{rank:02d}_key{-neg_k:04d}.png"
-            write_png(path, label(overlay_cam(fit_width(crop), cam), f"key frame {-neg_k}  p={p:.2f}"))
-            overlays.append(path)
+        keys = self.key_frames
+        tiles = [Tile(-neg_k, p, crop, cam, keys[-neg_k].origin, keys[-neg_k].timestamp_s, keys[-neg_k].still,
+                      keys[-neg_k].abnormal) for p, neg_k, crop, cam in ranked]
         draft = self._build(ended_by, complete, ended_at)
-        summary = self.dir / SUMMARY_NAME
-        write_png(summary, render_summary(draft, [(-k, p, overlay_cam(fit_width(c, 400), cam)) for p, k, c, cam in ranked]))
+        pictures = write_exam_pictures(self.dir, draft, tiles, scale=self.cam_scale, excluded=self.excluded,
+                                       identity=ExamIdentity.of(self.patient, self._study, self.source),
+                                       views=self.decision.views, summary_name=SUMMARY_NAME)
+        overlays, summary, pdf = list(pictures.overlays), pictures.summary, pictures.pdf
         report = self.dir / REPORT_NAME
-        dicom = self._write_dicom(self._build(ended_by, complete, ended_at, None, summary, tuple(overlays)),
-                                  [(path, -neg_k, p) for path, (p, neg_k, _, _) in zip(overlays, ranked, strict=True)])
-        result = self._build(ended_by, complete, ended_at, report, summary, tuple(overlays), dicom)
+        dicom = self._write_dicom(self._build(ended_by, complete, ended_at, None, summary, tuple(overlays), pdf=pdf),
+                                  [(path, -neg_k, p) for path, (p, neg_k, _, _) in zip(overlays, ranked, strict=False)])
+        result = self._build(ended_by, complete, ended_at, report, summary, tuple(overlays), dicom, pdf)
         atomic_write_json(report, result.to_dict())
         self._append({"type": "end", "ended_at": ended_at, "ended_by": ended_by, "diagnosis": result.diagnosis,
                       "key_frames": result.key_frames, "abnormal_fraction": result.abnormal_fraction,
+                      "excluded": {"blank": result.blank_frames, "colour": result.colour_frames,
+                                   "duplicate": result.duplicates},
                       "report": REPORT_NAME})
         self._journal.close()
         fsync_dir(self.dir)

@@ -31,12 +31,14 @@ from gout_edge.bundle import (
     write_manifest,
 )
 from gout_edge.calibration.index import IndexTable, read_index
+from gout_edge.edge_runtime.bundle import Bundle
+from gout_edge.edge_runtime.cam import reference_cam_scale
 from gout_edge.errors import CheckFailedError, UsageError
 from gout_edge.signing import sign_manifest
 
 from .checkpoint import load_checkpoint
 from .fidelity import FidelityGate
-from .int8 import build_int8, labelled_inputs
+from .int8 import build_int8, calibration_cam_scale, labelled_inputs
 from .onnx import OPSET, ParityReport, check_parity, export_onnx, parity_inputs
 
 __all__ = ["ExportConfig", "ExportResult", "export_bundle", "file_entry"]
@@ -164,6 +166,8 @@ def export_bundle(config: ExportConfig, progress: Callable[[str], None] = lambda
     from .reference import add_reference_set  # the field-verification set (issue 7)
 
     manifest = add_reference_set(out, manifest, config, progress)
+    if manifest.cam is None:  # no calibration images were prepared (no INT8): the reference set's FP32 CAMs
+        manifest = dataclasses.replace(manifest, cam=reference_cam_scale(Bundle(out, manifest)))
     write_manifest(out, manifest)
     if config.sign_key is not None:
         sign_manifest(out, config.sign_key)
@@ -197,6 +201,8 @@ def _add_int8(
     result = build_int8(
         out, manifest, data, lambda name, role: file_entry(out, name, role), config.gate, config.threads, progress
     )
+    progress("CAM colour scale on the calibration images")
+    manifest = dataclasses.replace(manifest, cam=calibration_cam_scale(out, manifest, data, config.threads))
     quantization = result.quantization
     files = manifest.files + result.files
     if result.failures:

@@ -5,6 +5,11 @@ dict holding ``state_dict`` (or ``model_state_dict`` / ``model``) plus settings.
 with ``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers —
 a checkpoint carrying code is rejected before any of it runs. Parameter names follow torchvision;
 a ``module.`` prefix (DataParallel) is stripped, a 3-channel ``conv1`` is folded to one channel.
+
+A checkpoint the network cannot take — Bottleneck blocks (ResNet-50 and deeper), more than two
+BasicBlocks per stage (ResNet-34), another number of classes, a tensor of the wrong shape — is
+refused with one ``CheckpointError`` that says what was found and what is supported (``SUPPORTED``),
+checked before torch's ``load_state_dict`` could list dozens of size mismatches.
 """
 
 from __future__ import annotations
@@ -27,6 +32,12 @@ __all__ = ["LoadedCheckpoint", "load_checkpoint", "read_state_dict", "infer_bloc
 
 _STATE_KEYS = ("state_dict", "model_state_dict", "model")
 _LAYER = re.compile(r"^layer(\d+)\.")
+_BLOCK = re.compile(r"^layer(\d+)\.(\d+)\.")
+SUPPORTED = (
+    "supported: a ResNet-18-style trunk with torchvision's parameter names — conv1 (7 × 7, 1 or 3 input "
+    f"channels), bn1, then layer1 … layerN (N from {min(SUPPORTED_BLOCKS)} to {max(SUPPORTED_BLOCKS)}) of exactly two BasicBlocks each (two 3 × 3 "
+    "convolutions, widths 64, 128, 256, 512, then 512), and fc with 2 outputs (normal, lesion)"
+)
 
 
 @dataclass(frozen=True)
@@ -98,11 +109,49 @@ def infer_blocks(state: dict[str, torch.Tensor]) -> int:
     return max(stages)
 
 
+def _check_architecture(state: dict[str, torch.Tensor]) -> None:
+    """Refuse, in one sentence, the ResNets this network is not: Bottleneck blocks, more than two
+    blocks per stage."""
+    if any(re.match(r"^layer\d+\.\d+\.(conv3|bn3)\.", k) for k in state):
+        raise CheckpointError(
+            "the checkpoint has Bottleneck blocks (conv3 inside its residual blocks): it is a ResNet-50, -101 "
+            f"or -152, which gout-edge cannot export; {SUPPORTED}"
+        )
+    per_stage: dict[int, set[int]] = {}
+    for k in state:
+        if m := _BLOCK.match(k):
+            per_stage.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
+    counts = {stage: max(ids) + 1 for stage, ids in per_stage.items()}
+    if any(n != 2 for n in counts.values()):
+        shown = ", ".join(f"layer{s}: {n}" for s, n in sorted(counts.items()))
+        family = " (the layout of a ResNet-34)" if [counts[s] for s in sorted(counts)][:4] == [3, 4, 6, 3] else ""
+        raise CheckpointError(
+            f"the checkpoint has {shown} residual blocks per stage{family}; only two BasicBlocks per stage "
+            f"can be exported; {SUPPORTED}"
+        )
+
+
+def _check_shapes(model: GoutResNet, state: dict[str, torch.Tensor], stages: int) -> None:
+    """Every tensor the model has must come with its shape: one message for all mismatches."""
+    expected = model.state_dict()
+    wrong = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in expected.items()
+             if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if wrong:
+        first = ", ".join(f"{k} is {list(got)} where {list(want)} is expected" for k, got, want in wrong[:3])
+        more = f" (and {len(wrong) - 3} more)" if len(wrong) > 3 else ""
+        raise CheckpointError(
+            f"the checkpoint's tensors do not fit a {stages}-stage network: {first}{more}; {SUPPORTED}"
+        )
+
+
 def load_checkpoint(path: Path, blocks: int | None = None) -> LoadedCheckpoint:
-    """Rebuild the network from ``path``; ``blocks`` (if given) must match the checkpoint."""
+    """Rebuild the network from ``path``; ``blocks`` (if given) must match the checkpoint.
+
+    Anything the network cannot take is one ``CheckpointError`` saying what is supported."""
     path = Path(path)
     state, settings = read_state_dict(path)
     state = _strip_prefix(state)
+    _check_architecture(state)
     found = infer_blocks(state)
     if blocks is not None and blocks != found:
         raise CheckpointError(
@@ -110,7 +159,7 @@ def load_checkpoint(path: Path, blocks: int | None = None) -> LoadedCheckpoint:
             f"stage(s) (layer1…layer{found}); use --blocks {found} or leave it out"
         )
     if found not in SUPPORTED_BLOCKS:
-        raise CheckpointError(f"the checkpoint has {found} stages; supported: {SUPPORTED_BLOCKS}")
+        raise CheckpointError(f"the checkpoint has {found} stages; {SUPPORTED}")
     folded = False
     stem = state.get("conv1.weight")
     if stem is None or stem.ndim != 4:
@@ -120,19 +169,28 @@ def load_checkpoint(path: Path, blocks: int | None = None) -> LoadedCheckpoint:
         state["conv1.weight"] = stem.sum(dim=1, keepdim=True)
         folded = True
     elif stem.shape[1] != 1:
-        raise CheckpointError(f"conv1 has {stem.shape[1]} input channels; expected 1 (grey) or 3 (RGB)")
+        raise CheckpointError(f"conv1 has {stem.shape[1]} input channels; expected 1 (grey) or 3 (RGB); {SUPPORTED}")
     fc = state.get("fc.weight")
-    if fc is None or fc.shape[0] != 2:
+    if fc is None or fc.ndim != 2 or fc.shape[0] != 2:
         shape = None if fc is None else tuple(fc.shape)
-        raise CheckpointError(f"fc.weight has shape {shape}; the classifier must have 2 outputs (normal, lesion)")
+        classes = f" ({fc.shape[0]} classes: an ImageNet or other classifier head)" if fc is not None and fc.ndim == 2 else ""
+        raise CheckpointError(
+            f"fc.weight has shape {shape}{classes}; the classifier must have 2 outputs (normal, lesion): "
+            f"fine-tune it on the two classes first; {SUPPORTED}"
+        )
     model = GoutResNet(blocks=found)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    result = model.load_state_dict(state, strict=False)
+    _check_shapes(model, state, found)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # anything the shape check did not foresee: still one line
+        first = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"the checkpoint does not fit a {found}-stage network ({first[:200]}); {SUPPORTED}") from None
     missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
     if missing or result.unexpected_keys:
         raise CheckpointError(
-            f"the checkpoint does not fit a {found}-stage GoutResNet: missing {missing[:5]}"
-            f"{' …' if len(missing) > 5 else ''}, unexpected {result.unexpected_keys[:5]}"
+            f"the checkpoint does not fit a {found}-stage network: missing {missing[:5]}"
+            f"{' …' if len(missing) > 5 else ''}, unexpected {result.unexpected_keys[:5]}; {SUPPORTED}"
         )
     model.eval()
     return LoadedCheckpoint(model, found, sha256_file(path), folded, settings)

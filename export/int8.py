@@ -19,18 +19,19 @@ from pathlib import Path
 import numpy as np
 
 from gout_edge._io import to_json
-from gout_edge.bundle import FileEntry, InputSpec, Manifest, PreprocessSpec, Quantization
+from gout_edge.bundle import CamScale, FileEntry, InputSpec, Manifest, PreprocessSpec, Quantization
 from gout_edge.calibration.dataset import load_cache
 from gout_edge.calibration.folds import patient_folds
 from gout_edge.calibration.index import IndexTable
 from gout_edge.edge_runtime.backends import SessionOptions, open_session
 from gout_edge.edge_runtime.bundle import Bundle
+from gout_edge.edge_runtime.cam import fit_cam_scale
 from gout_edge.edge_runtime.timing import interleaved_ms
 
 from .fidelity import FidelityGate, FidelityReport, measure_fidelity
 from .quantize import OrtQuantConfig, quantize_onnxruntime, quantize_openvino
 
-__all__ = ["Int8Result", "LabelledInputs", "build_int8", "labelled_inputs"]
+__all__ = ["Int8Result", "LabelledInputs", "build_int8", "calibration_cam_scale", "labelled_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,15 @@ def _predict(bundle: Bundle, backend: str, precision: str, inputs: np.ndarray, t
         probs.append(pred.probability)
         cams.append(pred.cam)
     return session, np.concatenate(probs), np.concatenate(cams)
+
+
+def calibration_cam_scale(bundle_dir: Path, manifest: Manifest, data: LabelledInputs, threads: int | None = None) -> CamScale:
+    """The bundle's CAM display scale (docs/design.md §13), fitted on the FP32 model's abnormal-class
+    CAMs of the INT8 calibration images (``edge_runtime.cam.fit_cam_scale``)."""
+    session, _, cams = _predict(Bundle(Path(bundle_dir), manifest), "onnxruntime", "fp32", data.calibration, threads)
+    session.close()
+    source = data.summary.get("source", "index table")
+    return fit_cam_scale(cams, f"{len(cams)} INT8 calibration images ({source}), FP32 model")
 
 
 def _latencies_ms(sessions: dict[str, object], sample: np.ndarray, repeats: int = 12) -> dict[str, float]:

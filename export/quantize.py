@@ -8,17 +8,51 @@ with AVX2/VNNI kernels. Calibration inputs are already preprocessed model inputs
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["OrtQuantConfig", "quantize_onnxruntime", "quantize_openvino"]
+__all__ = ["OrtQuantConfig", "quantize_onnxruntime", "quantize_openvino", "stdout_to_stderr"]
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """While inside, everything written to standard output goes to standard error instead: NNCF's
+    progress bar (rich, on ``sys.stdout``), its logger (a handler bound to the original
+    ``sys.stdout``) and anything the engines' C++ code prints to file descriptor 1. ``--json``
+    keeps exactly one JSON document on stdout (docs/design.md §10)."""
+    handlers = {h: h.stream for h in logging.getLogger("nncf").handlers
+                if isinstance(h, logging.StreamHandler) and h.stream not in (sys.stderr, sys.__stderr__)}
+    for h in handlers:
+        h.setStream(sys.stderr)
+    sys.stdout.flush()
+    saved = None
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no file descriptors (an embedding host): the Python-level redirect still holds
+        saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+        for h, stream in handlers.items():
+            h.setStream(stream)
 
 
 @dataclass(frozen=True)
@@ -66,7 +100,7 @@ def quantize_onnxruntime(fp32: Path, out: Path, calibration: np.ndarray, config:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     reader = type("Reader", (_Reader, CalibrationDataReader), {})(calibration)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), stdout_to_stderr():
         warnings.simplefilter("ignore")
         prepped = Path(tmp) / "prep.onnx"
         quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=True)
@@ -115,7 +149,7 @@ def quantize_openvino(fp32: Path, out_xml: Path, calibration: np.ndarray, subset
     logging.getLogger("nncf").setLevel(logging.WARNING)
     model = ov.Core().read_model(str(fp32))
     dataset = nncf.Dataset([calibration[i : i + 1].astype(np.float32) for i in range(len(calibration))])
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), stdout_to_stderr():
         warnings.simplefilter("ignore")
         quantized = nncf.quantize(
             model,

@@ -178,7 +178,11 @@ def test_the_live_view_is_headless_here_and_never_shows_the_patient(bundle_dir, 
     monkeypatch.setenv("DISPLAY", ":0")
     ok, why = display_available()  # opencv-python-headless: no GUI backend, whatever DISPLAY says
     assert not ok and "headless" in why
-    assert isinstance(open_view(None), ProgressLine)
+    web = open_view(None, port=0, open_browser=False)  # a screen but no OpenCV GUI: the live page
+    assert type(web).__name__ == "WebView"
+    web.close()
+    monkeypatch.delenv("DISPLAY")
+    assert isinstance(open_view(None), ProgressLine)  # no screen: the progress line
     bundle = open_bundle(bundle_dir)
     session = ExamSession(bundle, Scorer(bundle, threads=1), tmp_path / "s", patient="MRN-5")
     text = io.StringIO()

@@ -336,7 +336,7 @@ def test_capture_to_result_latency_is_journalled_and_reported(bundle, scorer, tm
     keys = [line for line in lines if line.get("type") == "key_frame"]
     assert keys and all(k["capture_to_result_ms"] > 0 for k in keys)
     timing = json.loads(p.report.read_text())["timing"]
-    assert timing["frames"] == p.frames_seen == 25 and timing["frames_per_s"] > 0
+    assert timing["frames"] == p.frames_seen > 0 and timing["frames_per_s"] > 0  # latest wins: a busy machine drops
     assert timing["capture_to_result_ms"]["p50"] >= timing["feed_ms"]["p50"] > 0  # queueing included
     assert timing["capture_to_result_ms"]["p99"] >= timing["capture_to_result_ms"]["p50"]
 

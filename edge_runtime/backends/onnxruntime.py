@@ -37,7 +37,8 @@ class OnnxRuntimeSession:
             so.intra_op_num_threads = options.threads
             so.inter_op_num_threads = 1
         self.precision = options.precision
-        self._session = ort.InferenceSession(str(bundle.path(role)), so, providers=["CPUExecutionProvider"])
+        # The checked bytes, not the path: a file swapped on disk after open_bundle is never run.
+        self._session = ort.InferenceSession(bundle.model_bytes(role), so, providers=["CPUExecutionProvider"])
         outs = bundle.manifest.outputs
         self._outputs = [outs.logits, outs.cam]
         self._abnormal = bundle.manifest.model.abnormal_index

@@ -2,7 +2,8 @@
 
 INT8 runs the NNCF IR (role ``openvino-int8``, weights ``openvino-int8-bin``) when the bundle has
 one, else ONNX Runtime's QDQ model (``onnx-int8``), which OpenVINO executes as INT8 directly.
-FP32 compiles the ONNX FP32 graph.
+FP32 compiles the ONNX FP32 graph. Models are read from the bundle's checked bytes
+(``Bundle.model_bytes``), never from their paths.
 """
 
 from __future__ import annotations
@@ -49,11 +50,14 @@ class OpenVinoSession:
         config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
         if options.threads:
             config["INFERENCE_NUM_THREADS"] = int(options.threads)
-        path = bundle.path(role)
+        # The checked bytes, not the paths: a file swapped on disk after open_bundle is never run.
+        # IR: the XML as text with the weights as a tensor over the checked bytes (no copy);
+        # ONNX: the model bytes.
         if role == "openvino-int8":
-            model = core.read_model(str(path), str(bundle.path("openvino-int8-bin")))
+            weights = np.frombuffer(bundle.model_bytes("openvino-int8-bin"), np.uint8)
+            model = core.read_model(bundle.model_bytes(role).decode("utf-8"), ov.Tensor(weights))
         else:
-            model = core.read_model(str(path))
+            model = core.read_model(bundle.model_bytes(role))
         self.role = role
         self.precision = options.precision
         self._compiled = core.compile_model(model, "CPU", config)

@@ -12,6 +12,11 @@ Kinds: ``v4l2`` (a capture device: path or index), ``video`` (a file or stream U
 tells ``v4l2`` from ``video`` for a ``--video`` argument. Any iterable of ``Frame`` with
 ``close()`` is a source too: the phantom generator's demo recording is
 one, handed to ``run_exam`` by the ``scan --demo`` command.
+
+File sources share one error boundary per file and the size ceilings checked before decoding
+(``_guard``, docs/design.md §8): a file that cannot be read is an ``InputError`` naming it by its
+base name; a folder scan skips it and lists it in ``source.skipped`` (``SkippedFile``: name and
+reason); a file source that ended before all of its input was read has ``complete`` False.
 """
 
 from __future__ import annotations
@@ -22,8 +27,20 @@ from typing import Any
 from gout_edge.errors import UsageError
 
 from ._base import Frame, FrameSource, SourceGroup
+from ._guard import MAX_DECODED_BYTES, MAX_FRAME_PIXELS, SkippedFile, reason_of
 
-__all__ = ["REGISTRY", "Frame", "FrameSource", "SourceGroup", "open_source", "video_kind"]
+__all__ = [
+    "MAX_DECODED_BYTES",
+    "MAX_FRAME_PIXELS",
+    "REGISTRY",
+    "Frame",
+    "FrameSource",
+    "SkippedFile",
+    "SourceGroup",
+    "open_source",
+    "reason_of",
+    "video_kind",
+]
 
 # kind → "module:factory", relative to this package; the factory takes (target, **options)
 REGISTRY: dict[str, str] = {

@@ -17,9 +17,13 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..preprocess import Roi
+from gout_edge.errors import InputError
 
-__all__ = ["BACKOFF_S", "FileSource", "Frame", "FrameSource", "Reconnect", "SourceGroup", "to_uint8"]
+from ..dicom_identity import SourceInstance
+from ..preprocess import Roi
+from ._guard import SkippedFile
+
+__all__ = ["BACKOFF_S", "FileSource", "Frame", "FrameSource", "Reconnect", "SkippedFile", "SourceGroup", "to_uint8"]
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +54,13 @@ class Frame:
     still: bool = False
     origin: str = ""
     pixel_mm: float | None = None
+    dicom: SourceInstance | None = None  # the source image's study and UIDs (DICOM input), for DICOM results
 
 
 class FileSource:
     """What the file sources (images, DICOM) share: a root, the strict flag, the files skipped
-    with a warning, and the end-of-input state a live source also reports."""
+    with a warning (``skipped``: base name and reason), and the end-of-input state a live source
+    also reports (``complete`` is False when the input ended before all of it was read)."""
 
     live = False
 
@@ -62,12 +68,26 @@ class FileSource:
         self.root = Path(target).expanduser()
         self.strict = strict
         self.lost = False
+        self.complete = True
         self.end_reason: str | None = None
-        self.skipped: list[str] = []
+        self.skipped: list[SkippedFile] = []
         self._closed = False
 
     def close(self) -> None:
         self._closed = True
+
+    def skip(self, name: str, reason: str) -> None:
+        """Leave a file out, with a warning naming it (base name only) and why."""
+        log.warning("skipped %s: %s", name, reason)
+        self.skipped.append(SkippedFile(name, reason))
+
+    def nothing_read(self, files: int, what: str) -> InputError:
+        """The error for a folder in which not one of ``files`` gave a frame: why, file by file."""
+        shown = "; ".join(str(s) for s in self.skipped[:5]) + (" …" if len(self.skipped) > 5 else "")
+        return InputError(
+            f"none of the {files} {what} given could be read, so there is nothing to scan"
+            + (f" ({shown})" if shown else "")
+        )
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,22 @@ dropped for image analysis when what is left is implausible.
 
 Decoders are pydicom's plugins: native and RLE always, JPEG Baseline/Extended and JPEG 2000 with
 pillow, the rest with pylibjpeg, pyjpegls or python-gdcm when installed; a file whose decoder
-is missing is refused with what to install. Logs name files by their base name only (folder
-names in PACS exports can be patient names) and never carry patient tags.
+is missing is refused with what to install. Logs and messages name files by their base name only
+(folder names in PACS exports can be patient names) and never carry patient tags.
+
+One error boundary per file (``_guard``): whatever goes wrong while reading one file's header or
+decoding its pixels — a value pydicom parses only when it is read, a sequence nested thousands deep,
+damaged compressed data, a declared size over the ceilings — is an ``InputError`` naming the file
+and the reason. In a folder such a file is skipped and listed with its reason in ``skipped``
+(``strict``: the exam is refused before its first frame, every file having been decoded once); a
+folder in which no file gives a frame is an ``InputError`` listing why.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -28,8 +35,10 @@ from pydicom import uid
 from gout_edge.bundle import PreprocessSpec
 from gout_edge.errors import InputError
 
+from ..dicom_identity import SourceInstance, StudyIdentity
 from ..preprocess import Roi
 from ._base import FileSource, Frame, SourceGroup, to_uint8
+from ._guard import check_dicom_size, file_error, limit_pillow, reason_of, without_name
 
 __all__ = [
     "DicomFile",
@@ -109,6 +118,8 @@ class DicomFile:
     bits_stored: int
     frame_time_ms: float | None
     region: RegionInfo
+    sop_uid: str = ""
+    study: StudyIdentity | None = field(default=None, repr=False)  # patient and study, for DICOM results
 
     @property
     def group(self) -> str:
@@ -143,8 +154,17 @@ def is_dicom_file(path: Path) -> bool:
 def _int(value: object, default: int = 0) -> int:
     try:
         return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return default
+
+
+def _float(value: object) -> float | None:
+    """A single finite number, or None (absent, several values, text that is not a number)."""
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return x if x == x and abs(x) != float("inf") else None
 
 
 def ultrasound_region(ds: object, rows: int, columns: int, min_fraction: float | None = None) -> RegionInfo:
@@ -173,8 +193,9 @@ def ultrasound_region(ds: object, rows: int, columns: int, min_fraction: float |
         return RegionInfo(None, None, False, False, "no 2-D tissue region declared")
     area, roi, raw, item = best
     pixel_mm = None
-    if _int(item.get("PhysicalUnitsXDirection")) == 3 and item.get("PhysicalDeltaX"):
-        pixel_mm = float(item.PhysicalDeltaX) * 10.0
+    if _int(item.get("PhysicalUnitsXDirection")) == 3:
+        delta = _float(item.get("PhysicalDeltaX"))  # VM 1; anything else is ignored
+        pixel_mm = delta * 10.0 if delta is not None and 0 < delta < 1e3 else None
     clipped = roi != raw
     if area <= 0 or not roi.is_plausible(rows, columns, min_fraction):
         return RegionInfo(None, pixel_mm, True, clipped,
@@ -218,33 +239,68 @@ def check_decoder(transfer_syntax: str, where: str) -> None:
 
 
 def read_dicom_file(path: Path, *, strict_image: bool = True) -> DicomFile | None:
-    """Read one file's header. Not DICOM, unreadable or no image: ``InputError`` (or None when
-    ``strict_image`` is False and the file is DICOM without pixel data, e.g. a DICOMDIR)."""
+    """Read one file's header. Not DICOM, unreadable, damaged, too large or no image: ``InputError``
+    naming the file by its base name (or None when ``strict_image`` is False and the file is a
+    DICOM object that is not an image, e.g. a DICOMDIR or a structured report)."""
+    path = Path(path)
+    try:
+        return _read_header(path, strict_image)
+    except InputError:
+        raise
+    except Exception as exc:  # pydicom parses many elements only when they are read
+        raise file_error("DICOM file", path, exc) from None
+
+
+def _not_an_image(ds: object, meta: object) -> bool:
+    """A DICOM object that is no image by its SOP class (DICOMDIR, report, presentation state…),
+    as opposed to a file that lost its image to damage or truncation."""
+    from pydicom.uid import UID
+
+    if "DirectoryRecordSequence" in ds:  # type: ignore[operator]
+        return True
+    sop = str(ds.get("SOPClassUID", "") or getattr(meta, "MediaStorageSOPClassUID", "") or "")  # type: ignore[attr-defined]
+    name = UID(sop).name if sop else ""
+    return bool(name) and name != sop and "Image" not in name and "Volume" not in name
+
+
+def _read_header(path: Path, strict_image: bool) -> DicomFile | None:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    name = path.name
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=path.suffix.lower() in DICOM_SUFFIXES)
     except FileNotFoundError:
-        raise InputError(f"DICOM file {path} not found") from None
+        raise InputError(f"DICOM file {name} not found") from None
     except PermissionError:
-        raise InputError(f"DICOM file {path} cannot be read (permission denied)") from None
+        raise InputError(f"DICOM file {name} cannot be read (permission denied)") from None
+    except IsADirectoryError:
+        raise InputError(f"{name} is a folder, not a DICOM file") from None
     except InvalidDicomError:
-        raise InputError(f"{path} is not a DICOM file (no DICM preamble); for PNG or JPEG images use --images") from None
+        raise InputError(f"{name} is not a DICOM file (no DICM preamble); for PNG or JPEG images use --images") from None
     except Exception as exc:
-        raise InputError(f"DICOM file {path} is damaged or truncated and cannot be read ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"DICOM file {name} is damaged or truncated and cannot be read ({reason_of(exc, path)})") from None
     meta = getattr(ds, "file_meta", None)
     syntax = str(getattr(meta, "TransferSyntaxUID", "") or "")
     if "Rows" not in ds or "Columns" not in ds:
-        if strict_image:
-            raise InputError(f"DICOM file {path} holds no image (a report, a DICOMDIR or another non-image object)")
-        return None
+        if _not_an_image(ds, meta):
+            if strict_image:
+                raise InputError(f"DICOM file {name} holds no image (a report, a DICOMDIR or another non-image object)")
+            return None
+        if len(ds) == 0 and not meta:
+            raise InputError(f"DICOM file {name} is empty or not DICOM: no element could be read from it")
+        raise InputError(
+            f"DICOM file {name} is damaged or truncated: it has no Rows and Columns, although its SOP class "
+            "is an image or unknown; export the image again"
+        )
     if not syntax:  # files without meta information: assume the DICOM default
         syntax = "1.2.840.10008.1.2"
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper().strip()
     if photometric not in PHOTOMETRICS:
-        raise InputError(f"DICOM file {path} has photometric interpretation {photometric!r}; expected one of {', '.join(PHOTOMETRICS)}")
+        raise InputError(f"DICOM file {name} has photometric interpretation {photometric[:40]!r}; expected one of {', '.join(PHOTOMETRICS)}")
     rows, columns = _int(ds.Rows), _int(ds.Columns)
+    check_dicom_size(name, rows, columns, max(1, _int(ds.get("NumberOfFrames"), 1)),
+                     _int(ds.get("SamplesPerPixel"), 1), _int(ds.get("BitsAllocated"), 8))
     frame_time = ds.get("FrameTime")
     try:
         frame_time_ms = float(frame_time) if frame_time not in (None, "") else None
@@ -266,22 +322,26 @@ def read_dicom_file(path: Path, *, strict_image: bool = True) -> DicomFile | Non
         frames=max(1, _int(ds.get("NumberOfFrames"), 1)),
         rows=rows,
         columns=columns,
-        bits_stored=_int(ds.get("BitsStored"), 8) or 8,
+        bits_stored=min(max(_int(ds.get("BitsStored"), 8), 0), 64) or 8,
         frame_time_ms=frame_time_ms,
         region=ultrasound_region(ds, rows, columns),
+        sop_uid=str(ds.get("SOPInstanceUID", "") or ""),
+        study=StudyIdentity.from_dataset(ds),
     )
 
 
 def decode_frames(file: DicomFile) -> Iterator[np.ndarray]:
-    """The file's frames, one at a time, as uint8 grey or BGR (``InputError`` when decoding fails)."""
+    """The file's frames, one at a time, as uint8 grey or BGR (``InputError`` naming the file and
+    the frame when decoding fails, or when the file gives fewer frames than it declares)."""
     import pydicom
     from pydicom.pixels import iter_pixels
 
-    check_decoder(file.transfer_syntax, str(file.path))
-    lut_ds = pydicom.dcmread(file.path, stop_before_pixels=True, force=True) if file.photometric == "PALETTE COLOR" else None
+    check_decoder(file.transfer_syntax, f"DICOM file {file.name}")
+    limit_pillow()
     produced = 0
     try:
-        for arr in iter_pixels(file.path, as_rgb=True):
+        lut_ds = pydicom.dcmread(file.path, stop_before_pixels=True, force=True) if file.photometric == "PALETTE COLOR" else None
+        for arr in iter_pixels(file.path, as_rgb=True):  # frames are decoded one at a time
             produced += 1
             yield _to_display(arr, file, lut_ds)
     except InputError:
@@ -289,10 +349,14 @@ def decode_frames(file: DicomFile) -> Iterator[np.ndarray]:
     except Exception as exc:
         syntax = _syntax_name(file.transfer_syntax)
         raise InputError(
-            f"DICOM file {file.path}: frame {produced + 1} of {file.frames} could not be decoded "
-            f"({type(exc).__name__}: {exc}); transfer syntax {syntax}. The pixel data may be damaged, "
+            f"DICOM file {file.name}: frame {produced + 1} of {file.frames} could not be decoded "
+            f"({reason_of(exc, file.path)}); transfer syntax {syntax}. The pixel data may be damaged, "
             "or need another decoder: pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg"
         ) from None
+    if produced < file.frames:
+        raise InputError(
+            f"DICOM file {file.name} gave {produced} of the {file.frames} frames it declares; it is cut short"
+        )
 
 
 def _syntax_name(uid: str) -> str:
@@ -314,7 +378,7 @@ def _to_display(arr: np.ndarray, file: DicomFile, lut_ds: object) -> np.ndarray:
         # pydicom converts YBR to RGB on decoding (as_rgb=True)
         return cv2.cvtColor(np.ascontiguousarray(to_uint8(arr[..., :3], file.bits_stored)), cv2.COLOR_RGB2BGR)
     if arr.ndim != 2:
-        raise InputError(f"DICOM file {file.path} gives pixel arrays of shape {arr.shape}; expected one image per frame")
+        raise InputError(f"DICOM file {file.name} gives pixel arrays of shape {arr.shape}; expected one image per frame")
     grey = to_uint8(arr, file.bits_stored)
     if file.photometric == "MONOCHROME1":  # 0 is white
         grey = 255 - grey
@@ -329,9 +393,10 @@ class DicomSource(FileSource):
     """Frames of a DICOM file, cine or directory tree, grouped by patient and study.
 
     ``strict``: refuse (``InputError``) non-ultrasound objects and damaged files in a tree
-    instead of warning (non-ultrasound images are then scored anyway, damaged files skipped).
-    ``patient``: keep only the files with this Patient ID; when no file carries one, it names
-    the patient of every file.
+    instead of warning (non-ultrasound images are then scored anyway, damaged files skipped and
+    listed in ``skipped`` with their reason); with ``strict`` every file is decoded once before
+    the first frame, so a damaged one refuses the exam before it starts. ``patient``: keep only
+    the files with this Patient ID; when no file carries one, it names the patient of every file.
     """
 
     kind = "dicom"
@@ -348,7 +413,7 @@ class DicomSource(FileSource):
     def _scan(self) -> list[DicomFile]:
         root = self.root
         if not root.exists():
-            raise InputError(f"DICOM path {root} not found; give a DICOM file, a multi-frame cine or a study folder")
+            raise InputError(f"DICOM path {root.name!r} not found; give a DICOM file, a multi-frame cine or a study folder")
         if root.is_file():
             file = read_dicom_file(root)
             assert file is not None
@@ -361,9 +426,8 @@ class DicomSource(FileSource):
                 file = read_dicom_file(path, strict_image=False)
             except InputError as exc:
                 if self.strict:
-                    raise
-                log.warning("skipped %s: %s", path.name, str(exc).split(": ", 1)[-1])
-                self.skipped.append(path.name)
+                    raise InputError(f"{exc}; refused because of --strict (leave it out to skip such files)") from None
+                self.skip(path.name, without_name(str(exc), path.name))
                 continue
             if file is None:
                 not_images += 1
@@ -371,10 +435,14 @@ class DicomSource(FileSource):
             files.append(file)
         if not_images:
             log.info("%d DICOM object(s) without pixel data skipped (DICOMDIR, reports, …)", not_images)
+        self._scanned = len(candidates)
         if not files:
-            what = f"{len(candidates)} DICOM file(s) but no image" if candidates else "no DICOM files"
+            if self.skipped:
+                raise self.nothing_read(len(candidates), "DICOM file(s)")
+            what = f"{len(candidates)} DICOM object(s) but no image" if candidates else "no DICOM files"
             raise InputError(
-                f"{root} holds {what}; give a folder with ultrasound DICOM images (.dcm or files with a DICM preamble)"
+                f"the folder given holds {what}; give a folder with ultrasound DICOM images (.dcm or files with a "
+                "DICM preamble)"
             )
         return files
 
@@ -385,14 +453,14 @@ class DicomSource(FileSource):
         if not chosen:
             n = len({f.patient_id for f in files})
             raise InputError(
-                f"none of the {n} patient(s) under {self.root} has the Patient ID given with --patient; "
+                f"none of the {n} patient(s) in the DICOM files given has the Patient ID given with --patient; "
                 "leave --patient out to scan every patient"
             )
         return chosen
 
     def _check(self, files: list[DicomFile]) -> None:
         for f in files:
-            check_decoder(f.transfer_syntax, f"DICOM file {f.path.name if self.root.is_dir() else f.path}")
+            check_decoder(f.transfer_syntax, f"DICOM file {f.name}")
         foreign = [f for f in files if not f.ultrasound]
         if foreign:
             kinds = sorted({f.sop_name for f in foreign})
@@ -404,6 +472,10 @@ class DicomSource(FileSource):
         for f in files:
             if f.region.clipped or (f.region.declared and f.region.roi is None):
                 log.warning("%s: ultrasound region %s", f.name, f.region.note)
+        if self.strict:  # every file decoded once: a damaged one refuses the exam before its first frame
+            for f in files:
+                for _ in decode_frames(f):
+                    pass
 
     def groups(self) -> list[SourceGroup]:
         out: dict[str, list[DicomFile]] = {}
@@ -419,7 +491,8 @@ class DicomSource(FileSource):
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
-        base = self.root if self.root.is_dir() else self.root.parent
+        folder = self.root.is_dir()
+        base = self.root if folder else self.root.parent
         for file in self._ordered():
             try:
                 rel = file.path.relative_to(base).as_posix()
@@ -427,14 +500,30 @@ class DicomSource(FileSource):
                 rel = file.name
             still = file.frames == 1
             step_s = (file.frame_time_ms or 0.0) / 1000.0
-            for k, image in enumerate(decode_frames(file)):
-                if self._closed:
-                    return
-                origin = rel if still else f"{rel} frame {k + 1}"
-                yield Frame(image, index, k * step_s, roi=file.region.roi, group=file.group,
-                            patient_id=file.patient_id, still=still, origin=origin, pixel_mm=file.region.pixel_mm)
-                index += 1
+            k = 0
+            try:
+                for k, image in enumerate(decode_frames(file), 1):
+                    if self._closed:
+                        return
+                    origin = rel if still else f"{rel} frame {k}"
+                    yield Frame(image, index, (k - 1) * step_s, roi=file.region.roi, group=file.group,
+                                patient_id=file.patient_id, still=still, origin=origin,
+                                pixel_mm=file.region.pixel_mm, dicom=_source_instance(file, None if still else k))
+                    index += 1
+            except InputError as exc:
+                if not folder or self.strict:
+                    raise
+                reason = without_name(str(exc), file.name)
+                self.skip(file.name, reason if not k else f"{reason} (its first {k} frame(s) were used)")
+        if index == 0 and self.skipped:
+            raise self.nothing_read(getattr(self, "_scanned", len(self.files)), "DICOM file(s)")
         self.end_reason = "end of files"
+
+
+def _source_instance(file: DicomFile, frame_number: int | None) -> SourceInstance | None:
+    if file.study is None or not file.sop_uid:
+        return None
+    return SourceInstance(file.study, file.series_uid, file.sop_class, file.sop_uid, frame_number)
 
 
 def _with_patient(file: DicomFile, patient: str) -> DicomFile:

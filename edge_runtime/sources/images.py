@@ -3,8 +3,11 @@
 Files directly in the folder form one exam; each sub-folder forms its own (``Frame.group``, with
 the sub-folder's name as the patient ID — the layout ``images/<patient>/*.png`` that
 ``gout-edge phantom`` writes). Files are read in name order. A file that cannot be decoded is
-skipped with a warning, or refused with ``strict``; an explicitly named file that cannot be
-decoded is always refused.
+skipped with a warning and listed with its reason in ``skipped``, or, with ``strict``, refuses
+the exam before its first frame (every file is decoded once first); an explicitly named file that
+cannot be decoded is always refused, and so is a folder in which no file can be read. PNG and
+JPEG sizes are read from the header and checked against ``_guard.MAX_FRAME_PIXELS`` before
+OpenCV decodes anything.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 from gout_edge.errors import InputError
 
 from ._base import FileSource, Frame, SourceGroup, to_uint8
+from ._guard import MAX_RASTER_FILE_BYTES, check_raster_size, file_error, raster_size, without_name
 from .dicom import decode_frames, is_dicom_file, read_dicom_file
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFolderSource", "load_image", "read_image"]
@@ -31,16 +35,41 @@ IMAGE_SUFFIXES = RASTER_SUFFIXES + (".dcm", ".dicom")
 
 
 def read_image(path: Path) -> np.ndarray:
-    """One PNG or JPEG as uint8 grey or BGR (alpha dropped, 16-bit scaled); ``InputError`` if not."""
+    """One PNG or JPEG as uint8 grey or BGR (alpha dropped, 16-bit scaled); ``InputError`` naming
+    the file (base name) if not. The size in the header is checked before OpenCV decodes."""
+    path = Path(path)
     try:
+        return _read_image(path)
+    except InputError:
+        raise
+    except Exception as exc:  # cv2.error, MemoryError, …: one file's problem
+        raise file_error("image", path, exc) from None
+
+
+def _read_image(path: Path) -> np.ndarray:
+    name = path.name
+    try:
+        size = path.stat().st_size
+        if size > MAX_RASTER_FILE_BYTES:
+            raise InputError(
+                f"image {name} is {size / 2**20:.0f} MiB, over the {MAX_RASTER_FILE_BYTES // 2**20} MiB a PNG or "
+                "JPEG screen image can reasonably be; refused"
+            )
         data = np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
-        raise InputError(f"image {path} not found") from None
+        raise InputError(f"image {name} not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{name} is a folder, not an image") from None
     except OSError as exc:
-        raise InputError(f"image {path} cannot be read ({exc.strerror})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        raise InputError(f"image {name} cannot be read ({exc.strerror})") from None
+    header = raster_size(data) if data.size else None  # reads the header only, without copying
+    if header is None:
+        what = "empty" if not data.size else "not a PNG or JPEG, or its header or chunk structure is damaged"
+        raise InputError(f"{name} is not a readable PNG or JPEG image ({what})")
+    check_raster_size(name, header[1], header[2])
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise InputError(f"{path} is not a readable PNG or JPEG image (empty, damaged, or another format)")
+        raise InputError(f"{name} is not a readable PNG or JPEG image (damaged or truncated {header[0].upper()})")
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[:, :, :3]
     elif image.ndim == 3 and image.shape[2] == 1:
@@ -64,7 +93,11 @@ def load_image(path: Path | str) -> np.ndarray:
     try:
         return next(iter(frames))
     except StopIteration:
-        raise InputError(f"DICOM file {path} holds no frame") from None
+        raise InputError(f"DICOM file {path.name} holds no frame") from None
+    except InputError:
+        raise
+    except Exception as exc:
+        raise file_error("DICOM file", path, exc) from None
     finally:
         getattr(frames, "close", lambda: None)()
 
@@ -86,11 +119,11 @@ class ImageFolderSource(FileSource):
         super().__init__(target, strict)
         root = self.root
         if not root.exists():
-            raise InputError(f"image folder {root} not found")
+            raise InputError(f"image folder {root.name!r} not found")
         if root.is_file():
             items = [_Item(root, root.name, "", is_dicom_file(root))]
             if not (root.suffix.lower() in IMAGE_SUFFIXES or items[0].dicom):
-                raise InputError(f"{root} is not a PNG, JPEG or DICOM image; --images takes a folder of them or one image")
+                raise InputError(f"{root.name} is not a PNG, JPEG or DICOM image; --images takes a folder of them or one image")
         else:
             items = []
             for p in sorted(q for q in root.rglob("*") if q.is_file() and not q.name.startswith(".")):
@@ -101,7 +134,7 @@ class ImageFolderSource(FileSource):
                     group = rel.parent.as_posix() if rel.parent != Path(".") else ""
                     items.append(_Item(p, rel.as_posix(), group, dicom))
             if not items:
-                raise InputError(f"image folder {root} is empty: no PNG, JPEG or DICOM files in it or below it")
+                raise InputError(f"image folder {root.name!r} is empty: no PNG, JPEG or DICOM files in it or below it")
         self._patients = {it.group: (it.group.split("/")[-1] if it.group else None) for it in items}
         if patient is not None:
             named = {g for g, pid in self._patients.items() if pid is not None}
@@ -109,12 +142,19 @@ class ImageFolderSource(FileSource):
                 items = [it for it in items if self._patients[it.group] == patient]
                 if not items:
                     raise InputError(
-                        f"no sub-folder of {root} is named after the patient given with --patient; "
+                        "no sub-folder of the image folder is named after the patient given with --patient; "
                         "leave --patient out to scan every sub-folder"
                     )
             else:
                 self._patients = {g: (pid or patient) for g, pid in self._patients.items()}
         self.items = items
+        if strict and not root.is_file():  # every file decoded once: refused before the first frame
+            for item in items:
+                try:
+                    for _ in self._frames_of(item):
+                        pass
+                except InputError as exc:
+                    raise InputError(f"{exc}; refused because of --strict (leave it out to skip such files)") from None
 
     def groups(self) -> list[SourceGroup]:
         out: dict[str, int] = {}
@@ -137,6 +177,7 @@ class ImageFolderSource(FileSource):
         index = 0
         single = self.root.is_file()
         for item in self.items:
+            used = 0
             try:
                 for image, roi, still, origin, mm in self._frames_of(item):
                     if self._closed:
@@ -144,10 +185,14 @@ class ImageFolderSource(FileSource):
                     yield Frame(image, index, 0.0, roi=roi, group=item.group,  # type: ignore[arg-type]
                                 patient_id=self._patients[item.group], still=still, origin=origin, pixel_mm=mm)
                     index += 1
+                    used += 1
             except InputError as exc:
                 if single or self.strict:
                     raise
-                log.warning("skipped %s: not a readable image (%s)", item.path.name, type(exc).__name__)
-                self.skipped.append(item.rel)
+                name = item.path.name
+                reason = without_name(str(exc), name)
+                self.skip(name, reason if not used else f"{reason} (its first {used} frame(s) were used)")
+        if index == 0 and self.skipped:
+            raise self.nothing_read(len(self.items), "image file(s)")
         self.end_reason = "end of files"
 

@@ -4,6 +4,11 @@ A file is read frame by frame, every frame, at whatever speed the reader asks (`
 False); a stream URL (``rtsp://``, ``http://``, ``udp://`` …) is live: frames arrive in real
 time, and a stream that stops is reopened with back-off before the source gives up
 (``lost``). ``CaptureSource`` is the shared part, also used by the V4L2 device source.
+
+A file that ends before the frame count its container promises, or whose decoding stops with an
+error, is **cut short**: ``complete`` becomes False and ``end_reason`` says how many frames came,
+so the exam's report says so too (a damaged frame in the middle is skipped, counted in
+``damaged_frames``, and also makes the input incomplete). Messages name a file by its base name.
 """
 
 from __future__ import annotations
@@ -60,6 +65,9 @@ class CaptureSource:
         self._iterating = False
         self._cap = opener()
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.complete = True  # False: a file that ended before its promised frames, or with errors
+        self.promised_frames = 0  # the frame count a file's container declares (0: unknown)
+        self.damaged_frames = 0
 
     @property
     def reconnects(self) -> int:
@@ -84,10 +92,10 @@ class CaptureSource:
             cap = self._cap
             if cap is None:
                 return
-            ok, image = cap.read()
+            ok, image = self._read(cap, index)
             if not ok or image is None:
                 if not self.live or self.realtime:
-                    self.end_reason = "end of video"
+                    self._end_of_file(index)
                     return
                 if not self._reconnect.run(self._reopen, self.describe):
                     if not self._reconnect.closed.is_set():
@@ -112,6 +120,55 @@ class CaptureSource:
             yield Frame(image, index, stamp, patient_id=self.patient, origin=f"frame {index}")
             index += 1
 
+    # Reads after a failed one, before the promised end, to tell a damaged frame from a cut file.
+    RETRIES_AFTER_FAILURE = 3
+
+    def _read(self, cap: Any, index: int) -> tuple[bool, Any]:
+        try:
+            ok, image = cap.read()
+        except cv2.error as exc:  # a decoder error surfaced by OpenCV: the file is damaged here
+            log.debug("%s: read failed at frame %d: %s", self.describe, index, exc)
+            ok, image = False, None
+        if ok and image is not None:
+            return ok, image
+        if self.live and not self.realtime:
+            return False, None
+        if not self.promised_frames or index >= self._promised_floor():
+            return False, None
+        for _ in range(self.RETRIES_AFTER_FAILURE):  # before the promised end: skip a damaged frame?
+            try:
+                ok, image = cap.read()
+            except cv2.error:
+                ok, image = False, None
+            self.damaged_frames += 1
+            if ok and image is not None:
+                log.warning("%s: a damaged frame near frame %d was skipped", self.describe, index + 1)
+                return ok, image
+        return False, None
+
+    def _promised_floor(self) -> int:
+        """Fewest frames that count as all the promised ones: all of them. (Containers without an
+        index estimate their count from duration × rate; OpenCV's estimate matched the frames
+        decoded for AVI, MP4 and MKV here, so a shortfall of even one frame is reported.)"""
+        return self.promised_frames
+
+    def _end_of_file(self, index: int) -> None:
+        promised = self.promised_frames
+        if promised and index < self._promised_floor():
+            self.complete = False
+            self.end_reason = (
+                f"{self.describe} cut short: {index} of the {promised} frames its container promises could be "
+                "decoded (the file is truncated or damaged); the result uses only those frames"
+            )
+            log.warning("%s", self.end_reason)
+        elif self.damaged_frames:
+            self.complete = False
+            self.end_reason = (f"{self.describe} ended with {self.damaged_frames} damaged frame(s) skipped; "
+                               "the result uses the frames that could be decoded")
+            log.warning("%s", self.end_reason)
+        else:
+            self.end_reason = "end of video"
+
     def _reopen(self) -> bool:
         if self._cap is not None:
             self._cap.release()
@@ -132,20 +189,24 @@ class CaptureSource:
 
 
 def _open_file(path: Path) -> cv2.VideoCapture:
+    name = path.name
     if not path.exists():
-        raise InputError(f"video file {path} not found; give a video file, a stream URL or a device such as /dev/video0")
+        raise InputError(f"video file {name} not found; give a video file, a stream URL or a device such as /dev/video0")
     if path.is_dir():
-        raise InputError(f"{path} is a folder, not a video; for a folder of images use --images {path}")
+        raise InputError(f"{name} is a folder, not a video; for a folder of images use --images")
     try:
         with open(path, "rb"):
             pass
     except OSError as exc:
-        raise InputError(f"video file {path} cannot be read ({exc.strerror}); check its permissions") from None
-    cap = cv2.VideoCapture(str(path))
+        raise InputError(f"video file {name} cannot be read ({exc.strerror}); check its permissions") from None
+    try:
+        cap = cv2.VideoCapture(str(path))
+    except cv2.error as exc:
+        raise InputError(f"{name} could not be opened as a video ({exc.err or 'OpenCV error'})") from None
     if not cap.isOpened():
         cap.release()
         raise InputError(
-            f"{path} could not be opened as a video: it is not a video, is damaged, or uses a codec "
+            f"{name} could not be opened as a video: it is not a video, is damaged, or uses a codec "
             "this OpenCV build cannot decode (MP4/H.264, AVI/MJPG and MKV are expected to work)"
         )
     return cap
@@ -185,13 +246,18 @@ class VideoSource(CaptureSource):
         path = Path(target).expanduser()
         super().__init__(lambda: _open_file(path), f"video {path.name}", False, backoff_s=backoff_s,
                          realtime=realtime, patient=patient)
+        count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        self.promised_frames = int(count) if count and 0 < count < 1e9 else 0
         if not realtime:
             self._check_first_frame(path)
 
     def _check_first_frame(self, path: Path) -> None:
-        ok, _ = self._cap.read()
+        try:
+            ok, _ = self._cap.read()
+        except cv2.error:
+            ok = False
         self._cap.release()
         if not ok:
             self._cap = None
-            raise InputError(f"video {path} holds no frame OpenCV can decode; is the file complete?")
+            raise InputError(f"video {path.name} holds no frame OpenCV can decode; is the file complete?")
         self._cap = self._opener()  # from the first frame again (seeking is not exact in every container)

@@ -31,6 +31,7 @@ __all__ = [
     "MANIFEST_NAME",
     "MAX_MANIFEST_BYTES",
     "Budgets",
+    "CamScale",
     "DecidedWith",
     "DecisionSpec",
     "EngineRef",
@@ -442,6 +443,24 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class CamScale:
+    """The one colour scale of this bundle's CAM overlays (docs/design.md §13): abnormal-class CAM
+    values at or below ``lo`` are drawn transparent, values at or above ``hi`` in the hottest
+    colour, whatever the frame. Fitted at export on the INT8 calibration images
+    (``edge_runtime.cam.fit_cam_scale``); a bundle without it gets one derived from its
+    reference set when it is opened (``edge_runtime.cam.cam_scale_for``)."""
+
+    lo: float
+    hi: float
+    fitted_on: str = ""  # what the scale was fitted on, for people (`gout-edge info`)
+
+    def _check(self, where: str) -> None:
+        _require(_within(self.lo, -1e6, 1e6), where, "lo", self.lo, "a finite number within ±1e6")
+        _require(_within(self.hi, -1e6, 1e6) and self.hi > self.lo, where, "hi", self.hi,
+                 f"a finite number within ±1e6 above lo ({self.lo})")
+
+
+@dataclass(frozen=True)
 class Manifest:
     model: ModelInfo
     input: InputSpec
@@ -454,6 +473,7 @@ class Manifest:
     reference: ReferenceSet | None = None  # None: the bundle cannot be verified in the field
     budgets: Budgets = Budgets()
     evaluation: Evaluation = Evaluation()
+    cam: CamScale | None = None  # None: the display scale is derived from the reference set on opening
 
     def file(self, role: str) -> FileEntry:
         for entry in self.files:

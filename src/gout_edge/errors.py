@@ -13,12 +13,18 @@ exit code of docs/design.md §8, never a traceback::
     ├── BackendUnavailableError      exit 5  an inference engine missing on this device
     └── CaptureError                 exit 5  a capture device lost or missing
 
-Messages name the value, the rule it broke and the fix. They never contain patient identifiers.
+    any other exception              exit 70 (EX_SOFTWARE) an internal error, a bug: ``gout_edge.cli``
+                                             prints one line naming a crash file that holds the
+                                             traceback (``INTERNAL_ERROR_EXIT``)
+
+Messages name the value, the rule it broke and the fix. They never contain patient identifiers,
+and name files by their base name (folder names of a PACS export can be patient names).
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "INTERNAL_ERROR_EXIT",
     "BackendUnavailableError",
     "BundleError",
     "BundleTamperedError",
@@ -30,6 +36,9 @@ __all__ = [
     "InputError",
     "UsageError",
 ]
+
+
+INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE of sysexits.h: not a GoutEdgeError, i.e. a bug
 
 
 class GoutEdgeError(Exception):

@@ -8,6 +8,7 @@ working (hidden, deprecated) and ``pick_bundle`` reconciles the two.
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = [
     "demo_bundle_refusal",
     "is_installed_bundle",
     "json_option",
+    "out_folder",
     "pick_bundle",
     "positive",
     "precision_option",
@@ -106,6 +108,36 @@ def demo_bundle_refusal(command: str, what: str) -> UsageError:
         f"package, which stays unchanged; copy it first and pass the copy: "
         f"cp -r {default_bundle_path()} ./my-bundle; gout-edge {command} --bundle ./my-bundle ..."
     )
+
+
+def out_folder(path: Path, option: str = "--out") -> Path:
+    """Check that ``path`` can be an output folder, before any work: a file in its place is a usage
+    error (exit 2), a folder that cannot be made or written (no such parent, no permission, a
+    read-only or virtual file system) a bad input (exit 3). What this check creates it removes
+    again, so a command that fails later leaves nothing behind."""
+    from gout_edge.errors import InputError
+
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path} is a file, not a folder; give a folder (it is made if needed)")
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".gout-edge-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(
+            f"{option} {path} cannot be used as an output folder ({exc.strerror or type(exc).__name__}); "
+            "give a folder you may write to"
+        ) from None
+    finally:
+        for folder in missing:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+    return path
 
 
 def positive(value: float | None) -> float | None:

@@ -52,6 +52,9 @@ def register(app: typer.Typer) -> None:
                           f"{o.cam} {o.cam_height}×{o.cam_width} (stride {o.cam_stride})")
             threshold = "not calibrated" if m.decision.patient_threshold is None else f"{m.decision.patient_threshold:.3f}"
             table.add_row("decision", f"image cut-off {m.decision.image_cutoff}, patient threshold {threshold}")
+            cam = m.cam
+            table.add_row("CAM colour scale", f"{cam.lo:.3g} to {cam.hi:.3g}, fitted on {cam.fitted_on}" if cam is not None
+                          else "not in the manifest: derived from the reference set when a scan opens the bundle")
             b = m.budgets
             table.add_row("budgets", f"end to end p50 {b.end_to_end_p50_ms:g} / p99 {b.end_to_end_p99_ms:g} ms, preprocess "
                           f"{b.preprocess_1080p_p50_ms:g} ms, CAM overhead {b.cam_overhead_fraction:.0%}, cold start "

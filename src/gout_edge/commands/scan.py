@@ -4,11 +4,13 @@ Thin: parse the options, open the bundle, the source and the scorer, hand them t
 ``edge_runtime.exam.run_exam`` and render its ``ExamResult`` (a table, or ``--json``).
 SIGINT and SIGTERM end the exam and still write the report (``run_exam(handle_signals=True)``).
 Exit codes (docs/design.md §8): 0 done · 2 usage · 3 bad input · 4 bundle · 5 capture device missing
-or lost (a lost device still gives its report and result first).
+or lost (a lost device still gives its report and result first), or the ``--send-to`` PACS could
+not be reached or refused an object (after the result is shown).
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -77,23 +79,42 @@ def register(app: typer.Typer) -> None:
         ),
         display: Optional[bool] = typer.Option(
             None, "--display/--no-display",
-            help="Live window with the CAM (default: when a display and an OpenCV GUI exist).",
+            help="Live view with the CAM (default: when there is a screen; else a progress line).",
+        ),
+        live_view: LiveKind = typer.Option(
+            LiveKind.auto, "--live-view",
+            help="web: a page for the cart's browser; window: an OpenCV window (needs an OpenCV GUI build); "
+                 "auto: the window where it can open, else the page.",
+        ),
+        live_port: int = typer.Option(
+            8765, "--live-port", min=0, max=65535, metavar="PORT",
+            help="Port of the live page on 127.0.0.1 (0: any free port; the address is printed).",
+        ),
+        live_hold: float = typer.Option(
+            10.0, "--live-hold", min=0.0, max=3600.0, metavar="SECONDS",
+            help="After the exam, keep the live page up this long for a browser that has not shown the verdict yet.",
         ),
         strict: bool = typer.Option(
             False, "--strict", help="Refuse non-ultrasound DICOM and unreadable files in folders instead of warning."
         ),
         public_key: Optional[Path] = public_key_option(),
+        send_to: Optional[str] = typer.Option(
+            None, "--send-to", metavar="HOST:PORT:AET", help="Send the DICOM results (SR, SC) to this PACS."
+        ),
         json_out: bool = json_option("Print the result as one JSON document on stdout."),
     ) -> None:
         """Scan a patient: frames → region → CAM → key frames → the paper's vote, with a journal and a report."""
         from gout_edge.edge_runtime.bundle import open_bundle
-        from gout_edge.edge_runtime.exam import run_exam
+        from gout_edge.edge_runtime.exam import Stop, run_exam
         from gout_edge.edge_runtime.live import open_view
         from gout_edge.edge_runtime.scoring import Scorer
         from gout_edge.edge_runtime.sources import open_source
 
         kind, target = _source_options(video, dicom, images, demo)
-        view = open_view(False if json_out and display is None else display)
+        if send_to is not None:  # a typo is caught before the exam, not after it
+            from gout_edge.edge_runtime.network import parse_peer
+
+            parse_peer(send_to, "--send-to")
         opened = open_bundle(bundle, public_key)
         options: dict[str, Any] = {"patient": patient}
         if kind in ("dicom", "images"):
@@ -104,21 +125,48 @@ def register(app: typer.Typer) -> None:
             source: Any = PhantomSource(**options)
         else:
             source = open_source(kind, target, **options)
+        truth = getattr(source, "diagnosis", None) if kind == "phantom" else None  # the phantom's true diagnosis
+        stop = Stop()  # ended by SIGINT/SIGTERM or the live view's End button
+        quiet = json_out and display is None and live_view is LiveKind.auto
         try:
-            scorer = Scorer(opened, backend=backend.value, precision=precision.value, threads=threads)
+            from ._options import out_folder
+
+            out = out_folder(out)  # a file there, or a place that cannot be written: refused before the exam
+            view = open_view(False if quiet else display, kind=live_view.value, port=live_port, hold_s=live_hold, stop=stop)
             try:
-                result = run_exam(source, opened, scorer, out, patient=patient, max_frames=max_frames,
-                                  duration_s=duration, on_frame=view, handle_signals=True)
+                scorer = Scorer(opened, backend=backend.value, precision=precision.value, threads=threads)
+                try:
+                    result = run_exam(source, opened, scorer, out, patient=patient, max_frames=max_frames,
+                                      duration_s=duration, on_frame=view, handle_signals=True, stop=stop)
+                finally:
+                    scorer.close()
             finally:
                 view.close()
-                scorer.close()
         finally:
             source.close()
 
+        doc = result.to_dict()
+        send_error = None
+        if send_to is not None:  # docs/design.md §12: the SR and SC objects of every patient of the exam
+            from .send import push
+
+            files = [p for patient_result in result.patients for p in patient_result.dicom]
+            if files:
+                doc["sent"], send_error = push(files, send_to)
+            else:
+                doc["sent"], send_error = {"objects": 0, "stored": 0}, "no DICOM results were written; nothing sent"
+        if truth is not None:
+            doc["phantom_diagnosis"] = "no gout" if truth == "control" else truth
         if json_out:
-            emit_json(result.to_dict())
+            emit_json(doc)
         else:
-            _render(result)
+            _render(result, doc.get("phantom_diagnosis"))
+            if "sent" in doc:
+                stdout.print(f"sent to {send_to}: {doc['sent']['stored']} of {doc['sent']['objects']} DICOM object(s) stored")
+        if send_error is not None and not result.capture_lost:
+            from gout_edge.edge_runtime.network import PeerUnavailableError
+
+            raise PeerUnavailableError(f"--send-to: {send_error}")
         if result.capture_lost:
             from gout_edge.errors import CaptureError
 
@@ -128,24 +176,43 @@ def register(app: typer.Typer) -> None:
             )
 
 
-def _render(result: Any) -> None:
+class LiveKind(str, Enum):
+    """``--live-view``: which live view ``--display`` opens (``edge_runtime.live.LIVE_KINDS``)."""
+
+    auto = "auto"
+    web = "web"
+    window = "window"
+
+
+def _render(result: Any, truth: str | None = None) -> None:
+    from rich.markup import escape
     from rich.table import Table
+
+    from gout_edge.edge_runtime.report import why_line
 
     colours = {"gout": "red", "no gout": "green"}
     for p in result.patients:
         table = Table(title=f"session {p.session_id}", show_header=False)
         c = colours.get(p.diagnosis, "yellow")
         if p.patient_id:
-            table.add_row("patient", p.patient_id)
-        table.add_row("diagnosis", f"[bold {c}]{p.diagnosis}[/]  ({p.reason})")
+            table.add_row("patient", escape(p.patient_id))
+        verdict = f"[bold {c}]{p.diagnosis}[/]"
+        if truth is not None:
+            verdict += f"   (the phantom's true diagnosis: [bold]{truth}[/])"
+        table.add_row("diagnosis", verdict)
+        table.add_row("why", escape(why_line(p)))
         fraction = "n/a" if p.abnormal_fraction is None else f"{p.abnormal_fraction:.3f}"
         threshold = "not calibrated" if p.threshold is None else f"{p.threshold:.3f}"
         table.add_row("abnormal fraction", f"{fraction} (threshold {threshold}; {p.abnormal_key_frames} of {p.key_frames} key frames)")
         table.add_row("frames", f"{p.frames_seen} seen, {p.frames_scored} scored, {p.duplicates} repeats, {p.dropped} dropped, "
                       f"{p.blank_frames} blank, {p.colour_frames} colour")
-        table.add_row("ended by", p.ended_by)
-        table.add_row("report", str(p.report))
-        table.add_row("journal", str(p.journal))
+        table.add_row("ended by", escape(p.ended_by))
+        if p.skipped_files:
+            shown = "; ".join(str(f) for f in p.skipped_files[:5]) + (" …" if len(p.skipped_files) > 5 else "")
+            table.add_row("skipped", escape(f"{len(p.skipped_files)} file(s): {shown}"))
         stdout.print(table)
+        for name, path in (("summary", p.summary), ("printable", getattr(p, "pdf", None)), ("report", p.report),
+                           ("journal", p.journal)):  # whole paths, never folded, so that they can be copied
+            stdout.print(f"{name:10s} {escape(str(path))}", soft_wrap=True, highlight=False)
     stdout.print(f"bundle: {result.bundle['identity']} ({result.bundle.get('backend')}, {result.bundle.get('precision')})")
     stdout.print("[dim]Research software; not for clinical use.[/]")

@@ -1,0 +1,196 @@
+"""C-STORE to a peer (pynetdicom): one association for a batch of DICOM files.
+
+``send_files`` proposes one presentation context per SOP class in the batch, with the files' own
+transfer syntax and the uncompressed ones, sends each file and reports each outcome; it raises
+``PeerUnavailableError`` only when no association could be made (refused, rejected, no answer).
+Success and the warning statuses (coercion, elements discarded, data set does not match) count
+as stored; anything else is a failure of that file.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gout_edge.errors import InputError
+
+from .peer import DEFAULT_AE_TITLE, Peer, PeerUnavailableError
+
+__all__ = ["STORED", "SendOutcome", "echo", "send_files"]
+
+log = logging.getLogger(__name__)
+
+STORED = {0x0000, 0xB000, 0xB006, 0xB007}  # success and the C-STORE warnings
+MAX_CONTEXTS = 128
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What happened to one file: the peer's status (None when no answer came) and whether stored."""
+
+    path: Path
+    sop_instance_uid: str
+    stored: bool
+    status: int | None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"file": str(self.path), "sop_instance_uid": self.sop_instance_uid, "stored": self.stored,
+                "status": None if self.status is None else f"0x{self.status:04X}", "error": self.error}
+
+
+class _NoTraceback(logging.Filter):
+    """One line per pynetdicom warning or error: a peer that drops a connection is not a crash."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and not logging.getLogger().isEnabledFor(logging.DEBUG):
+            record.msg = f"{record.getMessage()} ({record.exc_info[1]!r})"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _quiet_pynetdicom() -> None:
+    """pynetdicom narrates every PDU and repeats each failure that gout-edge reports in its own
+    words; it speaks only with ``--verbose`` (DEBUG), then one line per warning or error."""
+    import pynetdicom  # noqa: F401 - creates its module loggers
+
+    lg = logging.getLogger("pynetdicom")
+    if lg.level == logging.NOTSET and not logging.getLogger().isEnabledFor(logging.DEBUG):
+        lg.setLevel(logging.CRITICAL)
+    for name in [n for n in logging.Logger.manager.loggerDict if n == "pynetdicom" or n.startswith("pynetdicom.")]:
+        child = logging.getLogger(name)
+        if not any(isinstance(f, _NoTraceback) for f in child.filters):
+            child.addFilter(_NoTraceback())
+
+
+def _ae(calling_aet: str, timeout_s: float):  # noqa: ANN202 - pynetdicom.AE
+    from pynetdicom import AE
+
+    _quiet_pynetdicom()
+    ae = AE(ae_title=calling_aet)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
+    ae.connection_timeout = timeout_s
+    return ae
+
+
+class _Heard(logging.Handler):
+    """Keeps what pynetdicom says about a failed connection, for gout-edge's own message."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR:
+            self.lines.append(record.getMessage())
+
+
+_ASSOCIATING = threading.Lock()  # one association request at a time: the capture above is shared
+
+
+def _associate(ae, peer: Peer, tls: ssl.SSLContext | None):  # noqa: ANN001, ANN202
+    with _ASSOCIATING:
+        return _associate_once(ae, peer, tls)
+
+
+def _associate_once(ae, peer: Peer, tls: ssl.SSLContext | None):  # noqa: ANN001, ANN202
+    transport = logging.getLogger("pynetdicom.transport")
+    heard, level, propagate = _Heard(), transport.level, transport.propagate
+    transport.addHandler(heard)
+    transport.setLevel(logging.DEBUG)
+    transport.propagate = logging.getLogger().isEnabledFor(logging.DEBUG)  # shown with --verbose only
+    try:
+        assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title,
+                             tls_args=(tls, peer.host) if tls is not None else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise PeerUnavailableError(f"{peer} cannot be reached ({type(exc).__name__}: {exc})") from None
+    finally:
+        transport.removeHandler(heard)
+        transport.setLevel(level)
+        transport.propagate = propagate
+    if assoc.is_established:
+        return assoc
+    tcp = next((line.split("Error: ", 1)[-1] for line in heard.lines if "Initialisation Error" in line), None)
+    if tcp is not None:
+        why = f"cannot be reached ({tcp})"
+    elif assoc.is_rejected:
+        why = "rejected the association (is this node's AE title on its list of known peers?)"
+    elif assoc.is_aborted:
+        why = "aborted the association (TLS required, or the AE title not accepted?)"
+    else:
+        why = "did not answer in time"
+    raise PeerUnavailableError(f"{peer} {why}")
+
+
+def echo(peer: Peer, *, calling_aet: str = DEFAULT_AE_TITLE, tls: ssl.SSLContext | None = None,
+         timeout_s: float = 10.0) -> int:
+    """C-ECHO: the peer's status (0 is success); ``PeerUnavailableError`` when it cannot be reached."""
+    from pynetdicom.sop_class import Verification
+
+    ae = _ae(calling_aet, timeout_s)
+    ae.add_requested_context(Verification)
+    assoc = _associate(ae, peer, tls)
+    try:
+        status = assoc.send_c_echo()
+        return int(status.Status) if "Status" in status else -1
+    finally:
+        assoc.release()
+
+
+def _header(path: Path) -> tuple[str, str, str]:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        return str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(ds.file_meta.TransferSyntaxUID)
+    except Exception as exc:
+        raise InputError(f"{path.name} is not a DICOM file that can be sent ({type(exc).__name__}: {exc})") from None
+
+
+def send_files(paths: Sequence[Path], peer: Peer, *, calling_aet: str = DEFAULT_AE_TITLE,
+               tls: ssl.SSLContext | None = None, timeout_s: float = 30.0) -> list[SendOutcome]:
+    """C-STORE ``paths`` to ``peer`` over one association; one ``SendOutcome`` per file, in order."""
+    import pydicom
+    from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        return []
+    headers = [_header(p) for p in paths]
+    # one context per SOP class and encoding: a compressed file needs its own syntax accepted, while
+    # uncompressed data can travel in any uncompressed syntax the peer picks
+    uncompressed = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+    contexts: dict[tuple[str, str], list[str]] = {}
+    for sop_class, _, syntax in headers:
+        compressed = UID(syntax).is_compressed
+        contexts.setdefault((sop_class, syntax if compressed else ""), [syntax] if compressed else uncompressed)
+    if len(contexts) > MAX_CONTEXTS:
+        raise InputError(f"{len(contexts)} kinds of object in one batch; at most {MAX_CONTEXTS} fit one association")
+    ae = _ae(calling_aet, timeout_s)
+    for (sop_class, _), offered in contexts.items():
+        ae.add_requested_context(sop_class, offered)
+    assoc = _associate(ae, peer, tls)
+    outcomes: list[SendOutcome] = []
+    try:
+        for path, (_, sop_uid, _) in zip(paths, headers, strict=True):
+            if not assoc.is_established:
+                outcomes.append(SendOutcome(path, sop_uid, False, None, "association lost"))
+                continue
+            try:
+                status = assoc.send_c_store(pydicom.dcmread(path))
+            except (ValueError, RuntimeError) as exc:  # no accepted context for this SOP class
+                outcomes.append(SendOutcome(path, sop_uid, False, None, f"{type(exc).__name__}: {exc}"))
+                continue
+            code = int(status.Status) if status is not None and "Status" in status else None
+            stored = code in STORED
+            outcomes.append(SendOutcome(path, sop_uid, stored, code,
+                                        None if stored else ("no answer" if code is None else "refused by the peer")))
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return outcomes

@@ -1,0 +1,156 @@
+"""``gout-edge listen``: a DICOM node on the cart — studies in by C-STORE, results out to a PACS.
+
+Thin: check the options, open the bundle and the scorer, build ``edge_runtime.network.Listener``
+with its spool, scanner and forward queue, and run it until SIGINT or SIGTERM (docs/design.md
+§12). Exit codes (§8): 0 stopped · 2 usage (a bad option, the port in use) · 4 bundle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+from ._options import (
+    Backend,
+    Precision,
+    backend_option,
+    bundle_option,
+    json_option,
+    positive,
+    precision_option,
+    public_key_option,
+)
+
+if TYPE_CHECKING:
+    import logging
+    import ssl
+
+    from gout_edge.edge_runtime.network import Peer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("listen", short_help="Receive studies (C-STORE), scan them, forward results.")
+    def listen(
+        port: int = typer.Option(11112, "--port", min=0, max=65535, metavar="N",
+                                 help="TCP port to listen on (0: any free port)."),
+        ae_title: str = typer.Option("GOUT_EDGE", "--ae-title", metavar="AET", help="This node's AE title."),
+        bind: str = typer.Option("0.0.0.0", "--bind", metavar="HOST", help="Address to listen on."),
+        allow: Optional[str] = typer.Option(
+            None, "--allow", metavar="AET,...",
+            help="Calling AE titles accepted (comma list); others are rejected. Default: any, with a warning.",
+        ),
+        spool: Path = typer.Option(
+            Path("gout-edge-spool"), "--spool", metavar="DIR",
+            help="Received instances (fsynced before each is acknowledged) and the forward queue.",
+        ),
+        out: Path = typer.Option(Path("scans"), "--out", "-o", metavar="DIR", help="Folder for session folders."),
+        quiet_period: float = typer.Option(
+            10.0, "--quiet-period", callback=positive, metavar="SECONDS",
+            help="A study is complete after this long without a new instance (above 0).",
+        ),
+        forward: Optional[str] = typer.Option(
+            None, "--forward", metavar="HOST:PORT:AET", help="Send each study's SR and SC objects to this PACS."
+        ),
+        retry_interval: float = typer.Option(
+            5.0, "--retry-interval", callback=positive, metavar="SECONDS",
+            help="First wait before retrying an unreachable PACS; doubles up to 12 times this.",
+        ),
+        tls_cert: Optional[Path] = typer.Option(None, "--tls-cert", metavar="FILE", help="TLS: this node's certificate (PEM)."),
+        tls_key: Optional[Path] = typer.Option(None, "--tls-key", metavar="FILE", help="TLS: its private key (PEM)."),
+        tls_ca: Optional[Path] = typer.Option(
+            None, "--tls-ca", metavar="FILE", help="TLS: accept only callers with a certificate from this CA."
+        ),
+        forward_tls_ca: Optional[Path] = typer.Option(
+            None, "--forward-tls-ca", metavar="FILE", help="Forward over TLS, checking the PACS against this CA."
+        ),
+        bundle: Optional[Path] = bundle_option(),
+        backend: Backend = backend_option(),
+        precision: Precision = precision_option(),
+        public_key: Optional[Path] = public_key_option(),
+        json_out: bool = json_option("When stopped, print what was received and scanned as one JSON document."),
+    ) -> None:
+        """Receive studies by C-STORE (and answer C-ECHO), scan each complete study with the bundle,
+        write its results (report, SR, SC) and forward the DICOM objects to a PACS.
+
+        Every instance is fsynced into the spool before it is acknowledged; a study is complete
+        after --quiet-period seconds without a new instance. The forward queue lives on disk:
+        a PACS that is down loses nothing, and a restart resumes. Stop with Ctrl-C or SIGTERM.
+        """
+        import logging
+        import signal
+        import threading
+
+        from gout_edge.edge_runtime.bundle import open_bundle
+        from gout_edge.edge_runtime.network import (
+            ForwardQueue,
+            ListenConfig,
+            Listener,
+            Spool,
+            check_ae_title,
+            client_tls,
+            exam_scanner,
+            parse_peer,
+            server_tls,
+        )
+        from gout_edge.edge_runtime.scoring import Scorer
+
+        log = logging.getLogger("gout_edge.listen")
+        title = check_ae_title(ae_title)
+        # AE titles are case-sensitive: the list is kept as written
+        allowed = tuple(dict.fromkeys(check_ae_title(a, "--allow") for a in (allow or "").split(",") if a.strip()))
+        peer = parse_peer(forward) if forward else None
+        server_ctx = server_tls(tls_cert, tls_key, tls_ca)
+        forward_ctx = client_tls(forward_tls_ca, option="--forward-tls-ca")
+        if forward_ctx is not None and peer is None:
+            from gout_edge.errors import UsageError
+
+            raise UsageError("--forward-tls-ca needs --forward HOST:PORT:AET")
+        opened = open_bundle(bundle, public_key)
+        scorer = Scorer(opened, backend=backend.value, precision=precision.value)
+        store = Spool(spool)
+        queue = None
+        if peer is not None:
+            queue = ForwardQueue(store.root / "forward", peer, calling_aet=title, tls=forward_ctx, retry_s=retry_interval)
+        if not allowed:
+            log.warning("no --allow list: any calling AE title may store studies here")
+        node = Listener(ListenConfig(ae_title=title, host=bind, port=port, allowed=allowed, quiet_s=quiet_period,
+                                     tls=server_ctx), store, scan=exam_scanner(opened, scorer, out), queue=queue)
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: object) -> None:
+            log.info("stopping (%s)", signal.Signals(signum).name)
+            stop.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            node.start()
+            if peer is not None:
+                log.info("forwarding results to %s (queue %s)", peer, queue.root if queue else "")
+                threading.Thread(target=_echo_peer, args=(peer, title, forward_ctx, log), daemon=True).start()
+            node.wait(stop)
+        finally:
+            node.stop()
+            scorer.close()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        if json_out:
+            from ._output import emit_json
+
+            emit_json(node.summary())
+
+
+def _echo_peer(peer: Peer, title: str, tls: ssl.SSLContext | None, log: logging.Logger) -> None:
+    """C-ECHO the PACS once at start, so a wrong address or AE title shows in the log at once."""
+    from gout_edge.edge_runtime.network import PeerUnavailableError, echo
+
+    try:
+        status = echo(peer, calling_aet=title, tls=tls)
+    except PeerUnavailableError as exc:
+        log.warning("forward: %s; results will wait in the queue until it answers", exc)
+        return
+    if status == 0:
+        log.info("forward: %s answers C-ECHO", peer)
+    else:
+        log.warning("forward: %s answers C-ECHO with status 0x%04X", peer, status)

@@ -1,0 +1,367 @@
+"""The bedside screen (docs/design.md §13): one CAM colour scale per bundle (the manifest's ``cam``
+section, or derived from the reference set), overlays with a legend that keep the anatomy
+visible, the summary and the printable report, the live page's server, and the plain ``scan``
+output that points to the files."""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_session import OracleScorer, calibrated_copy, still
+from test_sources import screen
+
+from gout_edge.bundle import CamScale, Manifest, manifest_bytes, read_manifest, write_manifest
+from gout_edge.cli import main
+from gout_edge.edge_runtime.bundle import Bundle, open_bundle
+from gout_edge.edge_runtime.cam import (
+    ALPHA_MAX,
+    cam_legend,
+    cam_scale_for,
+    fit_cam_scale,
+    overlay_cam,
+    reference_cam_scale,
+    with_legend,
+)
+from gout_edge.edge_runtime.exam import Stop
+from gout_edge.edge_runtime.live import frame_state, open_view, render_live
+from gout_edge.edge_runtime.live_web import WebView
+from gout_edge.edge_runtime.report import (
+    Tile,
+    render_overlay,
+    render_summary,
+    source_label,
+    why_line,
+)
+from gout_edge.edge_runtime.session import ExamSession
+from gout_edge.edge_runtime.sources import Frame
+from gout_edge.errors import BundleError
+
+SCALE = CamScale(0.0, 40.0, "test")
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(small_bundle, tmp_path_factory) -> Path:
+    return calibrated_copy(small_bundle, tmp_path_factory.getbasetemp() / "scan-bundle")
+
+
+@pytest.fixture(scope="module")
+def bundle(bundle_dir) -> Bundle:
+    return open_bundle(bundle_dir)
+
+
+# ------------------------------------------------------------------------------------ the scale
+
+
+def test_the_manifest_cam_section_round_trips_and_is_checked(small_bundle):
+    result, _ = small_bundle
+    m = dataclasses.replace(result.manifest, cam=CamScale(0.0, 41.5, "160 INT8 calibration images"))
+    back = Manifest.from_dict(json.loads(manifest_bytes(m)))
+    assert back.cam == m.cam
+    plain = json.loads(manifest_bytes(m))
+    for bad, field in (({"lo": 5.0, "hi": 5.0}, "hi"), ({"lo": float("nan"), "hi": 1.0}, "lo"),
+                       ({"lo": 0.0, "hi": 1e9}, "hi")):
+        with pytest.raises(BundleError, match=rf"manifest\.cam\.{field} is"):
+            Manifest.from_dict({**plain, "cam": {**plain["cam"], **bad}})
+    with pytest.raises(BundleError, match="unknown field"):
+        Manifest.from_dict({**plain, "cam": {**plain["cam"], "gamma": 2}})
+    assert Manifest.from_dict({**plain, "cam": None}).cam is None
+
+
+def test_fit_cam_scale_takes_percentiles_and_never_goes_below_zero():
+    rng = np.random.default_rng(0)
+    cams = rng.normal(0, 5, (50, 20, 44)).astype(np.float32)
+    cams[:5] += 40  # a few lesions
+    s = fit_cam_scale(cams, "test set")
+    assert s.lo == 0.0 and s.hi == pytest.approx(np.percentile(cams, 99.5), rel=1e-3) and s.fitted_on == "test set"
+    assert fit_cam_scale(cams + 100, "shifted").lo == pytest.approx(np.percentile(cams + 100, 1), rel=1e-3)
+    flat = fit_cam_scale(np.full((2, 3, 3), -1.0), "flat")
+    assert flat.hi > flat.lo == 0.0
+
+
+def test_export_writes_a_scale_and_a_bundle_without_one_derives_it_from_its_reference_set(small_bundle, tmp_path,
+                                                                                         caplog):
+    result, _ = small_bundle
+    exported = open_bundle(result.bundle)
+    assert exported.manifest.cam is not None and "reference set" in exported.manifest.cam.fitted_on  # no INT8 here
+    assert cam_scale_for(exported) == exported.manifest.cam
+
+    old = tmp_path / "old"  # a bundle made before the cam section existed
+    old.mkdir()
+    for f in result.bundle.rglob("*"):
+        if f.is_file():
+            (old / f.relative_to(result.bundle)).parent.mkdir(parents=True, exist_ok=True)
+            (old / f.relative_to(result.bundle)).write_bytes(f.read_bytes())
+    write_manifest(old, dataclasses.replace(result.manifest, cam=None))
+    legacy = open_bundle(old)
+    derived = cam_scale_for(legacy)
+    assert derived is not None and "derived on opening" in derived.fitted_on
+    assert (derived.lo, derived.hi) == (exported.manifest.cam.lo, exported.manifest.cam.hi)
+    assert cam_scale_for(legacy) is derived  # once per bundle, never per frame
+
+    bare = Bundle(old, dataclasses.replace(legacy.manifest, reference=None,
+                                           model=dataclasses.replace(legacy.manifest.model, checkpoint_sha256="0" * 64)))
+    with caplog.at_level(logging.WARNING):
+        assert cam_scale_for(bare) is None
+    assert "scaled per image" in caplog.text
+
+
+def test_the_demo_bundle_opens_without_a_cam_section_and_gets_a_scale():
+    demo = open_bundle()
+    assert read_manifest(demo.root).cam is None  # format 1, built before the section existed
+    scale = cam_scale_for(demo)
+    assert scale is not None and 0.0 == scale.lo < scale.hi and scale == cam_scale_for(demo)
+    assert (scale.lo, scale.hi) == (reference_cam_scale(demo).lo, reference_cam_scale(demo).hi)
+
+
+def test_export_fits_the_scale_on_the_calibration_images(small_bundle):
+    from gout_edge.export.int8 import LabelledInputs, calibration_cam_scale
+
+    result, _ = small_bundle
+    m = result.manifest
+    rng = np.random.default_rng(1)
+    images = rng.normal(0, 1, (12, 1, m.input.height, m.input.width)).astype(np.float32)
+    data = LabelledInputs(images, images[:2], np.zeros(2), np.array(["a", "b"]), {"source": "test phantoms"})
+    scale = calibration_cam_scale(result.bundle, m, data)
+    assert scale.hi > scale.lo >= 0.0 and scale.fitted_on.startswith("12 INT8 calibration images (test phantoms)")
+
+
+# ------------------------------------------------------------------------------------ overlays
+
+
+def test_overlays_share_one_scale_so_a_weak_map_stays_faint():
+    grey = np.tile(np.linspace(40, 200, 160, dtype=np.uint8), (80, 1))
+    weak = np.zeros((4, 8), np.float32)
+    weak[1, 2] = 3.0  # below CLEAR_BELOW of a 0…40 scale
+    strong = weak * 12.0  # 36 of 40
+    # per image (no bundle scale) both maps look alike: the misleading old behaviour
+    assert np.abs(overlay_cam(grey, weak).astype(int) - overlay_cam(grey, strong).astype(int)).max() <= 2
+    faint, hot = overlay_cam(grey, weak, SCALE), overlay_cam(grey, strong, SCALE)
+    assert np.array_equal(faint, cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))  # clear: nothing drawn
+    assert np.abs(hot.astype(int) - faint.astype(int)).max() > 40
+
+
+def test_the_anatomy_stays_visible_under_the_hottest_colour():
+    stripes = np.zeros((80, 160), np.uint8)
+    stripes[:, ::8] = 220  # bright lines, as a cortex or a tophus edge
+    cam = np.full((4, 8), 40.0, np.float32)  # the whole region at the top of the scale
+    out = overlay_cam(stripes, cam, SCALE).astype(int)
+    line, gap = out[:, ::8].mean(), out[:, 4::8].mean()
+    assert line - gap >= (1 - ALPHA_MAX) * 220 - 2  # the lines keep (1 - ALPHA_MAX) of their contrast
+
+
+def test_every_overlay_has_its_legend_and_a_caption():
+    legend = cam_legend(SCALE, 200)
+    assert legend.shape[0] == 200 and legend.shape[2] == 3
+    bar = legend[:, 12:14].astype(int)
+    top, bottom = bar[60:70].mean(axis=(0, 1)), bar[-20:-12].mean(axis=(0, 1))
+    assert top[2] - top[0] > 40 and abs(bottom[2] - bottom[0]) < 12  # hot red above, clear grey below
+    assert not np.array_equal(cam_legend(None, 200), legend)  # "per image" is said, not drawn alike
+    crop = screen(seed=3)[30:200, 40:280]
+    out = with_legend(overlay_cam(crop, np.ones((4, 8), np.float32) * 30, SCALE), SCALE)
+    assert out.shape[1] == crop.shape[1] + legend.shape[1]
+    tile = Tile(4, 0.93, crop, np.ones((4, 8), np.float32), "P1/02_medial.png", 3.0, True, True)
+    picture = render_overlay(tile, SCALE, width=600)
+    assert picture.shape[1] <= 600 and picture.shape[0] > crop.shape[0]
+
+
+def test_source_labels_say_file_or_time_and_the_view():
+    assert source_label("P0001/03_dorsal.png", 0.0, True) == "03_dorsal.png · dorsal view"
+    assert source_label("frame 149", 12.42, False) == "at 0:12.4 (frame 149)"
+    assert source_label("study/CINE_plantar.dcm frame 5", 64.0, False) == "at 1:04.0 (CINE_plantar.dcm frame 5) · plantar view"
+    assert source_label("frame 3", 0.25, False, short=True) == "at 0:00.2"
+
+
+# ------------------------------------------------------------------------------------ the report
+
+
+def _exam(bundle, tmp_path, probabilities, blanks=0, colours=0, patient="MRN-77"):
+    oracle = OracleScorer()
+    session = ExamSession(bundle, oracle, tmp_path / "s", patient=patient, dicom_results=False)
+    for i in range(max(blanks, colours, len(probabilities))):  # interleaved: no frame repeats the one before
+        if i < blanks:
+            session.feed(Frame(np.zeros((240, 320), np.uint8), 100 + i, 10.0 + i, still=True, origin=f"blank{i}.png"))
+        if i < colours:
+            session.feed(still(200 + i, colour=True))
+        if i < len(probabilities):
+            oracle.next = probabilities[i]
+            session.feed(still(i))
+    return session, session.close()
+
+
+def test_the_summary_and_the_printable_page_are_written_beside_the_report(bundle, tmp_path):
+    session, r = _exam(bundle, tmp_path, [0.9, 0.8, 0.7, 0.2, 0.1], blanks=3, colours=2)
+    assert r.diagnosis == "gout" and r.pdf is not None and r.pdf.name == "report.pdf"
+    pdf = r.pdf.read_bytes()
+    assert pdf.startswith(b"%PDF") and b"/Count 1" in pdf  # one page
+    report = json.loads(r.report.read_text())
+    assert report["pdf"] == str(r.pdf) and report["summary"] == str(r.summary)
+    summary = cv2.imread(str(r.summary))
+    assert summary.shape[1] == 1200 and 900 < summary.shape[0] < 1800  # fits an A4 page at its width
+    overlay = cv2.imread(str(r.overlays[0]))
+    assert overlay is not None and overlay.shape[1] > 200
+    assert session.excluded.counts == {"blank": 3, "colour": 2}
+    assert [e.frame_index for e in session.excluded.examples("blank")] == [100, 102]  # the first and the latest
+
+
+def test_the_why_line_reads_in_one_line(bundle, tmp_path):
+    _, gout = _exam(bundle, tmp_path / "a", [0.9, 0.8, 0.2, 0.1, 0.1])
+    assert why_line(gout) == "2 of 5 key frames abnormal: fraction 0.40 is above the threshold 0.30"
+    _, none = _exam(bundle, tmp_path / "b", [0.1, 0.2, 0.1, 0.9, 0.1])
+    assert why_line(none) == "1 of 5 key frames abnormal: fraction 0.20 is not above the threshold 0.30"
+    _, few = _exam(bundle, tmp_path / "c", [0.9], blanks=4)
+    line = why_line(few)
+    assert line.startswith("No verdict: 1 key frame; at least 3 are needed") and "2 without signal" in line
+
+
+def test_summaries_of_each_verdict_render_with_identity_and_exclusions(bundle, tmp_path):
+    for name, probs, blanks in (("gout", [0.9, 0.8, 0.7], 0), ("no gout", [0.1, 0.2, 0.1], 0), ("indeterminate", [0.9], 5)):
+        session, r = _exam(bundle, tmp_path / name.replace(" ", "-"), probs, blanks=blanks)
+        assert r.diagnosis == name
+        keys = session.key_frames
+        tiles = [Tile(k.key_index, k.probability, screen(seed=k.key_index)[30:200, 40:280], np.ones((4, 8), np.float32),
+                      k.origin, k.timestamp_s, k.still, k.abnormal) for k in keys]
+        image = render_summary(r, tiles, scale=SCALE, excluded=session.excluded)
+        assert image.dtype == np.uint8 and image.shape[1] == 1200
+        assert render_summary(r, [], width=800).shape[1] == 800  # text and layout scale with the width
+
+
+def test_no_log_line_names_the_patient_while_the_pictures_are_made(bundle, tmp_path, caplog):
+    with caplog.at_level(logging.DEBUG):
+        _exam(bundle, tmp_path, [0.9, 0.1, 0.9], blanks=1, patient="MRN-SECRET-9")
+    assert "MRN-SECRET-9" not in caplog.text
+
+
+# ------------------------------------------------------------------------------------ the live view
+
+
+def _result(bundle, tmp_path, **flags):
+    session = ExamSession(bundle, OracleScorer(), tmp_path / "live", patient="MRN-5", dicom_results=False)
+    frame = Frame(screen(seed=2), 0, 0.0)
+    return session, frame, dataclasses.replace(session.feed(frame), **flags)
+
+
+@pytest.mark.parametrize("flags, state, counted", [
+    ({"blank": True}, "blank", False), ({"colour": True}, "colour", False),
+    ({"duplicate": True, "key_frame": False}, "duplicate", False), ({"key_frame": False}, "scored", False),
+    ({}, "key", True)])
+def test_the_live_view_says_why_a_frame_counts_or_not(bundle, tmp_path, flags, state, counted):
+    session, _, result = _result(bundle, tmp_path, **flags)
+    assert frame_state(result)[:2] == (state, counted)
+    session.close()
+
+
+def test_render_live_shrinks_by_a_whole_factor_and_draws_the_legend(bundle, tmp_path):
+    session, frame, result = _result(bundle, tmp_path)
+    big = Frame(cv2.resize(frame.image, (1920, 1080)), 1, 0.1)
+    moved = dataclasses.replace(result, roi=dataclasses.replace(result.roi, x0=result.roi.x0 * 6, x1=result.roi.x1 * 6,
+                                                               y0=result.roi.y0 * 4, y1=result.roi.y1 * 4))
+    out = render_live(big, moved, session.cam_scale, status=False)
+    assert out.shape[0] == 540 and out.shape[1] == 960 + cam_legend(session.cam_scale, 540, dark=True).shape[1]
+    session.close()
+
+
+def _request(view: WebView, method: str, path: str, headers: dict | None = None) -> tuple[int, bytes, str]:
+    conn = http.client.HTTPConnection(view.host, view.port, timeout=5)
+    conn.request(method, path, headers=headers or {})
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    return r.status, body, r.getheader("Content-Type") or ""
+
+
+def test_the_live_page_serves_state_picture_and_controls_and_never_the_patient(bundle, tmp_path):
+    import io
+
+    stop = Stop()
+    view = open_view(True, io.StringIO(), kind="web", port=0, hold_s=0.0, stop=stop, open_browser=False)
+    assert isinstance(view, WebView) and view.url.startswith("http://127.0.0.1:")
+    session, frame, result = _result(bundle, tmp_path)
+    assert view(frame, result, session) is True
+    code, body, kind = _request(view, "GET", "/status")
+    status = json.loads(body)
+    assert code == 200 and status["state"] == "scanning" and status["frame"]["counted"]
+    assert status["key_frames"] == 1 and status["threshold"] == 0.3 and status["cam_scale"]["hi"] > 0
+    code, page, kind = _request(view, "GET", "/")
+    assert code == 200 and kind.startswith("text/html") and b"gout-edge" in page and b"MRN-5" not in page
+    assert b"MRN-5" not in body
+    code, jpeg, kind = _request(view, "GET", "/frame.jpg")
+    picture = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert kind == "image/jpeg" and picture.shape[0] == frame.image.shape[0]
+    # controls need the page's header and a local Host: another site cannot end the exam
+    assert _request(view, "POST", "/control?action=end")[0] == 403
+    assert _request(view, "POST", "/control?action=end", {"X-Gout-Edge": "1", "Host": "evil.example"})[0] == 403
+    assert _request(view, "POST", "/control?action=jump", {"X-Gout-Edge": "1"})[0] == 400
+    # pause holds the exam inside view() until the page resumes it
+    assert json.loads(_request(view, "POST", "/control?action=pause", {"X-Gout-Edge": "1"})[1])["state"] == "paused"
+    returned = []
+    worker = threading.Thread(target=lambda: returned.append(view(frame, result, session)))
+    worker.start()
+    time.sleep(0.3)
+    assert worker.is_alive() and not returned
+    _request(view, "POST", "/control?action=resume", {"X-Gout-Edge": "1"})
+    worker.join(5)
+    assert returned == [True]
+    # End: the exam's stop is requested and the view says so
+    _request(view, "POST", "/control?action=end", {"X-Gout-Edge": "1"})
+    assert stop.is_set() and stop.reason == "ended from the live view" and view(frame, result, session) is False
+    session.close()
+    view.close()
+    with pytest.raises(OSError):
+        _request(view, "GET", "/status")
+
+
+def test_after_the_exam_the_page_shows_the_verdict_until_a_browser_has_seen_it(bundle, tmp_path):
+    import io
+
+    view = WebView(port=0, hold_s=20.0, stream=io.StringIO())
+    session, frame, result = _result(bundle, tmp_path)
+    view(frame, result, session)
+    _request(view, "GET", "/status?viewer=page1")
+    session.close()
+    closer = threading.Thread(target=view.close)
+    t0 = time.monotonic()
+    closer.start()
+    time.sleep(0.3)
+    status = json.loads(_request(view, "GET", "/status?viewer=page1")[1])
+    assert status["state"] == "ended" and status["verdicts"][0]["diagnosis"] == session.result().diagnosis
+    assert status["verdicts"][0]["pdf"].endswith("report.pdf") and closer.is_alive()
+    _request(view, "POST", "/control?action=ack&viewer=page1", {"X-Gout-Edge": "1"})
+    closer.join(5)
+    assert not closer.is_alive() and time.monotonic() - t0 < 5
+
+
+def test_a_busy_port_is_a_usage_error_that_says_what_to_do():
+    import io
+
+    from gout_edge.errors import UsageError
+
+    first = WebView(port=0, hold_s=0.0, stream=io.StringIO())
+    try:
+        with pytest.raises(UsageError, match="--live-port 0"):
+            WebView(port=first.port, hold_s=0.0, stream=io.StringIO())
+    finally:
+        first.close()
+
+
+# ------------------------------------------------------------------------------------ plain output
+
+
+def test_plain_scan_prints_verdict_why_and_the_files_and_the_demo_its_truth(capsys, bundle_dir, tmp_path):
+    code = main(["scan", "--demo", "--bundle", str(bundle_dir), "--out", str(tmp_path), "--no-display",
+                 "--max-frames", "40"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "phantom's true diagnosis" in out and "why" in out
+    for name in ("summary.png", "report.pdf", "report.json"):
+        assert name in out
+    session = next(tmp_path.iterdir())
+    assert (session / "report.pdf").is_file() and (session / "summary.png").is_file()
