@@ -223,7 +223,7 @@ def _cam_overhead(bundle: Bundle, role: str, cam_free_model: bytes, sample: np.n
     if threads:
         so.intra_op_num_threads = threads
     plain = ort.InferenceSession(cam_free_model, so, providers=["CPUExecutionProvider"])
-    full = ort.InferenceSession(str(bundle.path(role)), so, providers=["CPUExecutionProvider"])
+    full = ort.InferenceSession(bundle.model_bytes(role), so, providers=["CPUExecutionProvider"])
     x = {"input": sample}
     times = interleaved_ms({"plain": lambda: plain.run(None, x), "full": lambda: full.run(None, x)}, repeats=20, warmup=3)
     return float(np.median(times["full"]) / np.median(times["plain"]) - 1.0)

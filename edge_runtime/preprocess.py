@@ -142,7 +142,7 @@ def is_doppler(region: np.ndarray) -> bool:
         return False
     b, g, r = cv2.split(sample)
     chroma = cv2.subtract(cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r))
-    mask = cv2.compare(chroma, COLOUR_CHROMA, cv2.CMP_GT)
+    mask = (chroma > COLOUR_CHROMA).view(np.uint8)  # numpy: cv2.compare misreads a scalar on tiny arrays
     if cv2.countNonZero(mask) <= COLOUR_FRACTION * mask.size:  # too few coloured pixels even before opening
         return False
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (COLOUR_BLOB_PX, COLOUR_BLOB_PX))

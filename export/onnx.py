@@ -147,10 +147,10 @@ def without_cam(model, logits: str = "logits"):
     return model
 
 
-def cam_free_model(path: Path, logits: str = "logits") -> bytes | None:
-    """The ONNX file at ``path`` with a pooled head instead of the CAM, serialized (``without_cam``):
+def cam_free_model(model_bytes: bytes, logits: str = "logits") -> bytes | None:
+    """An ONNX model (its bytes) with a pooled head instead of the CAM, serialized (``without_cam``):
     what ``gout-edge bench`` compares the bundle's graph with to measure the CAM overhead."""
     import onnx
 
-    model = without_cam(onnx.load(str(path)), logits)
+    model = without_cam(onnx.load_from_string(model_bytes), logits)
     return None if model is None else model.SerializeToString()

@@ -41,7 +41,7 @@ def test_run_bench_reports_every_stage_engine_and_the_torch_reference(bundle_wit
 
     bundle = open_bundle(bundle_with_budgets())
     result = run_bench(bundle, mjpg_screens(count=4), BenchConfig(frames=4, warmup=1, threads=1, cold_start=False),
-                       reference=(NAME, TorchEagerScorer(bundle, 1)), cam_free_model=lambda role: cam_free_model(bundle.path(role)))
+                       reference=(NAME, TorchEagerScorer(bundle, 1)), cam_free_model=lambda role: cam_free_model(bundle.model_bytes(role)))
     names = {e.name for e in result.engines}
     assert {"onnxruntime fp32", "openvino fp32", "torch eager fp32"} <= names
     for e in result.engines:

@@ -69,3 +69,9 @@ def test_annotations_outside_the_region_never_count():
     cv2.putText(img, "GOUT-EDGE 12.5 MHz", (10, 470), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 200, 255), 2)
     cv2.rectangle(img, (610, 0), (639, 479), (0, 0, 255), -1)  # a coloured toolbar
     assert not prepare(img, InputSpec(), PreprocessSpec(), Roi(*RECT)).colour
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (3, 3, 3), (4, 4, 3)])
+def test_tiny_colour_images_are_prepared_not_crashed(shape):
+    frame = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    assert prepare(frame, InputSpec(), PreprocessSpec()).blank

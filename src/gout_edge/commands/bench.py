@@ -149,7 +149,7 @@ def _owner_side_parts(bundle, threads, torch_reference: bool):
         from gout_edge.export.onnx import cam_free_model
 
         def cam_free(role: str) -> bytes | None:
-            return cam_free_model(bundle.path(role), bundle.manifest.outputs.logits)
+            return cam_free_model(bundle.model_bytes(role), bundle.manifest.outputs.logits)
     except ImportError:
         pass
     return reference, cam_free, notes
