@@ -23,13 +23,15 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from dicom_tools import free_port, wait_for  # noqa: E402  (the tests' helpers: one copy)
 
 
 def _tool(name: str) -> str:
@@ -40,22 +42,6 @@ def _tool(name: str) -> str:
     if found is None:
         sys.exit(f"{name} not found: apt-get install dcmtk orthanc")
     return found
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(predicate, timeout_s: float, what: str, interval_s: float = 0.05):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    sys.exit(f"timed out waiting for {what}")
 
 
 def make_study(out: Path, images: int, seed: int) -> list[Path]:
@@ -98,7 +84,7 @@ def main() -> None:
     try:
         files = make_study(work, args.images, args.seed)
         size_mb = sum(f.stat().st_size for f in files) / 1e6
-        dicom_port, http_port = _port(), _port()
+        dicom_port, http_port = free_port(), free_port()
         (work / "orthanc.json").write_text(json.dumps({
             "Name": "bench", "StorageDirectory": str(work / "pacs"), "IndexDirectory": str(work / "pacs"),
             "HttpPort": http_port, "DicomPort": dicom_port, "DicomAet": "ORTHANC", "RemoteAccessAllowed": False,
@@ -117,7 +103,7 @@ def main() -> None:
             except OSError:
                 return False
 
-        _wait(pacs_up, 30, "Orthanc")
+        wait_for(pacs_up, 30, "Orthanc")
         log_path = work / "listen.log"
         cmd = [sys.executable, "-m", "gout_edge.cli", "listen", "--bind", "127.0.0.1", "--port", "0",
                "--allow", "SCANNER", "--spool", str(work / "spool"), "--out", str(work / "scans"),
@@ -130,7 +116,7 @@ def main() -> None:
         def log_text() -> str:
             return log_path.read_text(errors="replace")
 
-        port = int(_wait(lambda: re.search(r"listening as \S+ on [\d.]+:(\d+)", log_text()), 120, "listen").group(1))
+        port = int(wait_for(lambda: re.search(r"listening as \S+ on [\d.]+:(\d+)", log_text()), 120, "listen").group(1))
         marks: dict[str, float] = {}
 
         def sr_in_pacs() -> bool:
@@ -155,7 +141,7 @@ def main() -> None:
         marks.setdefault("queued", end_to_end_s)
         report = next((work / "scans").glob("*/report.json"))
         result = json.loads(report.read_text())
-        _wait(lambda: rest("/statistics")["CountInstances"] >= len(result["dicom"]), 120, "every result object in Orthanc")
+        wait_for(lambda: rest("/statistics")["CountInstances"] >= len(result["dicom"]), 120, "every result object in Orthanc")
         all_objects_s = time.monotonic() - t0
         stats = rest("/statistics")
         cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
