@@ -31,14 +31,12 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from dicom_tools import free_port, wait_for  # noqa: E402  (the tests' helpers: one copy)
+from dicom_tools import free_port, tool, wait_for  # noqa: E402  (the tests' helpers: one copy)
 
 
 def _tool(name: str) -> str:
-    """The system binary, never the same-named console script of this virtual environment."""
-    venv_bin = str(Path(sys.prefix).resolve() / "bin")
-    path = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and str(Path(d).resolve()) != venv_bin]
-    found = shutil.which(name, path=os.pathsep.join([*path, "/usr/bin", "/usr/sbin"]))
+    """The system binary, never a same-named console script of a Python environment."""
+    found = tool(name)
     if found is None:
         sys.exit(f"{name} not found: apt-get install dcmtk orthanc")
     return found

@@ -29,7 +29,20 @@ def tool(name: str) -> str | None:
     dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and venv not in Path(d).resolve().parents
             and Path(d).resolve() != venv / "bin"]
     dirs += ["/usr/bin", "/usr/sbin", "/usr/local/bin"]
-    return shutil.which(name, path=os.pathsep.join(dict.fromkeys(dirs)))
+    for d in dict.fromkeys(dirs):
+        found = shutil.which(name, path=d)
+        if found is not None and not _python_script(found):  # another environment's pynetdicom script
+            return found
+    return None
+
+
+def _python_script(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline(200)
+    except OSError:
+        return False
+    return first.startswith(b"#!") and b"python" in first
 
 
 def require(*names: str) -> dict[str, str]:
