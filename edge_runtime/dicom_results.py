@@ -187,9 +187,20 @@ def _rgb(path: Path) -> np.ndarray:
     return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
 
+def _describe(ds: Any, study: StudyIdentity, series_description: str, bundle: dict[str, Any]) -> None:
+    """The study and series description and the software identity every result object carries."""
+    if study.issuer_of_patient_id:
+        ds.IssuerOfPatientID = study.issuer_of_patient_id
+    if study.study_description:
+        ds.StudyDescription = _lo(study.study_description)
+    ds.SeriesDescription = series_description
+    ds.ManufacturerModelName = _lo(str(bundle.get("name", "")))
+    ds.SoftwareVersions = [_lo(f"gout-edge {_version()}"), _lo(f"bundle {bundle.get('version', '')}")]
+
+
 def _secondary_capture(rgb: np.ndarray, study: StudyIdentity, series_uid: str, number: int, *,
                        description: str, comments: str, research: bool, bundle: dict[str, Any],
-                       source: SourceInstance | None, when: datetime) -> Any:
+                       source: SourceInstance | None, when: datetime, burned_in: bool) -> Any:
     from highdicom import UID
     from highdicom.sc import SCImage
     from pydicom.dataset import Dataset
@@ -210,16 +221,11 @@ def _secondary_capture(rgb: np.ndarray, study: StudyIdentity, series_uid: str, n
     sc.PatientOrientation = ""  # type 2: a screen capture has no patient orientation
     if "Laterality" not in sc:
         sc.Laterality = ""  # type 2C: unknown (video input, or a source that does not say)
-    if study.issuer_of_patient_id:
-        sc.IssuerOfPatientID = study.issuer_of_patient_id
-    if study.study_description:
-        sc.StudyDescription = _lo(study.study_description)
-    sc.SeriesDescription = _series_description("key images (CAM)", research)
-    sc.ManufacturerModelName = _lo(str(bundle.get("name", "")))
-    sc.SoftwareVersions = [_lo(f"gout-edge {_version()}"), _lo(f"bundle {bundle.get('version', '')}")]
+    _describe(sc, study, _series_description("key images (CAM)", research), bundle)
     sc.ContentDate = when.strftime("%Y%m%d")
     sc.ContentTime = when.strftime("%H%M%S")
-    sc.BurnedInAnnotation = "NO"  # labels only: no patient identifier is drawn
+    # the summary draws the patient and exam identity; CAM overlays carry labels only
+    sc.BurnedInAnnotation = "YES" if burned_in else "NO"
     sc.DerivationDescription = _plain(description)[:1024]
     sc.ImageComments = _plain(comments)[:10240]
     if source is not None:
@@ -356,13 +362,7 @@ def _structured_report(result: PatientResult, study: StudyIdentity, series_uid: 
         is_complete=result.complete, is_final=False, is_verified=False,
         specific_character_set=study.character_set,
     )
-    if study.issuer_of_patient_id:
-        sr.IssuerOfPatientID = study.issuer_of_patient_id
-    if study.study_description:
-        sr.StudyDescription = _lo(study.study_description)
-    sr.SeriesDescription = _series_description("AI result (structured report)", research)
-    sr.ManufacturerModelName = _lo(str(b.get("name", "")))
-    sr.SoftwareVersions = [_lo(f"gout-edge {_version()}"), _lo(f"bundle {b.get('version', '')}")]
+    _describe(sr, study, _series_description("AI result (structured report)", research), b)
     scheme = Dataset()
     scheme.CodingSchemeDesignator = SCHEME
     scheme.CodingSchemeName = "gout-edge result codes"
@@ -398,6 +398,7 @@ def write_dicom_results(result: PatientResult, *, study: StudyIdentity | None = 
     if result.summary is not None and Path(result.summary).is_file():
         ds = _secondary_capture(
             _rgb(result.summary), study, sc_series, 1, research=research, bundle=result.bundle, source=None, when=when,
+            burned_in=True,
             description=f"gout-edge exam summary: verdict, most abnormal key frames with their CAM, key-frame probabilities ({name})",
             comments=f"{note}Verdict {result.diagnosis} (abnormal fraction {fraction} over {result.key_frames} key frames).",
         )
@@ -405,6 +406,7 @@ def write_dicom_results(result: PatientResult, *, study: StudyIdentity | None = 
     for rank, k in enumerate(overlays, 1):
         ds = _secondary_capture(
             _rgb(k.path), study, sc_series, rank + 1, research=research, bundle=result.bundle, source=k.source, when=when,
+            burned_in=False,
             description=f"class activation map (abnormal class) of key frame {k.key_index} over its B-mode region ({name})",
             comments=f"{note}Key frame {k.key_index}: probability of a gout lesion {k.probability:.3f}.",
         )
