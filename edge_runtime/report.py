@@ -61,7 +61,7 @@ PDF_DPI = 200  # A4 at 200 dpi: 1654 × 2339 px
 EXCLUSION_REASONS: dict[str, str] = {
     "blank": "no signal (probe lifted, blank screen)",
     "colour": "colour Doppler",
-    "duplicate": "repeats of an earlier frame (scored once)",
+    "duplicate": "repeat(s) of an earlier frame (scored once)",
 }
 
 # colours (BGR)
@@ -398,7 +398,7 @@ def _probability_chart(result: PatientResult, width: int) -> np.ndarray:
             colour = ABNORMAL if p > result.image_cutoff else NORMAL
             c.rect(cx - bar / 2, y(p), cx + bar / 2, bottom, fill=colour)
     else:
-        c.text(((left + right) / 2, (top + bottom) / 2), "no key frames", size, MUTED, anchor="mm")
+        c.text(((left + right) / 2, top + (bottom - top) / 4), "no key frames", size, MUTED, anchor="mm")
     cut = y(result.image_cutoff)
     for x0 in range(left, right, int(14 * k) or 1):  # dashed: the cut-off
         c.line([(x0, cut), (min(x0 + int(8 * k), right), cut)], INK, max(1, int(2 * k)))
