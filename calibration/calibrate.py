@@ -34,7 +34,7 @@ from gout_edge.bundle import MANIFEST_NAME, Manifest, manifest_bytes
 from gout_edge.edge_runtime.bundle import open_bundle
 from gout_edge.edge_runtime.reference_set import refresh_expected_decisions
 from gout_edge.edge_runtime.scoring import Scorer
-from gout_edge.edge_runtime.sources.images import load_image
+from gout_edge.edge_runtime.sources.images import load_still
 from gout_edge.errors import BundleError, DataError, InputError, UsageError
 from gout_edge.signing import SIGNATURE_NAME, signature_for
 
@@ -101,18 +101,18 @@ def score_table(
     first_with_key = {k: i for i, k in reversed(list(enumerate(keys)))}
     problems: list[str] = []
     for start in range(0, n, batch):
-        loaded: list[tuple[int, np.ndarray]] = []
+        loaded: list[tuple[int, tuple[np.ndarray, Any]]] = []
         for i in range(start, min(n, start + batch)):
-            try:
-                loaded.append((i, load_image(table.rows[i].image)))
+            try:  # the image and the region a DICOM still declares, as scan reads them
+                loaded.append((i, load_still(table.rows[i].image)))
             except InputError as exc:
                 problems.append(f"  line {table.rows[i].line}: {exc}")
         prepared: dict[Any, list] = {}
         for key, owner in first_with_key.items():
             frames = []
-            for i, image in loaded:
+            for i, (image, roi) in loaded:
                 try:
-                    frames.append((i, scorers[owner].prepare(image)))
+                    frames.append((i, scorers[owner].prepare(image, roi)))
                 except InputError as exc:
                     problems.append(f"  line {table.rows[i].line}: {exc}")
             prepared[key] = frames

@@ -15,7 +15,7 @@ import numpy as np
 from gout_edge.bundle import InputSpec, PreprocessSpec
 from gout_edge.edge_runtime.preprocess import prepare
 from gout_edge.edge_runtime.sources import reason_of
-from gout_edge.edge_runtime.sources.images import load_image
+from gout_edge.edge_runtime.sources.images import load_still
 from gout_edge.errors import DataError, InputError
 
 from .index import IndexTable
@@ -52,7 +52,8 @@ def load_cache(
     problems: list[str] = []
     for i, row in enumerate(table.rows):
         try:
-            frame = prepare(load_image(row.image), input_spec, preprocess)
+            image, roi = load_still(row.image)  # a DICOM still's declared region, as scan uses it
+            frame = prepare(image, input_spec, preprocess, roi)
         except InputError as exc:  # an image that cannot be read or prepared
             problems.append(f"  line {row.line}: {exc}")
             continue

@@ -1,7 +1,7 @@
 """``gout-edge bench``: latency on this device against the bundle's budgets (docs/design.md §9).
 
 The measured path is the bedside one (``ExamSession.feed``'s parts, in order): decode a 1080p
-MJPG screen as a grabber delivers it, locate the B-mode region (``RoiTracker``, cached), prepare
+MJPG screen as a grabber delivers it (``ScreenDecoder``, as the V4L2 source does), locate the B-mode region (``RoiTracker``, cached), prepare
 the model input (``FramePreparer``), infer with the CAM (``Scorer``), vote, append the journal
 line (flush + fsync) — end to end, the frame's result with its CAM. Rendering the CAM overlay
 for a live view is timed too, as its own stage outside that path: a headless cart never does it
@@ -43,6 +43,7 @@ from .device import DeviceInfo, device_info
 from .preprocess import find_roi
 from .scoring import Scorer
 from .session import FrameScorer
+from .sources.video import ScreenDecoder
 from .stream import FramePreparer, RoiTracker
 from .timing import interleaved_ms
 from .vote import decide
@@ -264,6 +265,7 @@ def run_bench(
         scorers[reference[0]] = reference[1]
     preparer = FramePreparer(m.input, m.preprocess)
     trackers = {name: RoiTracker(m.preprocess) for name in scorers}
+    decoders = {name: ScreenDecoder() for name in scorers}  # each engine's own scale, as each cart has
     probabilities: dict[str, list[float]] = {name: [] for name in scorers}
     samples: dict[str, dict[str, list[float]]] = {
         name: {s: [] for s in (*STAGES, DISPLAY_STAGE, "end_to_end")} for name in scorers
@@ -280,7 +282,9 @@ def run_bench(
             order = names[i % len(names):] + names[: i % len(names)]  # rotate who goes first
             for name in order:
                 t = [time.perf_counter()]
-                image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+                image = decoders[name](data)
+                if image is None:
+                    raise UsageError(f"bench frame {i % len(frames)} is not a JPEG that decodes")
                 t.append(time.perf_counter())
                 roi, _ = trackers[name].locate(image)
                 t.append(time.perf_counter())
@@ -329,7 +333,7 @@ def run_bench(
             None if ref_p50 is None else ref_p50 / e2e.p50_ms, tuple(samples[name]["end_to_end"]),
         ))
     bedside_backend, bedside_precision = bedside.split(" ")
-    first = cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR)
+    first = decoders[bedside](frames[0])
     sample = preparer(first, trackers[bedside].locate(first)[0]).tensor[None]
     role = cam_free_role(bundle, bedside_precision)
     plain_model = cam_free_model(role) if cam_free_model is not None else None

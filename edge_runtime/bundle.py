@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from gout_edge.bundle import MANIFEST_NAME, FileEntry, Manifest, read_manifest
+from gout_edge.bundle import MANIFEST_NAME, SCOPE_ROLE, FileEntry, Manifest, read_manifest
 from gout_edge.errors import BundleError, BundleTamperedError
 from gout_edge.signing import configured_public_key, verify_manifest_signature
 
 __all__ = ["MODEL_ROLES", "Bundle", "default_bundle_path", "open_bundle", "read_verified", "verify_files"]
 
-# The files an engine loads; their checked bytes stay in memory with the Bundle (a few MB to tens).
-MODEL_ROLES = frozenset({"onnx-fp32", "onnx-int8", "openvino-int8", "openvino-int8-bin"})
+# The files an engine (or the scope guard) loads; their checked bytes stay in memory with the Bundle
+# (a few MB to tens).
+MODEL_ROLES = frozenset({"onnx-fp32", "onnx-int8", "openvino-int8", "openvino-int8-bin", SCOPE_ROLE})
 
 
 @dataclass(frozen=True)

@@ -112,11 +112,12 @@ def load_expected(bundle) -> tuple[dict[str, ReferenceOutputs], int]:
                     roi=roi,
                     blank=blank,
                     colour=colour,
+                    scope=None if bundle.manifest.scope is None else z[f"{role}.scope"],
                 )
         except KeyError as exc:
             raise BundleError(f"{ref.expected} lacks {exc}; the reference set is incomplete — re-export") from None
     for role, o in out.items():
-        if len(o.probability) != n or len(o.cam) != n or len(o.roi) != n:
+        if len(o.probability) != n or len(o.cam) != n or len(o.roi) != n or (o.scope is not None and len(o.scope) != n):
             raise BundleError(f"{ref.expected} holds outputs for {len(o.probability)} inputs of {role}, the manifest lists {n}")
     return out, n
 
@@ -125,7 +126,7 @@ def run_reference(
     bundle, frames: Sequence[ReferenceFrame | np.ndarray], backend: str, precision: str, threads: int | None = None,
     batch: int = 8,
 ) -> ReferenceOutputs:
-    """Raw frames through the edge path (``Scorer``: ROI → preprocess → backend → CAM)."""
+    """Raw frames through the edge path (``Scorer``: ROI → preprocess → backend → CAM → scope guard)."""
 
     items = [f if isinstance(f, ReferenceFrame) else ReferenceFrame(f) for f in frames]
     scorer = Scorer(bundle, backend, precision, threads)
@@ -141,6 +142,7 @@ def run_reference(
         roi=np.array([[s.roi.x0, s.roi.y0, s.roi.x1, s.roi.y1] for s in scores], np.int32).reshape(-1, 4),
         blank=np.array([s.blank for s in scores], bool),
         colour=np.array([s.colour for s in scores], bool),
+        scope=None if scorer.guard is None else np.array([s.scope_distance for s in scores], np.float32),
     )
 
 

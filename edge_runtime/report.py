@@ -27,6 +27,7 @@ from gout_edge._io import atomic_write_bytes
 from ._draw import Canvas, text_width
 from .cam import CamScale, cam_legend, overlay_cam, with_legend
 from .results import PatientResult
+from .vote import SCOPE_REASON
 
 __all__ = [
     "EXCLUSION_REASONS",
@@ -61,6 +62,7 @@ PDF_DPI = 200  # A4 at 200 dpi: 1654 × 2339 px
 EXCLUSION_REASONS: dict[str, str] = {
     "blank": "no signal (probe lifted, blank screen)",
     "colour": "colour Doppler",
+    "scope": "out of scope (unlike the first-MTP scans this model knows)",
     "duplicate": "repeat(s) of an earlier frame (scored once)",
 }
 
@@ -127,13 +129,14 @@ def source_label(origin: str, timestamp_s: float, still: bool, views: Sequence[s
     """Where a frame came from, for a caption: the file (stills, DICOM), or the time in the exam
     and the frame (video, capture, cine); and the view when the origin names one. ``short``: the
     time alone for moving frames."""
+    view = _view(origin, views)
+    origin = re.sub(r" \[[a-z]+\]$", "", origin)  # a view the DICOM tags named: shown once, below
     path, _, frame = origin.partition(" frame ")
     name = f"{Path(path).name} frame {frame}" if frame else Path(path).name if path else ""
     if still and name:
         text = name
     else:
         text = f"at {_clock(timestamp_s)}" + (f" ({name})" if name and not short else "")
-    view = _view(origin, views)
     return f"{text} · {view} view" if view else text
 
 
@@ -225,10 +228,11 @@ def why_line(result: PatientResult) -> str:
         return f"{a} of {n} key frames abnormal: fraction {f:.2f} is not above the threshold {t:.2f}"
     reason = re.sub(r"\s*\(abnormal fraction so far [0-9.]+\)", "", result.reason)
     reason = reason.replace("key frame(s)", "key frames" if n != 1 else "key frame")
-    left_out = result.blank_frames + result.colour_frames
-    if result.frames_seen and left_out >= result.frames_seen / 3:
+    left_out = result.blank_frames + result.colour_frames + result.out_of_scope_frames
+    if result.frames_seen and left_out >= result.frames_seen / 3 and not reason.startswith(SCOPE_REASON):
         parts = [f"{result.blank_frames} without signal" if result.blank_frames else "",
-                 f"{result.colour_frames} colour Doppler" if result.colour_frames else ""]
+                 f"{result.colour_frames} colour Doppler" if result.colour_frames else "",
+                 f"{result.out_of_scope_frames} out of scope" if result.out_of_scope_frames else ""]
         reason += f"; {left_out} of {result.frames_seen} frames were not usable ({', '.join(p for p in parts if p)})"
     return "No verdict: " + reason[:1].lower() + reason[1:]
 
@@ -411,7 +415,8 @@ def _excluded(result: PatientResult, excluded: ExcludedFrames | None, width: int
     k = _s(width)
     size = int(17 * k)
     not_key = max(0, result.frames_scored - result.key_frames)
-    counts = [("blank", result.blank_frames), ("colour", result.colour_frames), ("duplicate", result.duplicates)]
+    counts = [("blank", result.blank_frames), ("colour", result.colour_frames), ("scope", result.out_of_scope_frames),
+              ("duplicate", result.duplicates)]
     extra = [(r, n) for r, n in (excluded.counts.items() if excluded else ()) if r not in EXCLUSION_REASONS]
     lines = [f"{n} {EXCLUSION_REASONS.get(r, r)}" for r, n in counts + extra if n]
     if not_key:
@@ -437,7 +442,8 @@ def _excluded(result: PatientResult, excluded: ExcludedFrames | None, width: int
             th = th[:thumb_h]
             c.paste(th if th.ndim == 3 else cv2.cvtColor(th, cv2.COLOR_GRAY2BGR), (x, y))
             c.rect(x, y, x + thumb_w - 1, y + th.shape[0] - 1, outline=RULE)
-            short = {"blank": "no signal", "colour": "colour Doppler", "duplicate": "repeat"}.get(reason, reason)
+            short = {"blank": "no signal", "colour": "colour Doppler", "scope": "out of scope",
+                     "duplicate": "repeat"}.get(reason, reason)
             where = source_label(e.origin, e.timestamp_s, e.still, short=True)
             c.text((x, y + th.shape[0] + int(4 * k)), f"{short}, {where}", int(14 * k), MUTED, max_width=thumb_w)
     return c.bgr()

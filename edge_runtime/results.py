@@ -24,7 +24,8 @@ def _roi_list(roi: Roi) -> list[int]:
 
 @dataclass(frozen=True)
 class FrameResult:
-    """What one fed frame gave. ``probability`` is None for frames not scored (blank, colour)."""
+    """What one fed frame gave. ``probability`` is None for frames that do not vote (blank, colour,
+    out of scope)."""
 
     index: int
     timestamp_s: float
@@ -43,6 +44,8 @@ class FrameResult:
     latency_ms: float  # feed() from entry to return, journal write included
     cam: np.ndarray | None = field(default=None, repr=False)  # abnormal-class CAM on the input grid
     capture_to_result_ms: float | None = None  # from leaving the source to this result (None: not captured)
+    out_of_scope: bool = False  # the scope guard refused the frame (and it is neither blank nor colour)
+    scope_distance: float | None = None  # None: not judged (blank, repeat) or no guard
 
     @property
     def abnormal_fraction(self) -> float | None:
@@ -53,6 +56,8 @@ class FrameResult:
             "index": self.index, "timestamp_s": round(self.timestamp_s, 4),
             "probability": None if self.probability is None else round(self.probability, 6),
             "abnormal": self.abnormal, "usable": self.usable, "blank": self.blank, "colour": self.colour,
+            "out_of_scope": self.out_of_scope,
+            "scope_distance": None if self.scope_distance is None else round(self.scope_distance, 4),
             "duplicate": self.duplicate, "key_frame": self.key_frame, "key_index": self.key_index,
             "key_frames": self.key_frames, "abnormal_fraction": self.abnormal_fraction,
             "roi": _roi_list(self.roi), "latency_ms": round(self.latency_ms, 3),
@@ -119,6 +124,9 @@ class PatientResult:
     dicom: tuple[Path, ...] = ()  # SR and SC objects written by close() (docs/design.md §12)
     skipped_files: tuple[Any, ...] = ()  # input files left out (``sources.SkippedFile``: name and reason)
     pdf: Path | None = None  # the one-page printable report beside summary.png (docs/design.md §13)
+    out_of_scope_frames: int = 0  # left out as out of scope (neither blank nor colour)
+    scope_judged: int = 0  # frames the scope guard judged (0: no guard)
+    scope_refused: int = 0  # of those, out of scope (colour frames included): the exam rule's count
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,12 +142,15 @@ class PatientResult:
             "threshold": self.threshold,
             "image_cutoff": self.image_cutoff,
             "threshold_source": self.threshold_source,
-            "rule": "abnormal fraction of key frames > threshold → gout; too few key frames → indeterminate",
+            "rule": ("abnormal fraction of key frames > threshold → gout; mostly out-of-scope frames, too few key "
+                     "frames or views → indeterminate"),
             "frames_seen": self.frames_seen,
             "frames_scored": self.frames_scored,
             "duplicates": self.duplicates,
             "blank_frames": self.blank_frames,
             "colour_frames": self.colour_frames,
+            "out_of_scope_frames": self.out_of_scope_frames,
+            "scope": {"judged": self.scope_judged, "out_of_scope": self.scope_refused},
             "dropped": self.dropped,
             "ended_by": self.ended_by,
             "complete": self.complete,

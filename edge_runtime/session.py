@@ -48,7 +48,7 @@ from .results import REPORT_FORMAT, FrameResult, KeyFrame, PatientResult, bundle
 from .scoring import FrameScore, Scorer
 from .sources._base import Frame
 from .stream import FramePreparer, KeyFrameSelector, RoiTracker, StreamSpec, contrast
-from .vote import INDETERMINATE, decide, missing_coverage
+from .vote import INDETERMINATE, decide, missing_coverage, scope_refusal
 
 __all__ = ["JOURNAL_NAME", "REPORT_NAME", "SUMMARY_NAME", "ExamSession", "FrameScorer", "new_session_id"]
 
@@ -134,12 +134,17 @@ class ExamSession:
         self.key_frames: list[KeyFrame] = []
         self._probabilities: list[float] = []
         self._abnormal = 0
-        self._last: tuple[float | None, bool | None, bool, bool, bool, np.ndarray | None] | None = None
+        # the last scored frame's outcome, repeated for duplicates:
+        # (probability, abnormal, usable, blank, colour, out_of_scope, scope distance, cam)
+        self._last: tuple[Any, ...] | None = None
         self.frames_seen = 0
         self.frames_scored = 0
         self.duplicates = 0
         self.blank_frames = 0
         self.colour_frames = 0
+        self.out_of_scope_frames = 0
+        self._guarded = getattr(scorer, "guard", None) is not None  # the scorer judges scope
+        self.scope_judged = self.scope_refused = 0
         self.dropped = 0  # set by the driver that owns the capture (FrameStream.dropped)
         self.skipped_files: tuple[Any, ...] = ()  # set by the driver: input files left out, with why
         self.started_at = _now()
@@ -192,19 +197,31 @@ class ExamSession:
         key_index = None
         if duplicate and self._last is not None:
             self.duplicates += 1
-            probability, abnormal, usable, blank, colour, cam = self._last
+            probability, abnormal, usable, blank, colour, out_of_scope, distance, cam = self._last
         else:
-            blank, colour, usable = prepared.blank, prepared.colour, prepared.usable
-            probability = abnormal = cam = None
-            if usable:
+            blank, colour = prepared.blank, prepared.colour
+            probability = abnormal = cam = distance = None
+            out_of_scope = False
+            # Colour frames never vote, but the scope guard judges them too: a Doppler exam of
+            # another organ must end with the scope reason, not with "too few key frames".
+            if not blank and (not colour or self._guarded):
                 score = self.scorer.score_prepared([prepared])[0]
                 self.frames_scored += 1
-                probability, abnormal, cam = score.probability, score.abnormal, score.cam
-            else:
-                self.blank_frames += blank
-                self.colour_frames += colour and not blank
-                self.excluded.observe(frame, "blank" if blank else "colour")
-            self._last = (probability, abnormal, usable, blank, colour, cam)
+                distance = score.scope_distance
+                if distance is not None:
+                    self.scope_judged += 1
+                    self.scope_refused += score.out_of_scope
+                out_of_scope = score.out_of_scope and not colour
+                if not (colour or out_of_scope):
+                    probability, abnormal, cam = score.probability, score.abnormal, score.cam
+            usable = not (blank or colour or out_of_scope)
+            if not usable:
+                reason = "blank" if blank else "colour" if colour else "scope"
+                self.blank_frames += reason == "blank"
+                self.colour_frames += reason == "colour"
+                self.out_of_scope_frames += reason == "scope"
+                self.excluded.observe(frame, reason)
+            self._last = (probability, abnormal, usable, blank, colour, out_of_scope, distance, cam)
             if usable and self._keys.is_key(thumb, usable, contrast(image, roi), frame.still, motion):
                 assert probability is not None and cam is not None
                 key_index = self._add_key(frame, roi, probability, bool(abnormal), cam, captured_at)
@@ -218,6 +235,7 @@ class ExamSession:
             key_frame=key_index is not None, key_index=key_index, key_frames=len(self.key_frames),
             abnormal_key_frames=self._abnormal, roi=roi, roi_detected=detected,
             latency_ms=self._feed_ms[-1], cam=cam, capture_to_result_ms=capture_ms,
+            out_of_scope=bool(out_of_scope), scope_distance=distance,
         )
 
     def _add_key(self, frame: Frame, roi: Roi, probability: float, abnormal: bool, cam: np.ndarray,
@@ -255,7 +273,11 @@ class ExamSession:
                summary: Path | None = None, overlays: tuple[Path, ...] = (),
                dicom: tuple[Path, ...] = (), pdf: Path | None = None) -> PatientResult:
         d = decide(self._probabilities, self.decision)
-        if d.diagnosis != INDETERMINATE:
+        scope = self.bundle.manifest.scope
+        refusal = scope and scope_refusal(self.scope_refused, self.scope_judged, scope.max_out_of_scope_fraction)
+        if refusal:
+            d = dataclasses.replace(d, diagnosis=INDETERMINATE, reason=refusal)
+        elif d.diagnosis != INDETERMINATE:
             keys = self.key_frames
             gap = missing_coverage([k.timestamp_s for k in keys], [k.still for k in keys], [k.origin for k in keys],
                                    self.decision)
@@ -271,7 +293,8 @@ class ExamSession:
             dropped=self.dropped, ended_by=ended_by, complete=complete, started_at=self.started_at, ended_at=ended_at,
             session_dir=self.dir, journal=self.journal_path, report=report, summary=summary, overlays=overlays,
             bundle=self.identity, key_frame_list=tuple(self.key_frames), timing=self.timing(), dicom=dicom, pdf=pdf,
-            skipped_files=self.skipped_files,
+            skipped_files=self.skipped_files, out_of_scope_frames=self.out_of_scope_frames,
+            scope_judged=self.scope_judged, scope_refused=self.scope_refused,
         )
 
     def timing(self) -> dict[str, Any]:
@@ -311,7 +334,7 @@ class ExamSession:
         self._append({"type": "end", "ended_at": ended_at, "ended_by": ended_by, "diagnosis": result.diagnosis,
                       "key_frames": result.key_frames, "abnormal_fraction": result.abnormal_fraction,
                       "excluded": {"blank": result.blank_frames, "colour": result.colour_frames,
-                                   "duplicate": result.duplicates},
+                                   "out_of_scope": result.out_of_scope_frames, "duplicate": result.duplicates},
                       "report": REPORT_NAME})
         self._journal.close()
         fsync_dir(self.dir)

@@ -2,7 +2,9 @@
 
 - ``FrameStream`` reads a live source on its own thread and keeps only the newest frame: the
   reader always gets the latest, older unread frames are counted as dropped, so latency never
-  grows with the length of a session. Non-live sources (files) are read in order, every frame.
+  grows with the length of a session. Non-live sources (files) are read in order, every frame;
+  one that offers ``read_ahead`` (a video file: 2) is read on a thread into a queue that small, so
+  frame n+1 is decoded while frame n is inferred and memory stays bounded.
 - ``RoiTracker`` caches the B-mode region while the screen layout holds. The layout signature
   is cheap — the fill of thin bands just inside and just outside the cached region, sampled
   sparsely — and the region is re-detected (``find_roi``) only when the frame size or that
@@ -21,6 +23,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +34,17 @@ import numpy as np
 
 from gout_edge.bundle import InputSpec, PreprocessSpec
 
-from .preprocess import PreparedFrame, Roi, find_roi, is_doppler, prepare
+from .preprocess import (
+    BLANK_STD,
+    COLOUR_STRIDE,
+    PreparedFrame,
+    Roi,
+    colour_blobs,
+    crop_to_tensor,
+    find_roi,
+    is_doppler,
+    prepare,
+)
 from .sources._base import Frame, FrameSource
 
 __all__ = [
@@ -79,6 +92,7 @@ def thumbnail_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 def contrast(image: np.ndarray, roi: Roi, step: int = 8) -> float:
     """Grey-level standard deviation inside ``roi``, sampled every ``step`` pixels (cheap)."""
+    step = max(1, step // getattr(image, "scale", 1))  # the same grid of frame pixels on a reduced decode
     view = image[roi.y0 : roi.y1 : step, roi.x0 : roi.x1 : step]
     if view.ndim == 3:
         view = view[:, :, 1]  # green ≈ luminance for grey B-mode; colour frames are flagged anyway
@@ -96,6 +110,11 @@ class FrameStream:
     anyone took them. Iteration ends when the source ends or ``stop`` is set; an exception in the
     capture thread is raised in the reader. ``captured_at`` is the ``time.monotonic()`` at which
     the frame last handed out left the source: the start of its capture-to-result latency.
+
+    In order (not ``latest_wins``), a source with ``read_ahead`` > 0 (``read_ahead`` here
+    overrides it) is read on a thread that stays at most that many frames ahead of the reader
+    (a bounded queue: every frame, in order, none dropped); ``captured_at`` is still when each
+    frame left the source, so the wait in the queue counts in its latency.
     """
 
     def __init__(
@@ -104,9 +123,12 @@ class FrameStream:
         latest_wins: bool | None = None,
         stop: threading.Event | None = None,
         poll_s: float = 0.1,
+        read_ahead: int | None = None,
     ) -> None:
         self.source = source
         self.latest_wins = source.live if latest_wins is None else latest_wins
+        ahead = getattr(source, "read_ahead", 0) if read_ahead is None else read_ahead
+        self.read_ahead = 0 if self.latest_wins else max(0, int(ahead or 0))
         self.stop = stop or threading.Event()
         self.poll_s = poll_s
         self.captured = 0
@@ -119,9 +141,55 @@ class FrameStream:
         self._error: BaseException | None = None
         self._quit = threading.Event()
         self._thread: threading.Thread | None = None
+        self._queue: queue.Queue[tuple[Frame, float] | None] | None = None
         if self.latest_wins:
             self._thread = threading.Thread(target=self._capture, name="gout-edge-capture", daemon=True)
             self._thread.start()
+        elif self.read_ahead:
+            self._queue = queue.Queue(maxsize=self.read_ahead)
+            self._thread = threading.Thread(target=self._read_ahead, name="gout-edge-read-ahead", daemon=True)
+            self._thread.start()
+
+    def _read_ahead(self) -> None:
+        """Fill the bounded queue in source order; ``None`` marks the end (or an error, kept)."""
+        assert self._queue is not None
+        try:
+            for frame in self.source:
+                item = (frame, time.monotonic())
+                while not self._quit.is_set():
+                    try:
+                        self._queue.put(item, timeout=self.poll_s)
+                        break
+                    except queue.Full:
+                        continue
+                if self._quit.is_set():
+                    return
+        except BaseException as exc:  # handed to the reader
+            self._error = exc
+        finally:
+            while not self._quit.is_set():
+                try:
+                    self._queue.put(None, timeout=self.poll_s)
+                    break
+                except queue.Full:
+                    continue
+
+    def _in_order(self) -> Iterator[Frame]:
+        assert self._queue is not None
+        while not self.stop.is_set():
+            try:
+                item = self._queue.get(timeout=self.poll_s)
+            except queue.Empty:
+                continue
+            if item is None:
+                if self._error is not None:
+                    error, self._error = self._error, None
+                    raise error
+                return
+            frame, self.captured_at = item
+            self.captured += 1
+            self.taken += 1
+            yield frame
 
     def _capture(self) -> None:
         try:
@@ -168,6 +236,9 @@ class FrameStream:
             return (self._done and self._slot is None) or self.stop.is_set()
 
     def __iter__(self) -> Iterator[Frame]:
+        if self._queue is not None:
+            yield from self._in_order()
+            return
         if not self.latest_wins:
             for frame in self.source:
                 self.captured_at = time.monotonic()
@@ -336,9 +407,12 @@ class KeyFrameSelector:
 class FramePreparer:
     """``preprocess.prepare(image, …, roi)`` computed on the region only, for streams.
 
-    The result is identical to ``prepare`` with the same region (tests check it); it converts
-    only the region to grey and checks colour with the same ``is_doppler``, which keeps a
-    1080p frame's preprocessing to the region's resize.
+    The result is identical to ``prepare`` with the same region (tests check it): the crop goes to
+    the tensor in one pass (``crop_to_tensor``: only the region is converted to grey) and colour is
+    checked with the same ``is_doppler``. A ``ScreenImage`` from the fast decoder is handled as
+    decoded: at 1/s scale the colour test samples every (4 / s)-th pixel, the same grid of frame
+    pixels; a grey Y plane brings its own colour sample; and the region found is reported back to
+    the decoder (``on_region``), which picks the coarsest scale that still covers the model input.
     """
 
     def __init__(self, input_spec: InputSpec = InputSpec(), spec: PreprocessSpec = PreprocessSpec()) -> None:
@@ -348,17 +422,26 @@ class FramePreparer:
     def __call__(self, image: np.ndarray, roi: Roi | None) -> PreparedFrame:
         if roi is None:  # no region: ``prepare`` flags the frame blank
             return prepare(image, self.input_spec, self.spec)
-        crop = image[roi.y0 : roi.y1, roi.x0 : roi.x1]
-        if image.dtype != np.uint8 or crop.size == 0:
+        fast = crop_to_tensor(image, roi, self.input_spec, self.spec)
+        if fast is None:
             return prepare(image, self.input_spec, self.spec, roi)
+        tensor, sd = fast
+        scale = getattr(image, "scale", 1)
         colour = False
-        if crop.ndim == 3 and crop.shape[2] in (3, 4):
-            bgr = crop if crop.shape[2] == 3 else np.ascontiguousarray(crop[:, :, :3])
-            grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-            colour = is_doppler(bgr)
-        elif crop.ndim == 3:
-            grey = crop[:, :, 0]
-        else:
-            grey = crop
-        p = prepare(grey, self.input_spec, self.spec, Roi(0, 0, grey.shape[1], grey.shape[0]))
-        return PreparedFrame(p.tensor, roi, p.blank, colour)
+        if image.ndim == 3 and image.shape[2] in (3, 4):
+            colour = is_doppler(image[roi.y0 : roi.y1, roi.x0 : roi.x1], max(1, COLOUR_STRIDE // scale))
+        elif getattr(image, "colour", None) is not None:
+            colour = colour_blobs(_sample_of(image.colour, roi, scale))
+        report = getattr(image, "on_region", None)
+        if report is not None:
+            report(roi.width * scale, roi.height * scale, self.input_spec.width, self.input_spec.height)
+        return PreparedFrame(tensor, roi, sd < BLANK_STD, colour)
+
+
+def _sample_of(sample: np.ndarray, roi: Roi, scale: int) -> np.ndarray:
+    """The part of a frame's colour sample (``COLOUR_STRIDE`` grid of frame pixels) under ``roi``
+    (in pixels of an image at 1/``scale``)."""
+    k = COLOUR_STRIDE
+    y0, y1 = -(-roi.y0 * scale // k), -(-roi.y1 * scale // k)
+    x0, x1 = -(-roi.x0 * scale // k), -(-roi.x1 * scale // k)
+    return sample[y0:y1, x0:x1]

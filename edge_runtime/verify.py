@@ -8,7 +8,8 @@
    need ROI extraction, DICOM files decoded here) through the whole edge path — ``prepare`` →
    backend → CAM — on each available backend × precision the bundle offers, compared with the
    outputs the model owner recorded for that model file: probabilities, image decisions, CAM
-   correlation, ROI boxes and blank/colour flags;
+   correlation, ROI boxes, blank/colour flags and the scope guard's distances and refusals (the
+   set holds out-of-scope screens the guard must refuse);
 3. **reference patients** — their decisions recomputed with the *current* manifest's decision
    settings, from the recorded probabilities and from the ones measured here, against the
    expected decisions (set at export and refreshed by whoever sets the threshold: see
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gout_edge.bundle import DecisionSpec, ReferenceSet, ToleranceSet
+from gout_edge.bundle import DecisionSpec, ReferenceSet, ScopeSpec, ToleranceSet
 from gout_edge.errors import BundleError, UsageError
 from gout_edge.reference import ReferenceOutputs, reference_section
 from gout_edge.signing import configured_public_key
@@ -53,6 +54,7 @@ def _compare(
     roi_tol: int,
     decision: DecisionSpec,
     expected_decisions: dict[str, str] | None,
+    scope: ScopeSpec | None = None,
 ) -> list[Check]:
     ids = [item.id for item in ref.inputs]
     checks = []
@@ -90,6 +92,8 @@ def _compare(
         {"roi_max_abs_px": roi_tol, "flag_mismatches": 0},
         "B-mode region found by preprocessing; blank and colour (Doppler) flags",
     ))
+    if expected.scope is not None and measured.scope is not None and scope is not None:
+        checks.append(_scope_check(label, ids, expected.scope, measured.scope, scope.threshold, tol.scope_rel))
     if ref.patients:
         got = patient_decisions(ref, measured.probability, decision)
         want = expected_decisions or {}
@@ -170,6 +174,24 @@ def _latency_checks(bundle, frames, backend: str, precision: str, n: int, thread
             "raw reference frame → ROI → preprocess → inference with CAM, batch 1, ROI detected on every frame (DICOM: its declared region)",
         ))
     return checks
+
+
+def _scope_check(label: str, ids: list[str], expected: np.ndarray, measured: np.ndarray, threshold: float,
+                 rel: float) -> Check:
+    """Scope distances within ``rel`` × threshold of the recorded ones, and the same frames refused
+    (a frame within that band of the threshold may flip)."""
+    diff = np.abs(measured.astype(np.float64) - expected)
+    band = np.abs(expected.astype(np.float64) - threshold) <= rel * threshold
+    flipped = (expected > threshold) != (measured > threshold)
+    outside = [ids[i] for i in np.flatnonzero(flipped & ~band)]
+    refused = [ids[i] for i in np.flatnonzero(measured > threshold)]
+    ok = bool(diff.max() <= rel * threshold) and not outside
+    return Check(
+        f"{label}: scope guard", "reference", ok,
+        {"max_abs_diff": float(diff.max()), "refusals_differ_outside_band": outside, "refused": refused},
+        {"max_abs_diff": rel * threshold, "threshold": threshold},
+        "distance of each input from the in-scope images; the out-of-scope references must be refused",
+    )
 
 
 def verify_bundle(
@@ -255,7 +277,7 @@ def verify_bundle(
         measured = run_reference(bundle, frames, b, p, threads)
         checks += _compare(
             label, ref, expected[role], measured, tolerances.of(p), tolerances.roi_max_abs_px, decision,
-            ref.expected_decisions.get(role),
+            ref.expected_decisions.get(role), manifest.scope,
         )
         made_by = engines.get(role)
         runs.append({"backend": b, "precision": p, "model_file": role,

@@ -15,9 +15,11 @@ import numpy as np
 
 from gout_edge.bundle import DecisionSpec
 
-__all__ = ["GOUT", "INDETERMINATE", "NO_GOUT", "PatientDecision", "decide", "missing_coverage", "view_of"]
+__all__ = ["GOUT", "INDETERMINATE", "NO_GOUT", "SCOPE_REASON", "PatientDecision", "decide", "missing_coverage",
+           "scope_refusal", "view_of"]
 
 GOUT, NO_GOUT, INDETERMINATE = "gout", "no gout", "indeterminate"
+SCOPE_REASON = "these images do not look like the first-MTP joint scans this model was trained on"
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,16 @@ def decide(probabilities: Sequence[float] | np.ndarray, decision: DecisionSpec, 
     if fraction > t:
         return PatientDecision(GOUT, fraction, abnormal, n, t, f"abnormal fraction {fraction:.3f} > threshold {t:.3f}")
     return PatientDecision(NO_GOUT, fraction, abnormal, n, t, f"abnormal fraction {fraction:.3f} ≤ threshold {t:.3f}")
+
+
+def scope_refusal(out_of_scope: int, judged: int, max_fraction: float) -> str | None:
+    """The clinician's reason for no verdict when more than ``max_fraction`` of the frames the scope
+    guard judged are out of scope; None otherwise. It outranks every other reason: an exam of
+    something else gets no verdict and no hint that more frames would give one."""
+    if judged and out_of_scope / judged > max_fraction:
+        return (f"{SCOPE_REASON} ({out_of_scope} of {judged} frames are out of scope); "
+                "scan the first metatarsophalangeal joint, or read these images without this tool")
+    return None
 
 
 def view_of(origin: str, views: Sequence[str]) -> str | None:

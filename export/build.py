@@ -31,14 +31,12 @@ from gout_edge.bundle import (
     write_manifest,
 )
 from gout_edge.calibration.index import IndexTable, read_index
-from gout_edge.edge_runtime.bundle import Bundle
-from gout_edge.edge_runtime.cam import reference_cam_scale
 from gout_edge.errors import CheckFailedError, UsageError
 from gout_edge.signing import sign_manifest
 
 from .checkpoint import load_checkpoint
 from .fidelity import FidelityGate
-from .int8 import build_int8, calibration_cam_scale, labelled_inputs
+from .int8 import LabelledInputs, build_int8, calibration_cam_scale, labelled_inputs
 from .onnx import OPSET, ParityReport, check_parity, export_onnx, parity_inputs
 
 __all__ = ["ExportConfig", "ExportResult", "export_bundle", "file_entry"]
@@ -111,14 +109,16 @@ def export_bundle(config: ExportConfig, progress: Callable[[str], None] = lambda
     spec = config.input
     stride = model.cam_stride
     feats = model.features(torch.zeros(1, spec.channels, spec.height, spec.width))
-    outputs = OutputSpec(cam_stride=stride, cam_height=int(feats.shape[2]), cam_width=int(feats.shape[3]))
+    outputs = OutputSpec(cam_stride=stride, cam_height=int(feats.shape[2]), cam_width=int(feats.shape[3]),
+                         features="features")
     progress("exporting ONNX FP32 with the CAM")
     export_onnx(model, out / ONNX_FP32, spec, outputs)
     parity = check_parity(model, out / ONNX_FP32, parity_inputs(spec))
     if not parity.passed:
         raise CheckFailedError(
             f"the ONNX graph does not reproduce the torch model: max abs diff logits "
-            f"{parity.logits_max_abs_diff:.3g}, CAM {parity.cam_max_abs_diff:.3g}, identity "
+            f"{parity.logits_max_abs_diff:.3g}, CAM {parity.cam_max_abs_diff:.3g}, features "
+            f"{parity.features_max_abs_diff:.3g}, identity "
             f"{parity.identity_max_abs_diff:.3g} (tolerance {parity.tolerance:g}); the bundle in {out} "
             "is incomplete — report this with your torch/onnx versions"
         )
@@ -156,18 +156,26 @@ def export_bundle(config: ExportConfig, progress: Callable[[str], None] = lambda
                 cam_max_abs_diff=float(parity.cam_max_abs_diff),
                 identity_max_abs_diff=float(parity.identity_max_abs_diff),
                 tolerance=float(parity.tolerance),
+                features_max_abs_diff=float(parity.features_max_abs_diff),
             ),
         ),
         budgets=Budgets(),  # docs/design.md §9, for the reference machine (2 x86 cores, AVX2)
     )
+    with tempfile.TemporaryDirectory(prefix="gout-edge-calib-") as tmp:
+        progress("preparing calibration and fidelity images")
+        table, source = _calibration_table(config, Path(tmp))
+        data = labelled_inputs(table, config.input, config.preprocess, seed=config.calib_seed, source=source)
     failures: tuple[str, ...] = ()
     if config.int8:
-        manifest, failures = _add_int8(out, manifest, config, progress)
-    from .reference import add_reference_set  # the field-verification set (issue 7)
+        manifest, failures = _add_int8(out, manifest, data, config, progress)
+    from .reference import add_reference_set  # the field-verification set (docs/design.md §4)
+    from .scope import add_scope_guard  # docs/design.md §14
 
-    manifest = add_reference_set(out, manifest, config, progress)
-    if manifest.cam is None:  # no calibration images were prepared (no INT8): the reference set's FP32 CAMs
-        manifest = dataclasses.replace(manifest, cam=reference_cam_scale(Bundle(out, manifest)))
+    manifest = add_scope_guard(out, manifest, data, lambda name, role: file_entry(out, name, role), config.threads,
+                               progress)
+    progress("CAM colour scale on the calibration images")
+    manifest = dataclasses.replace(manifest, cam=calibration_cam_scale(out, manifest, data, config.threads))
+    manifest = add_reference_set(out, manifest, config, progress)  # last: it records every output above
     write_manifest(out, manifest)
     if config.sign_key is not None:
         sign_manifest(out, config.sign_key)
@@ -191,18 +199,12 @@ def _calibration_table(config: ExportConfig, workdir: Path) -> tuple[IndexTable,
 
 
 def _add_int8(
-    out: Path, manifest: Manifest, config: ExportConfig, progress: Callable[[str], None]
+    out: Path, manifest: Manifest, data: LabelledInputs, config: ExportConfig, progress: Callable[[str], None]
 ) -> tuple[Manifest, tuple[str, ...]]:
     """Quantize, measure and gate; drop the INT8 files when the gate fails and is not accepted."""
-    with tempfile.TemporaryDirectory(prefix="gout-edge-calib-") as tmp:
-        progress("preparing calibration and fidelity images")
-        table, source = _calibration_table(config, Path(tmp))
-        data = labelled_inputs(table, config.input, config.preprocess, seed=config.calib_seed, source=source)
     result = build_int8(
         out, manifest, data, lambda name, role: file_entry(out, name, role), config.gate, config.threads, progress
     )
-    progress("CAM colour scale on the calibration images")
-    manifest = dataclasses.replace(manifest, cam=calibration_cam_scale(out, manifest, data, config.threads))
     quantization = result.quantization
     files = manifest.files + result.files
     if result.failures:

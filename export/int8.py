@@ -50,6 +50,7 @@ class LabelledInputs:
     """Preprocessed images (N, 1, H, W) with labels and patient ids, split by patient."""
 
     calibration: np.ndarray
+    calibration_labels: np.ndarray
     fidelity: np.ndarray
     fidelity_labels: np.ndarray
     fidelity_patients: np.ndarray
@@ -85,11 +86,13 @@ def labelled_inputs(
         if fid_rows and len(fid_rows) + len(rows) > max_fidelity_images:
             break
         fid_rows.extend(rows)
-    calib = load_cache(table.subset(calib_rows), input_spec, preprocess).images[:, None]
+    calib_table = table.subset(calib_rows)
+    calib = load_cache(calib_table, input_spec, preprocess).images[:, None]
     fid_table = table.subset(fid_rows)
     fid = load_cache(fid_table, input_spec, preprocess).images[:, None]
     return LabelledInputs(
         calibration=calib,
+        calibration_labels=calib_table.labels,
         fidelity=fid,
         fidelity_labels=fid_table.labels,
         fidelity_patients=np.asarray([r.patient_id for r in fid_table.rows]),

@@ -82,21 +82,22 @@ class GoutResNet(nn.Module):
 
 
 class WithCam(nn.Module):
-    """Wraps a ``GoutResNet`` to return ``(logits, cam)``; the graph that is exported.
+    """Wraps a ``GoutResNet`` to return ``(logits, cam, features)``; the graph that is exported.
 
     ``cam = einsum("ck,nkhw->nchw", fc.weight, features)`` and ``logits = cam.mean((2,3)) +
     fc.bias``, which equals the model's logits (average pooling and the linear layer commute).
+    ``features`` is the pooled last feature map (N, C): what the scope guard measures distances on.
     """
 
     def __init__(self, model: GoutResNet) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         feats = self.model.features(x)
         cam = torch.einsum("ck,nkhw->nchw", self.model.fc.weight, feats)
         logits = cam.mean(dim=(2, 3)) + self.model.fc.bias
-        return logits, cam
+        return logits, cam, feats.mean(dim=(2, 3))
 
 
 def count_macs(model: GoutResNet, height: int, width: int) -> int:

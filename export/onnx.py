@@ -1,8 +1,9 @@
 """torch → ONNX FP32 with the CAM in the graph, checked against the torch model.
 
-The exported graph has one input (``input``, N×1×H×W, dynamic batch) and two outputs:
-``logits`` (N×2) and ``cam`` (N×2×h×w). Parity is measured on random and structured inputs, and
-the identity ``cam.mean((2,3)) + fc.bias == logits`` is checked on the ONNX outputs.
+The exported graph has one input (``input``, N×1×H×W, dynamic batch) and three outputs:
+``logits`` (N×2), ``cam`` (N×2×h×w) and ``features`` (N×C, the pooled last feature map the scope
+guard reads). Parity is measured on random and structured inputs, and the identity
+``cam.mean((2,3)) + fc.bias == logits`` is checked on the ONNX outputs.
 """
 
 from __future__ import annotations
@@ -32,14 +33,16 @@ class ParityReport:
     cam_max_abs_diff: float
     identity_max_abs_diff: float  # |cam.mean((2,3)) + fc.bias - logits| on the ONNX outputs
     tolerance: float
+    features_max_abs_diff: float = 0.0
 
     @property
     def passed(self) -> bool:
-        return max(self.logits_max_abs_diff, self.cam_max_abs_diff, self.identity_max_abs_diff) <= self.tolerance
+        worst = max(self.logits_max_abs_diff, self.cam_max_abs_diff, self.identity_max_abs_diff, self.features_max_abs_diff)
+        return worst <= self.tolerance
 
 
 def export_onnx(model: GoutResNet, path: Path, spec: InputSpec = InputSpec(), outputs: OutputSpec = OutputSpec()) -> Path:
-    """Export ``model`` with its CAM to ``path`` (one self-contained file)."""
+    """Export ``model`` with its CAM and pooled features to ``path`` (one self-contained file)."""
     wrapped = WithCam(model).eval()
     example = torch.zeros(2, spec.channels, spec.height, spec.width)
     # The dynamo exporter and its optimizer log each pass and warn about torchvision ops it
@@ -56,7 +59,7 @@ def export_onnx(model: GoutResNet, path: Path, spec: InputSpec = InputSpec(), ou
                 (example,),
                 str(path),
                 input_names=["input"],
-                output_names=[outputs.logits, outputs.cam],
+                output_names=[outputs.logits, outputs.cam, outputs.features or "features"],
                 dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=256)}},
                 opset_version=OPSET,
                 external_data=False,
@@ -99,20 +102,21 @@ def check_parity(model: GoutResNet, onnx_path: Path, inputs: np.ndarray, toleran
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    logits_diff = cam_diff = identity_diff = 0.0
+    logits_diff = cam_diff = identity_diff = features_diff = 0.0
     bias = model.fc.bias.detach().numpy()
     with torch.no_grad():
         wrapped = WithCam(model).eval()
         for start in range(0, len(inputs), 4):
             batch = np.ascontiguousarray(inputs[start : start + 4], dtype=np.float32)
             ref_logits = model(torch.from_numpy(batch)).numpy()
-            _, ref_cam = wrapped(torch.from_numpy(batch))
-            logits, cam = session.run(None, {"input": batch})
+            _, ref_cam, ref_features = wrapped(torch.from_numpy(batch))
+            logits, cam, features = session.run(None, {"input": batch})
             logits_diff = max(logits_diff, float(np.abs(logits - ref_logits).max()))
             cam_diff = max(cam_diff, float(np.abs(cam - ref_cam.numpy()).max()))
+            features_diff = max(features_diff, float(np.abs(features - ref_features.numpy()).max()))
             identity = cam.astype(np.float64).mean(axis=(2, 3)) + bias - logits
             identity_diff = max(identity_diff, float(np.abs(identity).max()))
-    return ParityReport(len(inputs), logits_diff, cam_diff, identity_diff, tolerance)
+    return ParityReport(len(inputs), logits_diff, cam_diff, identity_diff, tolerance, features_diff)
 
 
 def without_cam(model, logits: str = "logits"):

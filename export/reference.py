@@ -66,10 +66,13 @@ N_INPUTS = 24
 N_BORDERLINE = 6
 N_DICOM = 6
 N_PATIENTS = 3
+REFERENCE_OUT_OF_SCOPE_KINDS = ("cardiac_sector", "muscle", "abdominal", "doppler_carotid", "doppler_kidney",
+                                "off_joint", "depth_extreme", "document", "xray", "photo")
+SCOPE_MARGIN = 1.25  # an out-of-scope reference lies at least this many thresholds from the in-scope images
 MAX_SCREEN_WIDTH = 384  # px: keeps the set ≲ 1.5 MB while the frames still need ROI extraction
 POOL_MAX = 96
 PHANTOM_PATIENTS = 3
-SIZE_BUDGET_BYTES = 1_500_000
+SIZE_BUDGET_BYTES = 2_000_000  # with the out-of-scope screens
 
 Progress = Callable[[str], None]
 
@@ -242,6 +245,25 @@ def _doppler(frame: np.ndarray, roi: Sequence[int]) -> np.ndarray:
     return bgr
 
 
+def _out_of_scope_screens(out: Path, manifest: Manifest, threads: int | None) -> list[tuple[str, np.ndarray]]:
+    """With a scope guard: per out-of-scope category, the generated screen (shrunk like the others)
+    that the FP32 guard refuses by the widest margin, if that margin is at least ``SCOPE_MARGIN``."""
+    if manifest.scope is None:
+        return []
+    from gout_edge.calibration.phantom import generate_out_of_scope
+
+    images = generate_out_of_scope(seed=7, per_category=1, kinds=REFERENCE_OUT_OF_SCOPE_KINDS)
+    frames = [_shrink(image.screen) for image in images]
+    scored = run_reference(Bundle(out, manifest), frames, "onnxruntime", "fp32", threads)
+    assert scored.scope is not None
+    best: dict[str, int] = {}
+    for i in np.argsort(-scored.scope, kind="stable"):
+        category = images[i].category
+        if category not in best and not scored.blank[i] and scored.scope[i] >= SCOPE_MARGIN * manifest.scope.threshold:
+            best[category] = int(i)
+    return [(f"{images[i].category}/{images[i].kind}", frames[i]) for i in sorted(best.values())]
+
+
 # --------------------------------------------------------------------------------------------
 # the set
 
@@ -299,6 +321,10 @@ def build_reference_set(
     ):
         arrays[rid] = frame
         inputs.append(ReferenceInput(rid, INPUTS_NAME, kind, key=rid, selected_as=kind))
+    for kind, frame in _out_of_scope_screens(out, manifest, threads):
+        rid = f"ref{len(inputs):02d}"
+        arrays[rid] = frame
+        inputs.append(ReferenceInput(rid, INPUTS_NAME, "out-of-scope screen", key=rid, selected_as=f"out of scope: {kind}"))
     write_npz(out / INPUTS_NAME, arrays)
 
     engines = {role: EngineRef(b, pr) for role, (b, pr) in REFERENCE_ENGINES.items() if role in manifest.roles()}
@@ -322,6 +348,8 @@ def build_reference_set(
         u8, lo, scale = encode_cam(outputs.cam)
         expected.update({f"{role}.probability": outputs.probability, f"{role}.cam": u8,
                          f"{role}.cam_lo": lo, f"{role}.cam_scale": scale})
+        if outputs.scope is not None:
+            expected[f"{role}.scope"] = outputs.scope
         for pt in patients:  # float32 values, exact in JSON
             recorded[pt.name][role] = tuple(float(outputs.probability[index[i]]) for i in pt.inputs)
     if preprocessed is None:

@@ -28,7 +28,7 @@ class TorchEagerScorer:
 
     def score_prepared(self, frames: list[PreparedFrame]) -> list[FrameScore]:
         with torch.inference_mode():
-            logits, cam = self._model(torch.from_numpy(np.stack([f.tensor for f in frames])))
+            logits, cam, _ = self._model(torch.from_numpy(np.stack([f.tensor for f in frames])))
         p = float(torch.softmax(logits, 1)[0, 1])
         f = frames[0]
         return [FrameScore(p, p > 0.5, cam[0, 1].numpy(), f.roi, f.blank, f.colour)]

@@ -91,7 +91,7 @@ def test_export_writes_a_scale_and_a_bundle_without_one_derives_it_from_its_refe
                                                                                          caplog):
     result, _ = small_bundle
     exported = open_bundle(result.bundle)
-    assert exported.manifest.cam is not None and "reference set" in exported.manifest.cam.fitted_on  # no INT8 here
+    assert exported.manifest.cam is not None and "calibration images" in exported.manifest.cam.fitted_on
     assert cam_scale_for(exported) == exported.manifest.cam
 
     old = tmp_path / "old"  # a bundle made before the cam section existed
@@ -104,7 +104,8 @@ def test_export_writes_a_scale_and_a_bundle_without_one_derives_it_from_its_refe
     legacy = open_bundle(old)
     derived = cam_scale_for(legacy)
     assert derived is not None and "derived on opening" in derived.fitted_on
-    assert (derived.lo, derived.hi) == (exported.manifest.cam.lo, exported.manifest.cam.hi)
+    want = reference_cam_scale(legacy)  # the FP32 CAMs of its reference set
+    assert (derived.lo, derived.hi) == (want.lo, want.hi)
     assert cam_scale_for(legacy) is derived  # once per bundle, never per frame
 
     bare = Bundle(old, dataclasses.replace(legacy.manifest, reference=None,
@@ -129,7 +130,7 @@ def test_export_fits_the_scale_on_the_calibration_images(small_bundle):
     m = result.manifest
     rng = np.random.default_rng(1)
     images = rng.normal(0, 1, (12, 1, m.input.height, m.input.width)).astype(np.float32)
-    data = LabelledInputs(images, images[:2], np.zeros(2), np.array(["a", "b"]), {"source": "test phantoms"})
+    data = LabelledInputs(images, np.zeros(12), images[:2], np.zeros(2), np.array(["a", "b"]), {"source": "test phantoms"})
     scale = calibration_cam_scale(result.bundle, m, data)
     assert scale.hi > scale.lo >= 0.0 and scale.fitted_on.startswith("12 INT8 calibration images (test phantoms)")
 

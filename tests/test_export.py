@@ -29,7 +29,7 @@ def test_export_parity_for_each_ablation_depth(tmp_path, blocks):
     assert result.parity.logits_max_abs_diff <= 1e-4 and result.parity.cam_max_abs_diff <= 1e-4
     session = _ort(result.bundle / "model.fp32.onnx")
     x = np.random.default_rng(1).standard_normal((3, 1, SMALL.height, SMALL.width)).astype(np.float32)
-    logits, cam = session.run(None, {"input": x})
+    logits, cam, _features = session.run(None, {"input": x})
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(logits, expected, atol=1e-4)
@@ -97,7 +97,7 @@ def test_torchvision_checkpoint_with_rgb_stem_exports_and_reproduces_logits_and_
     result = export_bundle(ExportConfig(path, tmp_path / "b", input=SMALL, int8=False))
     assert result.folded_rgb_stem and result.manifest.model.blocks == 3
     grey = np.random.default_rng(0).standard_normal((2, 1, SMALL.height, SMALL.width)).astype(np.float32)
-    logits, cam = _ort(result.bundle / "model.fp32.onnx").run(None, {"input": grey})
+    logits, cam, _features = _ort(result.bundle / "model.fp32.onnx").run(None, {"input": grey})
     with torch.no_grad():
         rgb = torch.from_numpy(grey).repeat(1, 3, 1, 1)
         np.testing.assert_allclose(logits, reference(rgb).numpy(), atol=1e-4)
@@ -112,7 +112,7 @@ def test_cam_equals_grad_cam_on_last_stage_up_to_positive_scale(small_bundle):
     x = torch.from_numpy(np.random.default_rng(5).standard_normal((1, 1, SMALL.height, SMALL.width)).astype(np.float32))
     feats = model.features(x).detach().requires_grad_(True)
     logits = model.fc(feats.mean((2, 3)))
-    _, onnx_cam = _ort(result.bundle / "model.fp32.onnx").run(None, {"input": x.numpy()})
+    _, onnx_cam, _features = _ort(result.bundle / "model.fp32.onnx").run(None, {"input": x.numpy()})
     for c in (0, 1):
         (grad,) = torch.autograd.grad(logits[0, c], feats, retain_graph=True)
         alpha = grad.mean((2, 3), keepdim=True)

@@ -72,7 +72,7 @@ def test_a_failed_gate_exits_1_and_keeps_only_fp32(toy):
     with pytest.raises(CheckFailedError, match="mean CAM correlation .* < 1.5"):
         export_bundle(config)
     bundle = open_bundle(root / "strict")  # still a valid bundle: FP32 only, with the record
-    assert set(bundle.manifest.roles()) - {"reference"} == {"onnx-fp32"}
+    assert set(bundle.manifest.roles()) - {"reference"} == {"onnx-fp32", "scope-guard"}
     assert bundle.manifest.quantization.passed is False
     assert bundle.manifest.quantization.accepted_by_user is False
     assert not (root / "strict" / "model.int8.onnx").exists()

@@ -27,10 +27,12 @@ def test_cam_identity_holds_in_torch():
     model = GoutResNet(3).eval()
     x = torch.randn(2, 1, 64, 128)
     with torch.no_grad():
-        logits, cam = WithCam(model)(x)
+        logits, cam, pooled = WithCam(model)(x)
         assert torch.allclose(logits, model(x), atol=1e-5)
         assert torch.allclose(cam.mean((2, 3)) + model.fc.bias, logits, atol=1e-5)
+        assert torch.allclose(model.fc(pooled), logits, atol=1e-5)  # the scope guard's features feed the head
     assert cam.shape == (2, 2, 4, 8)
+    assert pooled.shape == (2, 256)
 
 
 def test_unsupported_blocks_are_refused():

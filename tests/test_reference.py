@@ -18,7 +18,7 @@ from gout_edge.edge_runtime.reference_set import load_expected, load_reference_f
 from gout_edge.edge_runtime.verify import verify_bundle
 from gout_edge.export.build import ExportConfig, export_bundle
 from gout_edge.export.model import GoutResNet
-from gout_edge.export.reference import select_reference
+from gout_edge.export.reference import SIZE_BUDGET_BYTES, select_reference
 from gout_edge.reference import EXPECTED_NAME, INPUTS_NAME, write_npz
 
 
@@ -40,7 +40,7 @@ def test_every_bundle_carries_a_hashed_compact_reference_set(small_bundle):
     on_disk = {p.relative_to(root).as_posix() for p in (root / "reference").iterdir()}
     assert on_disk == set(listed) and {INPUTS_NAME, EXPECTED_NAME} <= on_disk
     assert all(sha256_file(root / p) == e.sha256 for p, e in listed.items())
-    assert sum(e.size for e in listed.values()) == ref.size_bytes <= 1_500_000
+    assert sum(e.size for e in listed.values()) == ref.size_bytes <= SIZE_BUDGET_BYTES
 
     with np.load(root / INPUTS_NAME, allow_pickle=False) as z:
         assert all(z[k].dtype == np.uint8 for k in z.files)

@@ -29,12 +29,15 @@ from gout_edge.errors import UsageError
 DECISION = DecisionSpec(patient_threshold=0.3, calibrated=True, min_key_frames=3, source="test")
 
 
-def calibrated_copy(small_bundle, dest: Path, decision: DecisionSpec = DECISION) -> Path:
-    """A copy of the session's small bundle with a patient threshold (hashes stay valid)."""
+def calibrated_copy(small_bundle, dest: Path, decision: DecisionSpec = DECISION, scope: bool = False) -> Path:
+    """A copy of the session's small bundle with a patient threshold (hashes stay valid). Its
+    random-weight model finds every phantom screen out of scope, so the scope guard is left out
+    unless asked for (tests/test_scope.py sets its threshold)."""
     result, _ = small_bundle
     if not dest.exists():
         shutil.copytree(result.bundle, dest)
-        write_manifest(dest, dataclasses.replace(result.manifest, decision=decision))
+        m = result.manifest
+        write_manifest(dest, dataclasses.replace(m, decision=decision, scope=m.scope if scope else None))
     return dest
 
 

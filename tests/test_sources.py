@@ -209,11 +209,17 @@ def test_ultrasound_regions_are_clipped_to_the_image_and_fall_back_when_implausi
     regions = [region(0, 0, 319, 239, data_type=3), region(0, 0, 319, 239, spatial=2), region(40, 30, 279, 199), region(5, 5, 30, 25)]
     (f,) = frames_of(open_source("dicom", write_dicom(tmp_path / "ok.dcm", [grey], regions=regions)))
     assert f.roi == Roi(40, 30, 280, 200) and f.pixel_mm == pytest.approx(0.05)
-    # a down-sampled export: the region reaches past Rows × Columns and is clipped
+    # the one-past-the-end column and row given as the inclusive corner: clipped
     with caplog.at_level(logging.WARNING):
-        (f,) = frames_of(open_source("dicom", write_dicom(tmp_path / "big.dcm", [grey], regions=[region(40, 30, 639, 479)])))
+        (f,) = frames_of(open_source("dicom", write_dicom(tmp_path / "edge.dcm", [grey], regions=[region(40, 30, 320, 240)])))
     assert f.roi == Roi(40, 30, 320, 240)
     assert "clipped" in caplog.text and "DOE" not in caplog.text and "PX1" not in caplog.text
+    # a down-sampled export: regions declared for 640 × 480 on a 320 × 240 image are rescaled by 1/2
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        (f,) = frames_of(open_source("dicom", write_dicom(tmp_path / "big.dcm", [grey], regions=[region(40, 30, 639, 479)])))
+    assert f.roi == Roi(20, 15, 320, 240) and f.pixel_mm == pytest.approx(0.1)
+    assert "rescaled by 1/2" in caplog.text and "DOE" not in caplog.text and "PX1" not in caplog.text
     # a region wholly outside the image: nothing plausible is left, the image is analysed instead
     caplog.clear()
     with caplog.at_level(logging.WARNING):

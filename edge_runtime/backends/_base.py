@@ -9,7 +9,7 @@ import numpy as np
 
 from ..bundle import Bundle
 
-__all__ = ["Backend", "Prediction", "Session", "SessionOptions", "softmax_abnormal"]
+__all__ = ["Backend", "Prediction", "Session", "SessionOptions", "output_names", "softmax_abnormal"]
 
 @dataclass(frozen=True)
 class SessionOptions:
@@ -20,11 +20,13 @@ class SessionOptions:
 
 @dataclass(frozen=True)
 class Prediction:
-    """Outputs for a batch: abnormal-class probability (N,), its CAM (N, h, w) and raw logits (N, 2)."""
+    """Outputs for a batch: abnormal-class probability (N,), its CAM (N, h, w), raw logits (N, 2)
+    and, when the graph has them (``OutputSpec.features``), the pooled features (N, C)."""
 
     probability: np.ndarray
     cam: np.ndarray
     logits: np.ndarray
+    features: np.ndarray | None = None
 
 
 class Session(Protocol):
@@ -45,7 +47,13 @@ class Backend(Protocol):
     def open(self, bundle: Bundle, options: SessionOptions) -> Session: ...
 
 
-def softmax_abnormal(logits: np.ndarray, cam: np.ndarray, abnormal_index: int) -> Prediction:
+def output_names(outputs) -> list[str]:
+    """The graph outputs a session fetches, in order: logits, CAM and, when present, features."""
+    return [outputs.logits, outputs.cam] + ([outputs.features] if outputs.features else [])
+
+
+def softmax_abnormal(logits: np.ndarray, cam: np.ndarray, abnormal_index: int,
+                     features: np.ndarray | None = None) -> Prediction:
     z = logits.astype(np.float64)
     z = z - z.max(axis=1, keepdims=True)
     p = np.exp(z)
@@ -54,4 +62,5 @@ def softmax_abnormal(logits: np.ndarray, cam: np.ndarray, abnormal_index: int) -
         probability=p[:, abnormal_index].astype(np.float32),
         cam=np.ascontiguousarray(cam[:, abnormal_index]),
         logits=logits,
+        features=None if features is None else np.asarray(features, np.float32),
     )

@@ -10,7 +10,7 @@ from gout_edge.errors import BackendUnavailableError, BundleError
 
 from ..bundle import Bundle
 from . import ROLES, model_role
-from ._base import Prediction, SessionOptions, softmax_abnormal
+from ._base import Prediction, SessionOptions, output_names, softmax_abnormal
 
 
 class OnnxRuntimeSession:
@@ -39,13 +39,12 @@ class OnnxRuntimeSession:
         self.precision = options.precision
         # The checked bytes, not the path: a file swapped on disk after open_bundle is never run.
         self._session = ort.InferenceSession(bundle.model_bytes(role), so, providers=["CPUExecutionProvider"])
-        outs = bundle.manifest.outputs
-        self._outputs = [outs.logits, outs.cam]
+        self._outputs = output_names(bundle.manifest.outputs)
         self._abnormal = bundle.manifest.model.abnormal_index
 
     def run(self, batch: np.ndarray) -> Prediction:
-        logits, cam = self._session.run(self._outputs, {"input": np.ascontiguousarray(batch, dtype=np.float32)})
-        return softmax_abnormal(logits, cam, self._abnormal)
+        logits, cam, *features = self._session.run(self._outputs, {"input": np.ascontiguousarray(batch, dtype=np.float32)})
+        return softmax_abnormal(logits, cam, self._abnormal, features[0] if features else None)
 
     def close(self) -> None:
         self._session = None

@@ -18,7 +18,7 @@ from gout_edge.errors import BackendUnavailableError, BundleError
 
 from ..bundle import Bundle
 from . import ROLES, model_role
-from ._base import Prediction, SessionOptions, softmax_abnormal
+from ._base import Prediction, SessionOptions, output_names, softmax_abnormal
 
 
 def default_cache_dir() -> Path:
@@ -62,14 +62,13 @@ class OpenVinoSession:
         self.precision = options.precision
         self._compiled = core.compile_model(model, "CPU", config)
         self._request = self._compiled.create_infer_request()
-        outs = bundle.manifest.outputs
-        self._logits = self._compiled.output(outs.logits)
-        self._cam = self._compiled.output(outs.cam)
+        self._outputs = [self._compiled.output(name) for name in output_names(bundle.manifest.outputs)]
         self._abnormal = bundle.manifest.model.abnormal_index
 
     def run(self, batch: np.ndarray) -> Prediction:
         result = self._request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
-        return softmax_abnormal(np.array(result[self._logits]), np.array(result[self._cam]), self._abnormal)
+        logits, cam, *features = (np.array(result[o]) for o in self._outputs)
+        return softmax_abnormal(logits, cam, self._abnormal, features[0] if features else None)
 
     def close(self) -> None:
         self._request = None

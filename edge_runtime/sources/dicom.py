@@ -3,10 +3,32 @@
 Every file is checked before the first frame is scored — readable, an image, a transfer syntax an
 installed decoder handles, an ultrasound SOP class — so an exam never stops half-way on a bad
 file. Frames come out grouped by patient and study (``Frame.group``), in series and instance
-order, as uint8 grey (MONOCHROME1 inverted) or BGR (RGB, YBR_FULL, YBR_FULL_422 and PALETTE
-COLOR converted). A Sequence of Ultrasound Regions gives the B-mode region: the largest 2-D
-tissue region, clipped to the image (real exports declare regions beyond Rows × Columns) and
-dropped for image analysis when what is left is implausible.
+order, as uint8 grey or BGR (RGB, YBR_FULL, YBR_FULL_422 and PALETTE COLOR converted), the same
+pixels whatever the byte order or transfer syntax (``decode_frames``):
+
+- PALETTE COLOR: the lookup tables are read in the file's byte order (pydicom's
+  ``apply_color_lut`` reads non-segmented 16-bit tables in the machine's, which turned a
+  big-endian file into a blank frame) and scaled to 8 bits by the tables' own bit depth.
+- MONOCHROME1/2 with a VOI LUT Sequence or a window (Window Center/Width) are shown as the
+  scanner showed them: modality LUT or rescale, then pydicom's ``apply_voi_lut`` (the LUT
+  preferred), the VOI output range mapped onto 0–255, then MONOCHROME1 inverted. Without either,
+  stored values are scaled by Bits Stored (``to_uint8``). Per-frame VOI of enhanced multi-frame
+  objects is not read.
+- Files without File Meta Information are decoded in the encoding pydicom detected; deflated
+  files are inflated by pydicom first.
+
+A Sequence of Ultrasound Regions gives the B-mode region (``ultrasound_region``): the largest 2-D
+tissue region. Regions a pixel or two past Rows × Columns are clipped (exports give the
+one-past-the-end column as the inclusive corner). Regions well past it were declared for a larger
+frame: when the image is a standard scanner frame size uniformly reduced by a simple factor and
+the regions fit that size, they are rescaled with it; otherwise they are ignored and the image is
+analysed, as for a file without regions. What is left must be a plausible region, or the image is
+analysed as well.
+
+The protocol view (dorsal, medial, plantar) is read from the tags — View Code Sequence's Code
+Meaning, then View Name, Image Comments, Series Description, Protocol Name: the first naming
+exactly one view — and appended to each frame's origin as ``IM0001.dcm [medial]``
+(``frame_origin``), where ``vote.view_of`` finds it. Only the view word leaves the tags.
 
 Decoders are pydicom's plugins: native and RLE always, JPEG Baseline/Extended and JPEG 2000 with
 pillow, the rest with pylibjpeg, pyjpegls or python-gdcm when installed; a file whose decoder
@@ -24,15 +46,18 @@ folder in which no file gives a frame is an ``InputError`` listing why.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import math
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 from pydicom import uid
 
-from gout_edge.bundle import PreprocessSpec
+from gout_edge.bundle import DecisionSpec, PreprocessSpec
 from gout_edge.errors import InputError
 
 from ..dicom_identity import SourceInstance, StudyIdentity
@@ -46,9 +71,11 @@ __all__ = [
     "RegionInfo",
     "check_decoder",
     "decode_frames",
+    "frame_origin",
     "is_dicom_file",
     "read_dicom_file",
     "ultrasound_region",
+    "view_from_tags",
 ]
 
 log = logging.getLogger(__name__)
@@ -86,6 +113,16 @@ _INSTALL_HINTS = (
 )
 
 
+# Frame sizes (width, height) a scanner declares its regions for when it exports a reduced image:
+# VGA to UXGA (4:3, 5:4), HD video (16:9) and digitised PAL and NTSC video.
+DECLARED_SIZES = ((640, 480), (800, 600), (1024, 768), (1280, 960), (1280, 1024), (1600, 1200),
+                  (1280, 720), (1920, 1080), (720, 576), (720, 480))
+# The uniform reductions tried, the mildest first; the first under which the regions fit is the
+# one, and it must turn a size of DECLARED_SIZES into the image's (±1 px), or the regions are ignored.
+REDUCTIONS = (Fraction(3, 4), Fraction(2, 3), Fraction(1, 2), Fraction(1, 3), Fraction(1, 4))
+_TISSUE_2D = (1, 1)  # RegionSpatialFormat 2D, RegionDataType tissue
+
+
 @dataclass(frozen=True)
 class RegionInfo:
     """The B-mode region a file declares: ``roi`` (clipped; None when absent or implausible)."""
@@ -95,6 +132,7 @@ class RegionInfo:
     declared: bool  # the file has a 2-D tissue region
     clipped: bool  # it reached past Rows × Columns
     note: str
+    scale: Fraction | None = None  # the regions were declared for a frame this much larger, and rescaled
 
 
 @dataclass(frozen=True)
@@ -120,6 +158,7 @@ class DicomFile:
     region: RegionInfo
     sop_uid: str = ""
     study: StudyIdentity | None = field(default=None, repr=False)  # patient and study, for DICOM results
+    view: str | None = None  # the protocol view the tags name (``view_from_tags``)
 
     @property
     def group(self) -> str:
@@ -168,42 +207,149 @@ def _float(value: object) -> float | None:
 
 
 def ultrasound_region(ds: object, rows: int, columns: int, min_fraction: float | None = None) -> RegionInfo:
-    """The largest 2-D tissue region of the Sequence of Ultrasound Regions, clipped to the image.
+    """The largest 2-D tissue region of the Sequence of Ultrasound Regions, fitted to the image.
 
     Corners are inclusive in DICOM; the ``Roi`` is end-exclusive. Pixel spacing in mm comes from
-    PhysicalDeltaX when its unit is cm (3).
+    PhysicalDeltaX when its unit is cm (3). The rule for regions that do not fit the image, from
+    the furthest right and bottom any region of the file reaches (its extent; all regions of a
+    file share one frame, Doppler and graphics regions included):
+
+    - an extent at most 2 px or 2 % past the image: clipped (exports often give the
+      one-past-the-end column as the inclusive corner);
+    - further past it: the regions were declared for a larger frame. The mildest reduction of
+      ``REDUCTIONS`` (3/4, 2/3, 1/2, 1/3, 1/4) under which the extent fits the image is taken,
+      and accepted only when it is uniform — the image's Columns × Rows is a size of
+      ``DECLARED_SIZES`` times that factor (±1 px) on both axes, e.g. 640×480 → 320×240 at 1/2 —
+      and that size holds the extent. The regions, and the pixel spacing, are then rescaled by it;
+    - otherwise the regions are ignored (``roi`` None) and the image is analysed, as when a file
+      declares none. An image uniformly enlarged from the declared size cannot be told from one
+      whose regions fit, and is taken as it is.
     """
     if min_fraction is None:
         min_fraction = PreprocessSpec().roi_min_area_fraction
     items = getattr(ds, "SequenceOfUltrasoundRegions", None) or []
-    best: tuple[int, Roi, Roi, object] | None = None
+    declared: list[tuple[Roi, bool, object]] = []  # every region with corners: (raw, 2-D tissue?, item)
     for item in items:
-        if _int(item.get("RegionSpatialFormat")) != 1 or _int(item.get("RegionDataType")) != 1:
-            continue  # Doppler, M-mode, waveform, graphics
         try:
             raw = Roi(int(item.RegionLocationMinX0), int(item.RegionLocationMinY0),
                       int(item.RegionLocationMaxX1) + 1, int(item.RegionLocationMaxY1) + 1)
         except (AttributeError, TypeError, ValueError):
             continue
-        roi = raw.clip(rows, columns)
+        kind = (_int(item.get("RegionSpatialFormat")), _int(item.get("RegionDataType")))
+        declared.append((raw, kind == _TISSUE_2D, item))  # Doppler, M-mode, waveform, graphics: not tissue
+    tissue = [(raw, item) for raw, is_tissue, item in declared if is_tissue]
+    if not tissue:
+        return RegionInfo(None, None, False, False, "no 2-D tissue region declared")
+    x_end = max(raw.x1 for raw, _, _ in declared)
+    y_end = max(raw.y1 for raw, _, _ in declared)
+    scale: Fraction | None = None
+    if not (_nearly_within(x_end, columns) and _nearly_within(y_end, rows)):
+        found = _uniform_reduction(x_end, y_end, rows, columns)
+        if found is None:
+            return RegionInfo(None, None, True, True,
+                              f"ignored: the regions reach to {x_end}×{y_end} px, past the {columns}×{rows} image, and no "
+                              "uniform reduction of a standard frame size (" + ", ".join(f"{w}×{h}" for w, h in DECLARED_SIZES[:4])
+                              + ", …) gives this image; the image is analysed instead")
+        scale, size = found
+    best: tuple[int, Roi, Roi, Roi, object] | None = None
+    for raw, item in tissue:
+        fitted = _rescaled(raw, scale) if scale is not None else raw
+        roi = fitted.clip(rows, columns)
         area = max(0, roi.width) * max(0, roi.height)
         if best is None or area > best[0]:
-            best = (area, roi, raw, item)
-    if best is None:
-        return RegionInfo(None, None, False, False, "no 2-D tissue region declared")
-    area, roi, raw, item = best
+            best = (area, roi, fitted, raw, item)
+    assert best is not None
+    area, roi, fitted, raw, item = best
     pixel_mm = None
     if _int(item.get("PhysicalUnitsXDirection")) == 3:
         delta = _float(item.get("PhysicalDeltaX"))  # VM 1; anything else is ignored
         pixel_mm = delta * 10.0 if delta is not None and 0 < delta < 1e3 else None
-    clipped = roi != raw
+    if pixel_mm is not None and scale is not None:
+        pixel_mm /= float(scale)  # a reduced image has larger pixels
+    clipped = roi != fitted or scale is not None
     if area <= 0 or not roi.is_plausible(rows, columns, min_fraction):
         return RegionInfo(None, pixel_mm, True, clipped,
-                          f"declared region {raw.x0},{raw.y0}–{raw.x1 - 1},{raw.y1 - 1} leaves "
+                          f"declared region {raw.x0},{raw.y0}–{raw.x1 - 1},{raw.y1 - 1}"
+                          + (f" (rescaled by {scale})" if scale is not None else "") + " leaves "
                           f"{max(0, roi.width)}×{max(0, roi.height)} px inside the {columns}×{rows} image; "
-                          "the image is analysed instead")
-    note = "declared region" + (f", clipped to the {columns}×{rows} image" if clipped else "")
-    return RegionInfo(roi, pixel_mm, True, clipped, note)
+                          "the image is analysed instead", scale)
+    if scale is not None:
+        note = (f"rescaled by {scale}: the regions were declared for a {size[0]}×{size[1]} frame and the image "
+                f"is {columns}×{rows}")
+    else:
+        note = "declared region" + (f", clipped to the {columns}×{rows} image" if clipped else "")
+    return RegionInfo(roi, pixel_mm, True, clipped, note, scale)
+
+
+def _nearly_within(extent: int, side: int) -> bool:
+    """An extent (end-exclusive) at most 2 px or 2 % past the image's side: clipped, not rescaled."""
+    return extent <= side + max(2, side // 50)
+
+
+def _uniform_reduction(x_end: int, y_end: int, rows: int, columns: int) -> tuple[Fraction, tuple[int, int]] | None:
+    """The factor and declared frame size (width, height) of ``ultrasound_region``'s rule, or None."""
+    factor = next((f for f in REDUCTIONS if x_end * f <= columns + 1 and y_end * f <= rows + 1), None)
+    if factor is None:
+        return None
+    for width, height in DECLARED_SIZES:
+        if (abs(width * factor - columns) <= 1 and abs(height * factor - rows) <= 1
+                and _nearly_within(x_end, width) and _nearly_within(y_end, height)):
+            return factor, (width, height)
+    return None
+
+
+def _rescaled(raw: Roi, scale: Fraction) -> Roi:
+    """A declared region on the reduced image: corners outwards to whole pixels."""
+    return Roi(math.floor(raw.x0 * scale), math.floor(raw.y0 * scale), math.ceil(raw.x1 * scale), math.ceil(raw.y1 * scale))
+
+
+# -- views ------------------------------------------------------------------------------------
+
+_VIEW_TAGS = ("ViewName", "ImageComments", "SeriesDescription", "ProtocolName")
+
+
+def _views_named(text: str, views: Sequence[str]) -> list[str]:
+    """The views ``text`` names as whole words (as ``vote.view_of`` reads an origin)."""
+    words = set(re.split(r"[^a-z]+", text.lower()))
+    return [v for v in views if v in words]
+
+
+def view_from_tags(ds: object, views: Sequence[str] | None = None) -> str | None:
+    """The protocol view a file's tags name: View Code Sequence's Code Meaning, then View Name,
+    Image Comments, Series Description and Protocol Name — the first naming exactly one of
+    ``views`` (default: the protocol's dorsal, medial, plantar) wins; a tag naming none or several
+    is passed over. None when no tag names one. A value that cannot be read counts as absent."""
+    views = tuple(DecisionSpec().views if views is None else views)
+    texts: list[object] = []
+    try:
+        codes = ds.get("ViewCodeSequence") or []  # type: ignore[attr-defined]
+        if codes:
+            texts.append(codes[0].get("CodeMeaning"))
+    except Exception:  # a damaged sequence: the view is only a hint, the image still counts
+        pass
+    for keyword in _VIEW_TAGS:
+        try:
+            texts.append(ds.get(keyword))  # type: ignore[attr-defined]
+        except Exception:  # a value pydicom cannot convert: as if absent
+            continue
+    for text in texts:
+        if text is None:
+            continue
+        found = _views_named(str(text), views)
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
+def frame_origin(rel: str, file: DicomFile, frame: int | None = None) -> str:
+    """Where a frame came from, for the journal and the report: ``rel`` (a still) or
+    ``rel frame K`` (frame K of a cine, from 1), followed by `` [view]`` when the tags name a view
+    that ``rel`` does not already name (``IM0001.dcm [medial]``). A file name naming another view
+    keeps both, so the frame's view counts as unknown."""
+    origin = rel if frame is None or file.frames == 1 else f"{rel} frame {frame}"
+    if file.view is None or _views_named(rel, DecisionSpec().views) == [file.view]:
+        return origin
+    return f"{origin} [{file.view}]"
 
 
 def check_decoder(transfer_syntax: str, where: str) -> None:
@@ -293,8 +439,8 @@ def _read_header(path: Path, strict_image: bool) -> DicomFile | None:
             f"DICOM file {name} is damaged or truncated: it has no Rows and Columns, although its SOP class "
             "is an image or unknown; export the image again"
         )
-    if not syntax:  # files without meta information: assume the DICOM default
-        syntax = "1.2.840.10008.1.2"
+    if not syntax:  # files without meta information: the encoding pydicom found while reading
+        syntax = _syntax_of_encoding(ds)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper().strip()
     if photometric not in PHOTOMETRICS:
         raise InputError(f"DICOM file {name} has photometric interpretation {photometric[:40]!r}; expected one of {', '.join(PHOTOMETRICS)}")
@@ -327,12 +473,26 @@ def _read_header(path: Path, strict_image: bool) -> DicomFile | None:
         region=ultrasound_region(ds, rows, columns),
         sop_uid=str(ds.get("SOPInstanceUID", "") or ""),
         study=StudyIdentity.from_dataset(ds),
+        view=view_from_tags(ds),
     )
 
 
+def _syntax_of_encoding(ds: object) -> str:
+    """The transfer syntax of a file without File Meta Information, from the encoding pydicom
+    detected (implicit VR little endian, the DICOM default, when it could not tell)."""
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if little is False:
+        return uid.ExplicitVRBigEndian
+    if implicit is False:
+        return uid.ExplicitVRLittleEndian
+    return uid.ImplicitVRLittleEndian
+
+
 def decode_frames(file: DicomFile) -> Iterator[np.ndarray]:
-    """The file's frames, one at a time, as uint8 grey or BGR (``InputError`` naming the file and
-    the frame when decoding fails, or when the file gives fewer frames than it declares)."""
+    """The file's frames, one at a time, as uint8 grey or BGR as the scanner showed them (palette
+    applied, VOI LUT or window applied, MONOCHROME1 inverted; see the module's docstring), the same
+    pixels whatever the byte order or transfer syntax. ``InputError`` naming the file and the frame
+    when decoding fails, or when the file gives fewer frames than it declares."""
     import pydicom
     from pydicom.pixels import iter_pixels
 
@@ -340,10 +500,19 @@ def decode_frames(file: DicomFile) -> Iterator[np.ndarray]:
     limit_pillow()
     produced = 0
     try:
-        lut_ds = pydicom.dcmread(file.path, stop_before_pixels=True, force=True) if file.photometric == "PALETTE COLOR" else None
-        for arr in iter_pixels(file.path, as_rgb=True):  # frames are decoded one at a time
+        if file.transfer_syntax == uid.DeflatedExplicitVRLittleEndian:
+            # pydicom inflates a deflated file only when it reads the whole dataset
+            header = pydicom.dcmread(file.path, force=True)
+            frames = iter_pixels(header, as_rgb=True)
+        else:
+            header = (pydicom.dcmread(file.path, stop_before_pixels=True, force=True)
+                      if file.photometric in _NEEDS_HEADER else None)
+            # the syntax named: files without File Meta Information have none of their own
+            frames = iter_pixels(file.path, as_rgb=True, transfer_syntax_uid=file.transfer_syntax)
+        display = _Display(file, header)
+        for arr in frames:  # frames are decoded one at a time
             produced += 1
-            yield _to_display(arr, file, lut_ds)
+            yield display(arr)
     except InputError:
         raise
     except Exception as exc:
@@ -359,30 +528,138 @@ def decode_frames(file: DicomFile) -> Iterator[np.ndarray]:
         )
 
 
+_NEEDS_HEADER = ("PALETTE COLOR", "MONOCHROME1", "MONOCHROME2")  # lookup tables, windows
+
+
 def _syntax_name(uid: str) -> str:
     from pydicom.uid import UID
 
     return f"{UID(uid).name} ({uid})"
 
 
-def _to_display(arr: np.ndarray, file: DicomFile, lut_ds: object) -> np.ndarray:
-    if file.photometric == "PALETTE COLOR":
-        from pydicom.pixels import apply_color_lut
+class _Display:
+    """Decoded frames of one file → uint8 grey or BGR as the scanner showed them."""
 
-        arr = apply_color_lut(arr, lut_ds)
-        if arr.dtype != np.uint8:  # 16-bit lookup tables
-            arr = (arr.astype(np.float32) * (255.0 / 65535.0) + 0.5).astype(np.uint8)
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim == 3:
-        # pydicom converts YBR to RGB on decoding (as_rgb=True)
-        return cv2.cvtColor(np.ascontiguousarray(to_uint8(arr[..., :3], file.bits_stored)), cv2.COLOR_RGB2BGR)
-    if arr.ndim != 2:
-        raise InputError(f"DICOM file {file.name} gives pixel arrays of shape {arr.shape}; expected one image per frame")
-    grey = to_uint8(arr, file.bits_stored)
-    if file.photometric == "MONOCHROME1":  # 0 is white
-        grey = 255 - grey
-    return np.ascontiguousarray(grey)
+    def __init__(self, file: DicomFile, header: object) -> None:
+        self.file = file
+        self.header = header
+        self.palette: object | None = None
+        self.palette_full = 65535.0
+        self.voi: tuple[float, float] | None = None  # the VOI output range mapped onto 0–255
+        if header is None:
+            return
+        if file.photometric == "PALETTE COLOR":
+            self.palette, self.palette_full = _native_palette(header, file)
+        elif file.photometric in ("MONOCHROME1", "MONOCHROME2"):
+            self.voi = _voi_range(header)
+
+    def __call__(self, arr: np.ndarray) -> np.ndarray:
+        file = self.file
+        if self.palette is not None:
+            from pydicom.pixels import apply_color_lut
+
+            arr = apply_color_lut(arr, self.palette)
+            if arr.dtype != np.uint8:  # 16-bit lookup tables
+                arr = (arr.astype(np.float32) * (255.0 / self.palette_full) + 0.5).astype(np.uint8)
+        if arr.ndim == 3 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        if arr.ndim == 3:
+            # pydicom converts YBR to RGB on decoding (as_rgb=True)
+            return cv2.cvtColor(np.ascontiguousarray(to_uint8(arr[..., :3], file.bits_stored)), cv2.COLOR_RGB2BGR)
+        if arr.ndim != 2:
+            raise InputError(f"DICOM file {file.name} gives pixel arrays of shape {arr.shape}; expected one image per frame")
+        grey = self._voi(arr) if self.voi is not None else None
+        if grey is None:
+            grey = to_uint8(arr, file.bits_stored)
+        if file.photometric == "MONOCHROME1":  # 0 is white
+            grey = 255 - grey
+        return np.ascontiguousarray(grey)
+
+    def _voi(self, arr: np.ndarray) -> np.ndarray | None:
+        """Modality LUT or rescale, then the VOI LUT (preferred) or window, mapped onto 0–255; None
+        (stored values scaled by Bits Stored) when the file's VOI cannot be applied."""
+        from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+        assert self.voi is not None
+        lo, hi = self.voi
+        try:
+            x = apply_modality_lut(arr, self.header)
+            if x.dtype.kind == "f" and self.header.get("VOILUTSequence"):  # type: ignore[attr-defined]
+                x = np.rint(x).astype(np.int64)  # LUT input values are whole numbers
+            y = apply_voi_lut(x, self.header, prefer_lut=True)
+        except Exception as exc:  # a window pydicom refuses (width < 1, unknown function…): shown unwindowed
+            log.warning("%s: its VOI LUT or window cannot be applied (%s); stored values are scaled by Bits Stored instead",
+                        self.file.name, reason_of(exc, self.file.path))
+            self.voi = None
+            return None
+        out = (np.asarray(y, np.float64) - lo) * (255.0 / (hi - lo))
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _native_palette(header: object, file: DicomFile) -> tuple[object, float]:
+    """The palette module with its (non-segmented) lookup tables in this machine's byte order, and
+    the table value of full intensity (255 for 8-bit entries stored in 16 bits, else 65535).
+
+    pydicom's ``apply_color_lut`` reads 16-bit Palette Color Lookup Table Data with the machine's
+    byte order, not the file's: a big-endian file's table came out byte-swapped (values 256 times
+    too small: a blank frame). Segmented tables it reads in the file's order already.
+    """
+    from pydicom.uid import UID
+
+    little = UID(file.transfer_syntax).is_little_endian is not False
+    descriptor = header.get("RedPaletteColorLookupTableDescriptor")  # type: ignore[attr-defined]
+    try:
+        entries = int(descriptor[0]) or 2**16
+        nominal = int(descriptor[2])
+    except (TypeError, ValueError, IndexError):
+        return header, 65535.0  # pydicom's apply_color_lut says what is wrong
+    biggest = 0
+    for colour in ("Red", "Green", "Blue", "Alpha"):
+        keyword = f"{colour}PaletteColorLookupTableData"
+        if keyword not in header:  # type: ignore[operator]
+            continue
+        value = header[keyword].value  # type: ignore[index]
+        if isinstance(value, bytes | bytearray):
+            if len(value) != 2 * entries:
+                continue  # 8-bit entries: no byte order
+            table = np.frombuffer(value, dtype="<u2" if little else ">u2").astype(np.uint16)
+        else:  # read as US values (implicit VR): numbers already
+            table = np.asarray(value if isinstance(value, list | tuple) else [value], dtype=np.uint16)
+        biggest = max(biggest, int(table.max(initial=0)))
+        header.add_new(header[keyword].tag, "OW", table.tobytes())  # type: ignore[attr-defined, index]
+    return header, 255.0 if nominal <= 8 and biggest <= 255 and biggest else 65535.0
+
+
+def _voi_range(header: object) -> tuple[float, float] | None:
+    """The output range of the VOI transform ``apply_voi_lut`` applies (the LUT when there is one,
+    as pydicom prefers it, else the window); None when the file has neither, or values no VOI can
+    come from. The LUT's range is 0 … 2**bits − 1 (its descriptor's bits per entry); the window's
+    is pydicom's: that of the modality LUT's output, or of the stored values, rescaled."""
+    ds = header
+    try:
+        voi = ds.get("VOILUTSequence")  # type: ignore[attr-defined]
+        if voi and voi[0].get("LUTDescriptor") is not None and voi[0].get("LUTData") is not None:
+            bits = int(voi[0].LUTDescriptor[2])
+            return (0.0, float(2**bits - 1)) if bits == 8 or 10 <= bits <= 16 else None
+        if ds.get("WindowCenter") is None or ds.get("WindowWidth") is None:  # type: ignore[attr-defined]
+            return None
+        modality = ds.get("ModalityLUTSequence")  # type: ignore[attr-defined]
+        bits_stored = int(ds.get("BitsStored") or 0)  # type: ignore[attr-defined]
+        if modality:
+            lo, hi = 0.0, float(2 ** int(modality[0].LUTDescriptor[2]) - 1)
+        elif not 1 <= bits_stored <= 32:
+            return None
+        elif _int(ds.get("PixelRepresentation")) == 0:  # type: ignore[attr-defined]
+            lo, hi = 0.0, float(2**bits_stored - 1)
+        else:
+            lo, hi = float(-(2 ** (bits_stored - 1))), float(2 ** (bits_stored - 1) - 1)
+        slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")  # type: ignore[attr-defined]
+        if slope is not None and intercept is not None:
+            lo, hi = lo * float(slope) + float(intercept), hi * float(slope) + float(intercept)
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError, OverflowError):
+        return None
+    # (a negative slope gives lo > hi: values below the window are still shown black)
+    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) and hi != lo else None
 
 
 def _files_under(target: Path) -> list[Path]:
@@ -472,6 +749,10 @@ class DicomSource(FileSource):
         for f in files:
             if f.region.clipped or (f.region.declared and f.region.roi is None):
                 log.warning("%s: ultrasound region %s", f.name, f.region.note)
+            named = _views_named(f.name, DecisionSpec().views)
+            if f.view is not None and named and named != [f.view]:
+                log.warning("%s: its tags name the %s view, its name the %s view; its view counts as unknown",
+                            f.name, f.view, " and ".join(named))
         if self.strict:  # every file decoded once: a damaged one refuses the exam before its first frame
             for f in files:
                 for _ in decode_frames(f):
@@ -505,9 +786,8 @@ class DicomSource(FileSource):
                 for k, image in enumerate(decode_frames(file), 1):
                     if self._closed:
                         return
-                    origin = rel if still else f"{rel} frame {k}"
                     yield Frame(image, index, (k - 1) * step_s, roi=file.region.roi, group=file.group,
-                                patient_id=file.patient_id, still=still, origin=origin,
+                                patient_id=file.patient_id, still=still, origin=frame_origin(rel, file, k),
                                 pixel_mm=file.region.pixel_mm, dicom=_source_instance(file, None if still else k))
                     index += 1
             except InputError as exc:

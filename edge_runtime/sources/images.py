@@ -22,11 +22,12 @@ import numpy as np
 
 from gout_edge.errors import InputError
 
+from ..preprocess import Roi
 from ._base import FileSource, Frame, SourceGroup, to_uint8
 from ._guard import MAX_RASTER_FILE_BYTES, check_raster_size, file_error, raster_size, without_name
-from .dicom import decode_frames, is_dicom_file, read_dicom_file
+from .dicom import decode_frames, frame_origin, is_dicom_file, read_dicom_file
 
-__all__ = ["IMAGE_SUFFIXES", "ImageFolderSource", "load_image", "read_image"]
+__all__ = ["IMAGE_SUFFIXES", "ImageFolderSource", "load_image", "load_still", "read_image"]
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +85,22 @@ def load_image(path: Path | str) -> np.ndarray:
     ``read_image``, DICOM (by extension or preamble) through the runtime's DICOM reader — its first
     frame, decoded as the cart decodes it. The one image loader of gout-edge (index tables, the
     reference set, stills); any failure is an ``InputError`` naming the file."""
+    return load_still(path)[0]
+
+
+def load_still(path: Path | str) -> tuple[np.ndarray, Roi | None]:
+    """``load_image`` and the B-mode region the file declares: a DICOM Sequence of Ultrasound
+    Regions fitted to the image as ``scan`` fits it (None for PNG and JPEG, and for DICOM files
+    declaring none that fits). ``prepare(image, roi=roi)`` then gives the model input — and the
+    probability — that ``scan --dicom`` and ``scan --images`` give this still."""
     path = Path(path)
     if not is_dicom_file(path):
-        return read_image(path)
+        return read_image(path), None
     file = read_dicom_file(path)
     assert file is not None  # strict_image: a file without an image raises
     frames = decode_frames(file)
     try:
-        return next(iter(frames))
+        return next(iter(frames)), file.region.roi
     except StopIteration:
         raise InputError(f"DICOM file {path.name} holds no frame") from None
     except InputError:
@@ -167,9 +176,8 @@ class ImageFolderSource(FileSource):
 
             file = read_dicom_file(item.path)
             assert file is not None
-            for k, image in enumerate(decode_frames(file)):
-                origin = item.rel if file.frames == 1 else f"{item.rel} frame {k + 1}"
-                yield image, file.region.roi, file.frames == 1, origin, file.region.pixel_mm
+            for k, image in enumerate(decode_frames(file), 1):
+                yield image, file.region.roi, file.frames == 1, frame_origin(item.rel, file, k), file.region.pixel_mm
         else:
             yield read_image(item.path), None, True, item.rel, None
 

@@ -6,6 +6,12 @@ grabbers deliver 1080p only as MJPG) is set before the size and rate, which are 
 older than one frame interval when it is read. A device that stops giving frames (cable pulled,
 scanner switched off) is reopened with back-off; after the last attempt the source ends with
 ``lost`` set.
+
+With ``raw`` (the default) OpenCV's own conversion is switched off (``CAP_PROP_CONVERT_RGB`` 0) and
+the frames go through ``ScreenDecoder``: an MJPG frame is decoded once (at full size: see
+``ScreenDecoder`` for the reduced scale), and a YUYV frame gives its Y plane without any colour
+conversion (a sparse colour sample is kept for the Doppler gate). A backend that ignores
+the setting still hands over BGR frames, which pass through unchanged.
 """
 
 from __future__ import annotations
@@ -15,13 +21,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
+import numpy as np
 
 from gout_edge.errors import CaptureError
 
 from ._base import BACKOFF_S
-from .video import CaptureSource
+from .video import CaptureSource, ScreenDecoder
 
 __all__ = ["CaptureFormat", "V4L2Source", "device_path"]
 
@@ -70,16 +78,29 @@ class V4L2Source(CaptureSource):
         fourcc: str = "MJPG",
         backoff_s: Sequence[float] = BACKOFF_S,
         patient: str | None = None,
+        raw: bool = True,
     ) -> None:
         self.requested = CaptureFormat(width, height, fps, fourcc)
         self.actual: CaptureFormat | None = None
+        self.raw = raw
+        self.screen_decoder = ScreenDecoder()
         opened, node = device_path(target)
         self.node = node
 
         def opener() -> cv2.VideoCapture:
             return self._open(opened, node)
 
-        super().__init__(opener, f"capture device {node}", True, backoff_s=backoff_s, patient=patient)
+        super().__init__(opener, f"capture device {node}", True, backoff_s=backoff_s, patient=patient,
+                         decoder=self._decode if raw else None)
+
+    def _decode(self, buffer: Any) -> Any:
+        """An unconverted capture → image: YUYV may come flat (1 × 2·W·H); MJPG as its bytes."""
+        a = self.actual
+        buffer = np.asarray(buffer)
+        if (a is not None and a.fourcc == "YUYV" and buffer.ndim <= 2 and buffer.dtype == np.uint8
+                and buffer.size == a.width * a.height * 2):
+            buffer = buffer.reshape(a.height, a.width, 2)
+        return self.screen_decoder(buffer)
 
     def _open(self, opened: str | int, node: Path) -> cv2.VideoCapture:
         if not node.exists():
@@ -101,6 +122,8 @@ class V4L2Source(CaptureSource):
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, r.height)
         cap.set(cv2.CAP_PROP_FPS, r.fps)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        if self.raw:
+            cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)  # undecoded frames: ScreenDecoder decodes what is used
         self.actual = CaptureFormat(
             int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
             int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),

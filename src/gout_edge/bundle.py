@@ -49,6 +49,9 @@ __all__ = [
     "ReferenceInput",
     "ReferencePatient",
     "ReferenceSet",
+    "SCOPE_METHODS",
+    "SCOPE_ROLE",
+    "ScopeSpec",
     "ToleranceSet",
     "Tolerances",
     "manifest_bytes",
@@ -63,6 +66,8 @@ MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 NOT_FOR_CLINICAL_USE = "Research software; a model trained on synthetic phantoms is not for clinical use."
 INTERPOLATIONS = ("area", "linear", "cubic")  # edge_runtime.preprocess maps them to OpenCV flags
 PRECISIONS = ("fp32", "int8")
+SCOPE_METHODS = ("mahalanobis", "knn")  # edge_runtime.scope scores each; export.scope fits and compares them
+SCOPE_ROLE = "scope-guard"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -173,11 +178,14 @@ class OutputSpec:
     cam_stride: int = 16
     cam_height: int = 20
     cam_width: int = 44
+    features: str | None = None  # pooled last-stage features (N, C), what the scope guard reads; null: none
 
     def _check(self, where: str) -> None:
         _require(bool(self.logits) and self.logits != self.cam, where, "logits", self.logits,
                  "a tensor name, not the CAM's")
         _require(bool(self.cam), where, "cam", self.cam, "a tensor name")
+        _require(self.features is None or (bool(self.features) and self.features not in (self.logits, self.cam)),
+                 where, "features", self.features, "null or a tensor name other than the logits' and the CAM's")
         _require(1 <= self.cam_stride <= 4096, where, "cam_stride", self.cam_stride, "1…4096 px")
 
 
@@ -237,12 +245,13 @@ class Parity:
     cam_max_abs_diff: float
     identity_max_abs_diff: float
     tolerance: float
+    features_max_abs_diff: float | None = None  # null: the graph has no features output
 
     def _check(self, where: str) -> None:
         _require(self.inputs >= 1, where, "inputs", self.inputs, "≥ 1")
-        for name in ("logits_max_abs_diff", "cam_max_abs_diff", "identity_max_abs_diff"):
+        for name in ("logits_max_abs_diff", "cam_max_abs_diff", "identity_max_abs_diff", "features_max_abs_diff"):
             value = getattr(self, name)
-            _require(_within(value, 0.0, math.inf), where, name, value, "a finite number ≥ 0")
+            _require(value is None or _within(value, 0.0, math.inf), where, name, value, "a finite number ≥ 0")
         _require(_positive(self.tolerance), where, "tolerance", self.tolerance, "> 0")
 
 
@@ -305,9 +314,10 @@ class ToleranceSet:
     probability_abs: float
     image_decision_band: float
     cam_correlation_min: float
+    scope_rel: float = 0.1  # scope distances: |measured − recorded| ≤ scope_rel × the guard's threshold
 
     def _check(self, where: str) -> None:
-        for name in ("probability_abs", "image_decision_band"):
+        for name in ("probability_abs", "image_decision_band", "scope_rel"):
             value = getattr(self, name)
             _require(_within(value, 0.0, 1.0), where, name, value, "[0, 1]")
         _require(_within(self.cam_correlation_min, -1.0, 1.0), where, "cam_correlation_min", self.cam_correlation_min,
@@ -319,8 +329,10 @@ class Tolerances:
     """How far a device's outputs may be from the recorded ones; blank/colour flags and the
     reference patients' decisions must be identical."""
 
-    fp32: ToleranceSet = ToleranceSet(probability_abs=1e-4, image_decision_band=1e-4, cam_correlation_min=0.99)
-    int8: ToleranceSet = ToleranceSet(probability_abs=0.05, image_decision_band=0.05, cam_correlation_min=0.95)
+    fp32: ToleranceSet = ToleranceSet(probability_abs=1e-4, image_decision_band=1e-4, cam_correlation_min=0.99,
+                                      scope_rel=1e-3)
+    int8: ToleranceSet = ToleranceSet(probability_abs=0.05, image_decision_band=0.05, cam_correlation_min=0.95,
+                                      scope_rel=0.1)
     roi_max_abs_px: int = 2
 
     def of(self, precision: str) -> ToleranceSet:
@@ -461,6 +473,35 @@ class CamScale:
 
 
 @dataclass(frozen=True)
+class ScopeSpec:
+    """The scope guard (docs/design.md §14): a distance from a frame's pooled features (output
+    ``outputs.features``) to what the network saw of in-scope first-MTP images at export. Frames
+    farther than ``threshold`` are out of scope and stay out of the vote; an exam in which more than
+    ``max_out_of_scope_fraction`` of the judged frames are out of scope ends indeterminate.
+    ``file`` (role ``scope-guard``, hashed) holds the fitted arrays (``edge_runtime.scope``)."""
+
+    method: str
+    file: str
+    threshold: float
+    false_refusal_target: float  # the in-scope frame fraction refused at ``threshold`` on held-out patients
+    max_out_of_scope_fraction: float = 0.5
+    k: int = 1  # knn: the k-th nearest neighbour's distance
+    fitted_on: str = ""  # for people (`gout-edge info`): the images the guard was fitted on
+    threshold_set_on: str = ""
+    comparison: dict[str, Any] = field(default_factory=dict)  # methods compared at export: AUROC, refusal rates
+
+    def _check(self, where: str) -> None:
+        _require(self.method in SCOPE_METHODS, where, "method", self.method, ", ".join(SCOPE_METHODS))
+        _require(_inside_bundle(self.file), where, "file", self.file, _PATH_RULE)
+        _require(_within(self.threshold, 0.0, 1e6), where, "threshold", self.threshold, "a distance in [0, 1e6]")
+        _require(_within(self.false_refusal_target, 0.0, 0.5), where, "false_refusal_target",
+                 self.false_refusal_target, "[0, 0.5]")
+        _require(_within(self.max_out_of_scope_fraction, 0.0, 1.0), where, "max_out_of_scope_fraction",
+                 self.max_out_of_scope_fraction, "[0, 1]")
+        _require(1 <= self.k <= 1000, where, "k", self.k, "1…1000")
+
+
+@dataclass(frozen=True)
 class Manifest:
     model: ModelInfo
     input: InputSpec
@@ -474,6 +515,7 @@ class Manifest:
     budgets: Budgets = Budgets()
     evaluation: Evaluation = Evaluation()
     cam: CamScale | None = None  # None: the display scale is derived from the reference set on opening
+    scope: ScopeSpec | None = None  # None: no scope guard (bundles exported before it existed)
 
     def file(self, role: str) -> FileEntry:
         for entry in self.files:
@@ -505,6 +547,12 @@ class Manifest:
         return _from_plain(cls, {k: v for k, v in data.items() if k != "format_version"}, "manifest")
 
     def _check(self, where: str) -> None:
+        if self.scope is not None:
+            _require(self.outputs.features is not None, f"{where}.outputs", "features", self.outputs.features,
+                     "a tensor name: the scope guard reads the pooled features")
+            listed = any(e.path == self.scope.file and e.role == SCOPE_ROLE for e in self.files)
+            _require(listed, f"{where}.scope", "file", self.scope.file,
+                     f"a file listed in the manifest's files with role {SCOPE_ROLE!r}")
         for axis in ("height", "width"):
             size, cells = getattr(self.input, axis), getattr(self.outputs, f"cam_{axis}")
             want = -(-size // self.outputs.cam_stride)

@@ -7,8 +7,10 @@ probabilities per model file, the expected decisions, the tolerances and the eng
 the expected outputs. Frames live in ``reference/inputs.npz`` (uint8, read with ``allow_pickle=False``) and ``reference/*.dcm``;
 expected outputs in ``reference/expected.npz``: ``roi`` (N, 4) int32, ``blank`` / ``colour`` (N,)
 bool, and per model file ``<role>.probability`` (N,) float32, ``<role>.cam`` (N, h, w) uint8 with
-``<role>.cam_lo`` / ``<role>.cam_scale`` (N,) float32 (cam ≈ lo + scale · u8). Every one of these
-files is listed in the manifest with role ``reference`` and hashed.
+``<role>.cam_lo`` / ``<role>.cam_scale`` (N,) float32 (cam ≈ lo + scale · u8) and, when the bundle
+has a scope guard, ``<role>.scope`` (N,) float32 (the guard's distance; the set then also holds
+out-of-scope screens the guard refuses). Every one of these files is listed in the manifest with
+role ``reference`` and hashed.
 
 CAMs are stored as uint8 per input with an offset and a scale (``encode_cam`` / ``decode_cam``);
 ``.npz`` files are written with fixed timestamps (``write_npz``) so that the same arrays give the
@@ -66,6 +68,7 @@ class ReferenceOutputs:
     roi: np.ndarray  # (N, 4) int32: x0, y0, x1, y1 in frame pixels
     blank: np.ndarray  # (N,) bool
     colour: np.ndarray  # (N,) bool
+    scope: np.ndarray | None = None  # (N,) float32: the scope guard's distance; None without a guard
 
 
 def encode_cam(cam: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

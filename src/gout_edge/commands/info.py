@@ -49,12 +49,24 @@ def register(app: typer.Typer) -> None:
             table.add_row("input", f"{m.input.channels}×{m.input.height}×{m.input.width} {m.input.dtype}, standardized per image")
             o, classes = m.outputs, m.model.class_names
             table.add_row("outputs", f"{o.logits} over ({', '.join(classes)}; abnormal: {classes[m.model.abnormal_index]}), "
-                          f"{o.cam} {o.cam_height}×{o.cam_width} (stride {o.cam_stride})")
+                          f"{o.cam} {o.cam_height}×{o.cam_width} (stride {o.cam_stride})"
+                          + (f", {o.features} (pooled features)" if o.features else ""))
             threshold = "not calibrated" if m.decision.patient_threshold is None else f"{m.decision.patient_threshold:.3f}"
             table.add_row("decision", f"image cut-off {m.decision.image_cutoff}, patient threshold {threshold}")
             cam = m.cam
             table.add_row("CAM colour scale", f"{cam.lo:.3g} to {cam.hi:.3g}, fitted on {cam.fitted_on}" if cam is not None
                           else "not in the manifest: derived from the reference set when a scan opens the bundle")
+            sc = m.scope
+            if sc is None:
+                table.add_row("scope guard", "none: this bundle answers on any image (exported before the guard existed)")
+            else:
+                method = sc.method + (f" (k={sc.k})" if sc.method == "knn" else "")
+                compared = "; ".join(
+                    f"{c['method']}{'' if c['method'] != 'knn' else ' k=' + str(c['k'])} AUROC {c['auroc']:.3f}, refuses "
+                    f"{c['refused_out_of_scope']:.0%}" for c in sc.comparison.get("candidates", []))
+                table.add_row("scope guard", f"{method}, threshold {sc.threshold:.4g} (refuses {sc.false_refusal_target:.0%} "
+                              f"of held-out in-scope frames); exam indeterminate above {sc.max_out_of_scope_fraction:.0%} "
+                              f"out of scope; fitted on {sc.fitted_on}; compared: {compared or 'n/a'}")
             b = m.budgets
             table.add_row("budgets", f"end to end p50 {b.end_to_end_p50_ms:g} / p99 {b.end_to_end_p99_ms:g} ms, preprocess "
                           f"{b.preprocess_1080p_p50_ms:g} ms, CAM overhead {b.cam_overhead_fraction:.0%}, cold start "

@@ -205,7 +205,7 @@ def _render(result: Any, truth: str | None = None) -> None:
         threshold = "not calibrated" if p.threshold is None else f"{p.threshold:.3f}"
         table.add_row("abnormal fraction", f"{fraction} (threshold {threshold}; {p.abnormal_key_frames} of {p.key_frames} key frames)")
         table.add_row("frames", f"{p.frames_seen} seen, {p.frames_scored} scored, {p.duplicates} repeats, {p.dropped} dropped, "
-                      f"{p.blank_frames} blank, {p.colour_frames} colour")
+                      f"{p.blank_frames} blank, {p.colour_frames} colour, {p.out_of_scope_frames} out of scope")
         table.add_row("ended by", escape(p.ended_by))
         if p.skipped_files:
             shown = "; ".join(str(f) for f in p.skipped_files[:5]) + (" …" if len(p.skipped_files) > 5 else "")

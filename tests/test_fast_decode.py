@@ -1,0 +1,346 @@
+"""The fast decode path: MJPG decoded once at a reduced scale when the region allows it, YUYV's Y
+plane taken as it is, the colour gate still fed, crop → tensor in one pass, files decoded ahead.
+
+The proof that matters: over phantom screen recordings, every frame's probability by the new path
+(``ScreenDecoder`` → ``RoiTracker`` → ``FramePreparer``) stays within the bundle's INT8 probability
+tolerance of the old full-colour path (``cv2.imdecode(IMREAD_COLOR)`` → ``prepare``), with the same
+blank and colour flags and the same region in frame pixels (within the reference set's ROI
+tolerance)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+from test_sources import screen, write_video
+
+from gout_edge.bundle import InputSpec, PreprocessSpec
+from gout_edge.edge_runtime.preprocess import (
+    COLOUR_STRIDE,
+    Roi,
+    ScreenImage,
+    crop_to_tensor,
+    decode_scale,
+    grid_sample,
+    is_doppler,
+    prepare,
+)
+from gout_edge.edge_runtime.sources import Frame, open_source
+from gout_edge.edge_runtime.sources.video import CaptureSource, ScreenDecoder
+from gout_edge.edge_runtime.stream import FramePreparer, FrameStream, RoiTracker, contrast
+
+SMALL = InputSpec(height=96, width=224)
+
+
+def _jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+
+
+def _with_flow(image: np.ndarray, roi: Roi) -> np.ndarray:
+    """Colour flow blobs (as a Doppler colour box shows them) in the middle of the region."""
+    out = image.copy()
+    cx, cy = (roi.x0 + roi.x1) // 2, (roi.y0 + roi.y1) // 2
+    cv2.ellipse(out, (cx, cy), (roi.width // 10, roi.height // 12), 20, 0, 360, (40, 40, 220), -1)
+    cv2.ellipse(out, (cx + roi.width // 8, cy + roi.height // 10), (roi.width // 14, roi.height // 16), -10, 0, 360,
+                (220, 80, 30), -1)
+    return out
+
+
+# -- the choice of scale ----------------------------------------------------------------------
+
+
+def test_the_scale_is_the_coarsest_that_still_covers_the_model_input():
+    assert decode_scale(1412, 740, 700, 320) == 2  # the phantom 1080p layout: 706 × 370 ≥ 700 × 320
+    assert decode_scale(1200, 800, 700, 320) == 1  # 600 < 700 columns at 1/2: full size
+    assert decode_scale(2900, 1400, 700, 320) == 4
+    assert decode_scale(1401, 740, 700, 320) == 1  # 700 at 1/2, but going coarser needs 2 px to spare
+    assert decode_scale(1401, 740, 700, 320, current=2) == 2  # staying needs none: no flip-flop
+    assert decode_scale(1398, 740, 700, 320, current=2) == 1  # 699 < 700: back to full size
+
+
+def test_the_decoder_follows_the_region_the_preparer_reports():
+    image = cv2.cvtColor(screen(1080, 1920, rect=(200, 150, 1640, 910), seed=1), cv2.COLOR_GRAY2BGR)
+    data = _jpeg(image)
+    m_input = InputSpec(height=320, width=700)
+    assert ScreenDecoder().reduce is False  # off by default (see below)
+    decoder, tracker, preparer = ScreenDecoder(reduce=True), RoiTracker(), FramePreparer(m_input)
+    first = decoder(data)
+    assert isinstance(first, ScreenImage) and first.scale == 1 and first.shape == (1080, 1920, 3)
+    preparer(first, tracker.locate(first)[0])
+    assert decoder.scale == 2
+    second = decoder(data)
+    assert second.scale == 2 and second.shape == (540, 960, 3)
+    roi = tracker.locate(second)[0]
+    assert roi.width >= 700 and roi.height >= 320
+    preparer(second, roi)
+    assert decoder.scale == 2  # stable
+    assert ScreenDecoder(reduce=False)(data).shape == (1080, 1920, 3)
+    assert decoder(b"not a jpeg") is None
+
+
+# -- the old full-colour path against the new one, over phantom recordings ----------------------
+
+
+def _old_path(data: bytes, tracker: RoiTracker, m):
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    roi, _ = tracker.locate(image)
+    return prepare(image, m.input, m.preprocess, roi)
+
+
+def _new_path(data: bytes, decoder: ScreenDecoder, tracker: RoiTracker, preparer: FramePreparer):
+    image = decoder(data)
+    scale = image.scale
+    roi, _ = tracker.locate(image)
+    return preparer(image, roi), scale, image
+
+
+@pytest.fixture(scope="module")
+def phantom_screens():
+    """1080p screen recordings of two phantom patients (live views, freezes, probe lifts), every
+    third frame with colour flow drawn into the region, JPEG-encoded as an MJPG grabber sends them."""
+    from gout_edge.calibration.phantom import generate_cohort
+    from gout_edge.calibration.phantom._screen import layout_for
+    from gout_edge.calibration.phantom.video import clip
+
+    out = []
+    for patient in generate_cohort(2, seed=11):
+        layout = layout_for(patient.scanner, (1920, 1080))
+        frames = [f for f, _ in clip(patient, layout, seed=11, seconds_per_view=0.4)]
+        out.append(frames)
+    return out
+
+
+@pytest.mark.parametrize("reduce", [
+    False,
+    pytest.param(True, marks=pytest.mark.xfail(
+        reason="decoding at 1/2 then resizing moves some phantom frames' probability by up to 0.06 "
+               "(> the INT8 tolerance 0.05): why the reduced decode is off by default", strict=False)),
+])
+def test_every_frame_scores_within_the_int8_tolerance_by_the_old_and_the_new_path(demo_bundle_or_skip, phantom_screens,
+                                                                                     reduce):
+    from gout_edge.edge_runtime.scoring import Scorer
+
+    bundle = demo_bundle_or_skip
+    m = bundle.manifest
+    tol = m.reference.tolerances if m.reference is not None else None
+    p_tol = tol.int8.probability_abs if tol is not None else 0.05
+    roi_tol = tol.roi_max_abs_px if tol is not None else 2
+    scorer = Scorer(bundle)
+    compared = reduced = flow_frames = 0
+    worst = 0.0
+    for frames in phantom_screens:
+        old_tracker = RoiTracker(m.preprocess)
+        decoder = ScreenDecoder(reduce=reduce)
+        new_tracker, preparer = RoiTracker(m.preprocess), FramePreparer(m.input, m.preprocess)
+        flow_roi = None
+        for i, frame in enumerate(frames):
+            if i % 3 == 2 and flow_roi is not None:
+                frame = _with_flow(frame, flow_roi)
+                flow_frames += 1
+            data = _jpeg(frame)
+            old = _old_path(data, old_tracker, m)
+            new, scale, image = _new_path(data, decoder, new_tracker, preparer)
+            reduced += scale > 1
+            assert new.blank == old.blank, f"frame {i}: blank flag differs"
+            assert new.colour == old.colour, f"frame {i}: colour flag differs"
+            if old.blank:
+                continue
+            flow_roi = flow_roi or old.roi
+            r = new.roi
+            in_frame = (r.x0 * scale, r.y0 * scale, r.x1 * scale, r.y1 * scale)
+            o = old.roi
+            assert max(abs(a - b) for a, b in zip(in_frame, (o.x0, o.y0, o.x1, o.y1), strict=True)) <= roi_tol + scale, f"frame {i}"
+            if not old.usable:
+                continue
+            p_old, p_new = (s.probability for s in scorer.score_prepared([old, new]))
+            worst = max(worst, abs(p_old - p_new))
+            assert abs(p_old - p_new) <= p_tol, f"frame {i}: p {p_old:.4f} by the old path, {p_new:.4f} by the new"
+            min_c = 10.0
+            # the key-frame contrast test reads the same grid of frame pixels
+            c_old, c_new = contrast(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), o), contrast(image, r)
+            assert (c_old >= min_c) == (c_new >= min_c) or abs(c_old - c_new) < 2.0
+            compared += 1
+    assert compared >= 40 and flow_frames >= 10 and (reduced >= compared // 2 if reduce else reduced == 0)
+    if not reduce:
+        assert worst == 0.0  # full size: the same model input, the same probability
+    print(f"compared {compared} frames, {reduced} decoded at a reduced scale; max |Δp| = {worst:.4f} (tolerance {p_tol})")
+
+
+@pytest.fixture
+def demo_bundle_or_skip():
+    from gout_edge.edge_runtime.bundle import open_bundle
+
+    try:
+        return open_bundle()
+    except Exception as exc:  # pragma: no cover - a checkout without the demo bundle
+        pytest.skip(f"no demo bundle: {exc}")
+
+
+# -- the colour gate on the reduced and the YUYV images -----------------------------------------
+
+
+@pytest.mark.parametrize("flow", [False, True])
+def test_the_colour_gate_sees_the_same_through_every_decode(flow):
+    rect = Roi(120, 90, 1560, 930)
+    image = cv2.cvtColor(screen(1080, 1920, rect=(120, 90, 1560, 930), seed=4), cv2.COLOR_GRAY2BGR)
+    cv2.arrowedLine(image, (400, 300), (700, 500), (60, 220, 60), 3)  # a coloured mark: not flow
+    cv2.putText(image, "MTP1 DORSAL", (300, 800), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (40, 230, 230), 2)
+    if flow:
+        image = _with_flow(image, rect)
+    full = prepare(image, SMALL, PreprocessSpec(), rect)
+    assert full.colour is flow
+    half = ScreenImage(cv2.imdecode(np.frombuffer(_jpeg(image), np.uint8), cv2.IMREAD_REDUCED_COLOR_2), 2)
+    r2 = Roi(rect.x0 // 2, rect.y0 // 2, rect.x1 // 2, rect.y1 // 2)
+    assert FramePreparer(SMALL)(half, r2).colour is flow
+    assert prepare(half, SMALL, PreprocessSpec(), r2).colour is flow
+    yuyv = ScreenDecoder().yuyv(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_YUY2))
+    assert yuyv.ndim == 2 and yuyv.colour is not None
+    assert yuyv.colour.shape[:2] == (-(-1080 // COLOUR_STRIDE), -(-1920 // COLOUR_STRIDE))
+    got = FramePreparer(SMALL)(yuyv, rect)
+    assert got.colour is flow
+
+
+def test_a_yuyv_frame_gives_its_y_plane_as_the_grey_image():
+    image = cv2.cvtColor(screen(480, 640, rect=(80, 60, 560, 400), seed=2), cv2.COLOR_GRAY2BGR)
+    raw = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_YUY2)  # video range, as grabbers send it
+    got = ScreenDecoder()(raw)
+    assert isinstance(got, ScreenImage) and got.shape == (480, 640) and got.scale == 1
+    old = cv2.cvtColor(cv2.cvtColor(raw, cv2.COLOR_YUV2BGR_YUY2), cv2.COLOR_BGR2GRAY)  # the old conversion
+    assert np.abs(got.astype(int) - old).max() <= 1
+    assert RoiTracker().locate(got)[0] == RoiTracker().locate(old)[0]
+    roi = Roi(80, 60, 560, 400)
+    a, b = FramePreparer(SMALL)(got, roi), prepare(image, SMALL, PreprocessSpec(), roi)
+    assert np.abs(a.tensor - b.tensor).mean() < 0.05 and not a.colour and not a.blank
+
+
+# -- crop → tensor in one pass ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", [0, 1, 3, 4])
+def test_crop_to_tensor_equals_prepare_with_the_region(channels):
+    grey = screen(480, 640, rect=(80, 60, 560, 400), seed=5)
+    image = {0: grey, 1: grey[:, :, None], 3: np.dstack([grey, grey // 2, grey]),
+             4: np.dstack([grey, grey // 3, grey, np.full_like(grey, 255)])}[channels]
+    roi = Roi(80, 60, 560, 400)
+    tensor, sd = crop_to_tensor(image, roi, SMALL)
+    expected = prepare(image, SMALL, PreprocessSpec(), roi)
+    assert np.array_equal(tensor, expected.tensor) and (sd < 2.0) == expected.blank
+    assert crop_to_tensor(image, Roi(0, 0, 10, 10), SMALL) is None  # implausible: the caller uses prepare
+
+
+@pytest.mark.parametrize("shape", [(740, 1412), (17, 17), (9, 3), (101, 203), (5, 1)])
+@pytest.mark.parametrize("stride", [1, 2, 4])
+def test_the_opencv_gathered_colour_sample_is_numpy_s_strided_one(shape, stride):
+    rng = np.random.default_rng(0)
+    for channels in (3, 4):
+        region = rng.integers(0, 256, (*shape, channels), dtype=np.uint8)
+        assert np.array_equal(grid_sample(region, stride), np.ascontiguousarray(region[::stride, ::stride, :3]))
+        view = np.pad(region, ((3, 3), (5, 5), (0, 0)))[3:-3, 5:-5]  # a view into a larger frame
+        assert np.array_equal(grid_sample(view, stride), np.ascontiguousarray(region[::stride, ::stride, :3]))
+    assert not is_doppler(np.zeros((40, 40), np.uint8))  # grey has no colour
+
+
+# -- capture: raw frames through the decoder, files decoded ahead ---------------------------------
+
+
+class RawCapture:
+    """A ``cv2.VideoCapture`` stand-in handing out undecoded MJPG frames (1 × N bytes), then ends."""
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self.frames = list(frames)
+
+    def read(self):
+        if not self.frames:
+            return False, None
+        return True, np.frombuffer(self.frames.pop(0), np.uint8)[None, :]
+
+    def get(self, prop):
+        return 30.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self):
+        pass
+
+
+def test_a_capture_of_undecoded_frames_yields_decoded_screens_and_skips_damaged_ones():
+    good = _jpeg(cv2.cvtColor(screen(seed=1), cv2.COLOR_GRAY2BGR))
+    cap = RawCapture([good, b"\xff\xd8 damaged", good])
+    source = CaptureSource(lambda: cap, "capture device test", live=False, decoder=ScreenDecoder())
+    source.promised_frames = 2  # frames it delivers; the damaged one is skipped by a retry
+    frames = list(source)
+    assert [type(f.image) for f in frames] == [ScreenImage, ScreenImage]
+    assert frames[0].image.shape == (240, 320, 3) and source.damaged_frames == 1
+
+
+class CountingSource:
+    """A file-like source (every frame, in order) that records how far ahead it was read."""
+
+    kind = "counting"
+    live = False
+    lost = False
+    end_reason = None
+
+    def __init__(self, n: int, read_ahead: int = 2, fail_at: int | None = None) -> None:
+        self.n, self.read_ahead, self.fail_at = n, read_ahead, fail_at
+        self.produced = 0
+        self.image = screen()
+        self.threads: set[str] = set()
+        self.closed = False
+
+    def __iter__(self):
+        for i in range(self.n):
+            if self.closed:
+                return
+            if i == self.fail_at:
+                raise RuntimeError("decoder exploded")
+            self.threads.add(threading.current_thread().name)
+            self.produced += 1
+            yield Frame(self.image, i, i / 30)
+
+    def close(self):
+        self.closed = True
+
+
+def test_files_are_decoded_ahead_on_a_thread_with_a_bounded_queue():
+    source = CountingSource(60, read_ahead=2)
+    stream = FrameStream(source)
+    assert not stream.latest_wins and stream.read_ahead == 2
+    seen, ahead, stamps = [], [], []
+    for frame in stream:
+        time.sleep(0.003)  # inference
+        seen.append(frame.index)
+        ahead.append(source.produced - len(seen))
+        stamps.append(stream.captured_at)
+    stream.close()
+    assert seen == list(range(60)) and stream.dropped == 0 and stream.captured == stream.taken == 60
+    assert max(ahead) <= 2 + 1  # the queue plus the frame in the reader's hand: bounded memory
+    assert max(ahead) >= 1  # and it did read ahead
+    assert source.threads == {"gout-edge-read-ahead"}
+    assert all(b >= a for a, b in zip(stamps, stamps[1:], strict=False))  # captured_at: when each left the source
+
+
+def test_read_ahead_passes_errors_on_stops_early_and_can_be_switched_off():
+    with pytest.raises(RuntimeError, match="exploded"):
+        for _ in FrameStream(CountingSource(10, fail_at=4)):
+            pass
+    source = CountingSource(10_000)
+    stream = FrameStream(source)
+    for n, _ in enumerate(stream, 1):
+        if n == 5:
+            break
+    stream.close()
+    assert source.closed and source.produced < 20
+    plain = CountingSource(5)
+    assert [f.index for f in FrameStream(plain, read_ahead=0)] == list(range(5))
+    assert plain.threads == {threading.current_thread().name}
+
+
+def test_a_video_file_is_read_ahead_in_order(tmp_path):
+    source = open_source("video", write_video(tmp_path / "ahead.avi", n=12))
+    assert source.read_ahead == 2
+    stream = FrameStream(source)
+    got = [f.index for f in stream]
+    stream.close()
+    assert got == list(range(12)) and source.complete
