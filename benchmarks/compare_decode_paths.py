@@ -4,11 +4,11 @@
 
 Old: ``cv2.imdecode(IMREAD_COLOR)`` of the whole 1080p MJPG screen, the region's grey conversion
 and a numpy-gathered colour sample (the runtime before the fast decode). New: ``ScreenDecoder``
-(one colour decode; ``half``: at 1/2 scale, ``reduce=True``) and ``FramePreparer``
-(one pass crop → tensor, OpenCV-gathered colour sample). Both feed the same ``Scorer``, frame by
+(one colour decode) and ``FramePreparer`` (one pass crop → tensor, OpenCV-gathered colour sample). Both feed the same ``Scorer``, frame by
 frame alternately, so a shared machine's load hits them alike. Then the same two paths as
 pipelines (``pipeline``): sequential decode → result, against decoding frame n+1 on a thread while
-frame n is inferred (a queue of 2), reporting time per frame and capture-to-result latency.
+frame n is inferred (a queue of each ``--ahead`` depth: 1 is what video files get, 2 for
+comparison), reporting time per frame and capture-to-result latency (which counts the queue wait).
 Prints medians over runs and the spread (min–max of the run medians).
 """
 
@@ -58,8 +58,7 @@ def stages_run(bundle, scorer, frames, n, warmup):
     paths = {
         "old": (lambda data: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR),
                 RoiTracker(m.preprocess), LegacyPreparer(m.input, m.preprocess)),
-        "new": (ScreenDecoder(), RoiTracker(m.preprocess), FramePreparer(m.input, m.preprocess)),
-        "half": (ScreenDecoder(reduce=True), RoiTracker(m.preprocess), FramePreparer(m.input, m.preprocess)),
+        "new": (lambda data: ScreenDecoder.jpeg(data)[0], RoiTracker(m.preprocess), FramePreparer(m.input, m.preprocess)),
     }
     samples = {k: {s: [] for s in (*STAGES, "end_to_end")} for k in paths}
     probs = {k: [] for k in paths}
@@ -96,14 +95,17 @@ def stages_run(bundle, scorer, frames, n, warmup):
         journal.close()
         os.unlink(os.path.join(folder, "j.jsonl"))
         os.rmdir(folder)
-    diff = {k: float(np.max(np.abs(np.subtract(probs["old"], probs[k])))) for k in ("new", "half")}
-    return samples, diff
+    return samples, float(np.max(np.abs(np.subtract(probs["old"], probs["new"]))))
 
 
 def pipeline_run(bundle, scorer, frames, n, ahead):
-    """Per-frame period and capture-to-result latency of the new path, decoding in line or ahead."""
+    """Per-frame period and capture-to-result latency of the new path, decoding in line (``ahead``
+    0) or on a thread ``ahead`` frames ahead; the latency counts the wait in the queue."""
     m = bundle.manifest
-    decode, tracker, preparer = ScreenDecoder(), RoiTracker(m.preprocess), FramePreparer(m.input, m.preprocess)
+    tracker, preparer = RoiTracker(m.preprocess), FramePreparer(m.input, m.preprocess)
+
+    def decode(data):
+        return ScreenDecoder.jpeg(data)[0]
 
     def process(image):
         roi, _ = tracker.locate(image)
@@ -117,7 +119,7 @@ def pipeline_run(bundle, scorer, frames, n, ahead):
             process(decode(frames[i % len(frames)]))
             latency.append((time.perf_counter() - t0) * 1e3)
     else:
-        q: queue.Queue = queue.Queue(maxsize=2)
+        q: queue.Queue = queue.Queue(maxsize=ahead)
 
         def reader():
             for i in range(n):
@@ -143,6 +145,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--backend", default="openvino")
     ap.add_argument("--precision", default="int8")
+    ap.add_argument("--ahead", type=int, nargs="+", default=[1, 2], help="read-ahead queue depths to time")
     args = ap.parse_args()
     bundle = open_bundle()
     scorer = Scorer(bundle, args.backend, args.precision)
@@ -150,14 +153,15 @@ def main() -> None:
     per_run = []
     for r in range(args.runs):
         samples, diff = stages_run(bundle, scorer, frames, args.frames, args.warmup)
-        seq = pipeline_run(bundle, scorer, frames, args.frames, False)
-        ahead = pipeline_run(bundle, scorer, frames, args.frames, True)
+        seq = pipeline_run(bundle, scorer, frames, args.frames, 0)
+        ahead = {d: pipeline_run(bundle, scorer, frames, args.frames, d) for d in args.ahead}
         row = {name: {s: float(np.percentile(v, 50)) for s, v in st.items()} for name, st in samples.items()}
         for name in samples:
             row[name]["end_to_end_p99"] = float(np.percentile(samples[name]["end_to_end"], 99))
         row["max_probability_diff"] = diff
-        row["pipeline"] = {"sequential_period_ms": seq[0], "sequential_latency_ms": seq[1],
-                           "ahead_period_ms": ahead[0], "ahead_latency_ms": ahead[1]}
+        row["pipeline"] = {"sequential_period_ms": seq[0], "sequential_latency_ms": seq[1]}
+        for d, (period, latency) in ahead.items():
+            row["pipeline"][f"ahead{d}_period_ms"], row["pipeline"][f"ahead{d}_latency_ms"] = period, latency
         per_run.append(row)
         print(f"run {r + 1}: " + json.dumps(row), flush=True)
 
@@ -166,21 +170,18 @@ def main() -> None:
         return f"{np.median(v):7.2f} [{min(v):.2f}–{max(v):.2f}]"
 
     print(f"\nmedian over {args.runs} runs [spread of the run medians], ms (p50 per stage)")
-    print(f"{'stage':<16}{'old':>24}{'new':>24}{'new/old':>24}{'half (reduce=True)':>24}{'half/old':>24}")
+    print(f"{'stage':<16}{'old':>24}{'new':>24}{'new/old':>24}")
     for s in (*STAGES, "end_to_end", "end_to_end_p99"):
         print(f"{s:<16}{med(lambda r, s=s: r['old'][s]):>24}{med(lambda r, s=s: r['new'][s]):>24}"
-              f"{med(lambda r, s=s: r['new'][s] / r['old'][s] if r['old'][s] else float('nan')):>24}"
-              f"{med(lambda r, s=s: r['half'][s]):>24}"
-              f"{med(lambda r, s=s: r['half'][s] / r['old'][s] if r['old'][s] else float('nan')):>24}")
+              f"{med(lambda r, s=s: r['new'][s] / r['old'][s] if r['old'][s] else float('nan')):>24}")
     outside = lambda r, k: r[k]["end_to_end"] - r[k]["inference"]  # noqa: E731
     print(f"{'outside model':<16}{med(lambda r: outside(r, 'old')):>24}{med(lambda r: outside(r, 'new')):>24}"
           f"{med(lambda r: outside(r, 'new') / outside(r, 'old')):>24}")
     print(f"{'e2e / inference':<16}{med(lambda r: r['old']['end_to_end'] / r['old']['inference']):>24}"
           f"{med(lambda r: r['new']['end_to_end'] / r['new']['inference']):>24}")
-    for k in ("sequential_period_ms", "ahead_period_ms", "sequential_latency_ms", "ahead_latency_ms"):
+    for k in per_run[0]["pipeline"]:
         print(f"pipeline {k:<28}{med(lambda r, k=k: r['pipeline'][k])}")
-    for k in ("new", "half"):
-        print(f"max |p_old − p_{k}| over all frames and runs: {max(r['max_probability_diff'][k] for r in per_run):.5f}")
+    print(f"max |p_old − p_new| over all frames and runs: {max(r['max_probability_diff'] for r in per_run):.5f}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ into the bundle (torch-free).
 Every image of the index table is scored by the runtime's ``Scorer`` — the engine and precision
 the cart will use (``auto``: its rule), so the threshold is fitted to the decisions the cart will
 actually make. Per patient, the fraction of abnormal images is taken over the images the cart
-would let vote: blank and colour (Doppler) frames are left out, as at the bedside. Then
+would let vote: blank, colour (Doppler) and out-of-scope frames are left out, as at the bedside. Then
 ``threshold.calibrate_threshold``: patient-wise k-fold cross-validation (the paper's Table III)
 and the threshold over all patients, which goes into ``manifest.json``
 (``decision.patient_threshold``, ``calibrated``, a one-line ``source``, and a summary under
@@ -69,7 +69,7 @@ class ScoredTable:
 
     table: IndexTable
     probabilities: np.ndarray  # (N,) float64
-    usable: np.ndarray  # (N,) bool: neither blank nor colour — the frames that vote at the bedside
+    usable: np.ndarray  # (N,) bool: neither blank, colour nor out of scope — the frames that vote at the bedside
     backend: str
     precision: str
     image_cutoff: float
@@ -346,7 +346,7 @@ def calibrate(config: CalibrationConfig, progress: ProgressFn | None = None) -> 
     kept = [(rec, idx) for rec, idx in groups if idx.size]
     excluded = len(groups) - len(kept)
     if excluded:
-        log.warning("%d patient(s) have no usable image (all blank or colour) and are left out", excluded)
+        log.warning("%d patient(s) have no usable image (all blank, colour or out of scope) and are left out", excluded)
     if not kept:
         raise DataError(f"no patient of {table.path} has a usable image; nothing to calibrate on")
     fractions, n_images, n_abnormal = abnormal_fractions(scored.probabilities, [idx for _, idx in kept], m.decision.image_cutoff)

@@ -3,7 +3,7 @@
 Image level (every image of the table, as the paper's classifier tables): accuracy, sensitivity
 and specificity at the bundle's image cut-off with Wilson 95 % CIs, and the AUC with DeLong's
 95 % CI (plain normal interval, as pROC). Patient level: the runtime's own vote
-(``edge_runtime.vote.decide``) over each patient's usable images (blank and colour frames do not
+(``edge_runtime.vote.decide``) over each patient's usable images (blank, colour and out-of-scope frames do not
 vote, too few key frames give "indeterminate") with the bundle's threshold; accuracy,
 sensitivity and specificity over the patients with a decision. A bundle whose threshold was never
 calibrated gets image-level figures only; every patient is "indeterminate".
@@ -97,7 +97,7 @@ class ImageLevel:
     auc: AucEstimate
     roc: RocCurve
     images: int
-    unusable: int  # blank or colour: scored here, left out of the vote at the bedside
+    unusable: int  # blank, colour or out of scope: scored here, left out of the vote at the bedside
     level: float = 0.95
 
     def to_dict(self) -> dict[str, Any]:

@@ -265,7 +265,7 @@ def run_bench(
         scorers[reference[0]] = reference[1]
     preparer = FramePreparer(m.input, m.preprocess)
     trackers = {name: RoiTracker(m.preprocess) for name in scorers}
-    decoders = {name: ScreenDecoder() for name in scorers}  # each engine's own scale, as each cart has
+    decode = ScreenDecoder()
     probabilities: dict[str, list[float]] = {name: [] for name in scorers}
     samples: dict[str, dict[str, list[float]]] = {
         name: {s: [] for s in (*STAGES, DISPLAY_STAGE, "end_to_end")} for name in scorers
@@ -282,13 +282,14 @@ def run_bench(
             order = names[i % len(names):] + names[: i % len(names)]  # rotate who goes first
             for name in order:
                 t = [time.perf_counter()]
-                image = decoders[name](data)
-                if image is None:
+                decoded = decode(data)
+                if decoded is None:
                     raise UsageError(f"bench frame {i % len(frames)} is not a JPEG that decodes")
+                image, colour_sample = decoded
                 t.append(time.perf_counter())
                 roi, _ = trackers[name].locate(image)
                 t.append(time.perf_counter())
-                prepared = preparer(image, roi)
+                prepared = preparer(image, roi, colour_sample)
                 t.append(time.perf_counter())
                 score = scorers[name].score_prepared([prepared])[0]
                 t.append(time.perf_counter())
@@ -333,8 +334,10 @@ def run_bench(
             None if ref_p50 is None else ref_p50 / e2e.p50_ms, tuple(samples[name]["end_to_end"]),
         ))
     bedside_backend, bedside_precision = bedside.split(" ")
-    first = decoders[bedside](frames[0])
-    sample = preparer(first, trackers[bedside].locate(first)[0]).tensor[None]
+    first = decode(frames[0])
+    if first is None:
+        raise UsageError("bench frame 0 is not a JPEG that decodes")
+    sample = preparer(first[0], trackers[bedside].locate(first[0])[0], first[1]).tensor[None]
     role = cam_free_role(bundle, bedside_precision)
     plain_model = cam_free_model(role) if cam_free_model is not None else None
     cam_overhead = None if plain_model is None else _cam_overhead(bundle, role, plain_model, sample, config.threads)

@@ -9,9 +9,7 @@ they stay out of the vote.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
@@ -20,13 +18,10 @@ from gout_edge.bundle import InputSpec, PreprocessSpec
 from gout_edge.errors import InputError
 
 __all__ = [
-    "DECODE_SCALES",
     "PreparedFrame",
     "Roi",
-    "ScreenImage",
     "colour_blobs",
     "crop_to_tensor",
-    "decode_scale",
     "find_roi",
     "grid_sample",
     "is_doppler",
@@ -41,8 +36,6 @@ COLOUR_CHROMA = 40  # max-min over B, G, R above which a pixel counts as coloure
 COLOUR_FRACTION = 0.005  # share of the region in colour blobs that marks a Doppler frame
 COLOUR_STRIDE = 4  # the colour test samples every 4th pixel of the region in each direction
 COLOUR_BLOB_PX = 3  # opening kernel on that grid (12 px on the frame): thinner marks are not flow
-DECODE_SCALES = (4, 2, 1)  # reductions a JPEG decoder may apply (libjpeg-turbo scales while decoding);
-# at most COLOUR_STRIDE, so that the colour test keeps its grid of 4 frame pixels
 
 
 @dataclass(frozen=True)
@@ -85,47 +78,6 @@ class PreparedFrame:
     @property
     def usable(self) -> bool:
         return not (self.blank or self.colour)
-
-
-class ScreenImage(np.ndarray):
-    """A screen as a fast decoder delivers it (``sources.video.ScreenDecoder``): a plain uint8 image
-    (H×W grey or H×W×3 BGR) that also says how it was decoded, so that the preparer computes the
-    same thing as on the full-size colour frame.
-
-    ``scale``: frame pixels per image pixel (a JPEG decoded at 1/2 has 2; regions found on it are in
-    its own pixels). ``colour``: for a grey image taken from a raw YUYV plane, a BGR sample of the
-    whole frame on the ``COLOUR_STRIDE`` grid of frame pixels, for the Doppler test. ``on_region``:
-    the decoder's callback, told each region found (in frame pixels) and the model input size, so it
-    can pick the next frame's scale. Slices and copies keep these attributes; OpenCV's results
-    are plain arrays."""
-
-    scale: int
-    colour: np.ndarray | None
-    on_region: Callable[[int, int, int, int], None] | None
-
-    def __new__(cls, image: np.ndarray, scale: int = 1, colour: np.ndarray | None = None,
-                on_region: Callable[[int, int, int, int], None] | None = None) -> ScreenImage:
-        obj = np.asarray(image).view(cls)
-        obj.scale, obj.colour, obj.on_region = int(scale), colour, on_region
-        return obj
-
-    def __array_finalize__(self, obj: Any) -> None:
-        self.scale = getattr(obj, "scale", 1)
-        self.colour = getattr(obj, "colour", None)
-        self.on_region = getattr(obj, "on_region", None)
-
-
-def decode_scale(roi_width: int, roi_height: int, input_width: int, input_height: int, current: int = 1,
-                 margin_px: int = 2) -> int:
-    """The coarsest scale in ``DECODE_SCALES`` at which a region of ``roi_width`` × ``roi_height``
-    frame pixels still covers the model input (``input_width`` × ``input_height``) in both axes, so the resize loses nothing. Going
-    coarser than ``current`` needs ``margin_px`` to spare at the coarser scale (no flip-flop at the
-    edge); staying needs none."""
-    for s in DECODE_SCALES:
-        need = 0 if s <= current else margin_px
-        if roi_width // s >= input_width + need and roi_height // s >= input_height + need:
-            return s
-    return 1
 
 
 def to_gray(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -221,18 +173,16 @@ def colour_blobs(sample: np.ndarray) -> bool:
     return cv2.countNonZero(blobs) > COLOUR_FRACTION * mask.size
 
 
-def is_doppler(region: np.ndarray, stride: int = COLOUR_STRIDE) -> bool:
+def is_doppler(region: np.ndarray) -> bool:
     """Whether a BGR B-mode region carries colour flow (Doppler): coloured pixels (max − min over
     B, G, R above ``COLOUR_CHROMA``) that form blobs — what survives a morphological opening of
     ``COLOUR_BLOB_PX`` on the sampled grid — over more than ``COLOUR_FRACTION`` of the region.
     Coloured marks a scanner draws on a grey image (arrows, calipers, depth markers, text, lines)
-    are thin and vanish under the opening; flow boxes are filled areas and stay.
-
-    ``stride``: the sampling step in this image's pixels — ``COLOUR_STRIDE`` on a full-size
-    frame, ``COLOUR_STRIDE // s`` on one decoded at 1/s scale, so the grid stays 4 frame pixels."""
+    are thin and vanish under the opening; flow boxes are filled areas and stay. The region is
+    sampled every ``COLOUR_STRIDE`` pixels in each direction."""
     if region.ndim != 3 or region.shape[2] < 3:
         return False
-    return colour_blobs(grid_sample(region, max(1, int(stride))))
+    return colour_blobs(grid_sample(region, COLOUR_STRIDE))
 
 
 def standardize(image: np.ndarray) -> tuple[np.ndarray, float]:
@@ -278,8 +228,7 @@ def prepare(
     resized = cv2.resize(crop, size, interpolation=_INTERPOLATION[spec.interpolation])
     tensor, sd = standardize(resized)
     blank = no_region or sd < BLANK_STD
-    stride = max(1, COLOUR_STRIDE // getattr(frame, "scale", 1))  # a ScreenImage decoded at 1/2: every 2nd pixel
-    colour = bgr is not None and is_doppler(bgr[roi.y0 : roi.y1, roi.x0 : roi.x1], stride)
+    colour = bgr is not None and is_doppler(bgr[roi.y0 : roi.y1, roi.x0 : roi.x1])
     return PreparedFrame(tensor=tensor, roi=roi, blank=blank, colour=colour)
 
 

@@ -190,7 +190,7 @@ class ExamSession:
             self._study = frame.dicom.study
         image = frame.image
         roi, detected = self._tracker.locate(image, frame.roi, still=frame.still)
-        prepared = self._prepare(image, roi)
+        prepared = self._prepare(image, roi, frame.colour_sample)
         roi = prepared.roi
         thumb = self._keys.thumbnail(prepared.tensor)
         duplicate, motion = self._keys.observe(thumb)

@@ -3,7 +3,7 @@
 - ``FrameStream`` reads a live source on its own thread and keeps only the newest frame: the
   reader always gets the latest, older unread frames are counted as dropped, so latency never
   grows with the length of a session. Non-live sources (files) are read in order, every frame;
-  one that offers ``read_ahead`` (a video file: 2) is read on a thread into a queue that small, so
+  one that offers ``read_ahead`` (a video file: 1) is read on a thread into a queue that small, so
   frame n+1 is decoded while frame n is inferred and memory stays bounded.
 - ``RoiTracker`` caches the B-mode region while the screen layout holds. The layout signature
   is cheap — the fill of thin bands just inside and just outside the cached region, sampled
@@ -18,7 +18,8 @@
   duplicate). Thresholds were set on the phantom recordings: consecutive live frames differ by
   0.003–0.04, frozen frames by ≤ 0.002, a view's sweep by up to 0.1–0.23, different views by
   0.24–0.64, probe-lift transitions by 0.09–0.54 from frame to frame.
-- ``FramePreparer`` is ``preprocess.prepare`` with a known region, computed on the region only.
+- ``FramePreparer`` is ``preprocess.prepare`` with a known region, computed on the region only
+  (and, for a grey frame from a YUYV grabber, with the colour sample its decoder kept).
 """
 
 from __future__ import annotations
@@ -92,7 +93,6 @@ def thumbnail_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 def contrast(image: np.ndarray, roi: Roi, step: int = 8) -> float:
     """Grey-level standard deviation inside ``roi``, sampled every ``step`` pixels (cheap)."""
-    step = max(1, step // getattr(image, "scale", 1))  # the same grid of frame pixels on a reduced decode
     view = image[roi.y0 : roi.y1 : step, roi.x0 : roi.x1 : step]
     if view.ndim == 3:
         view = view[:, :, 1]  # green ≈ luminance for grey B-mode; colour frames are flagged anyway
@@ -109,12 +109,15 @@ class FrameStream:
     frame; ``captured`` counts frames read from the source, ``dropped`` those overwritten before
     anyone took them. Iteration ends when the source ends or ``stop`` is set; an exception in the
     capture thread is raised in the reader. ``captured_at`` is the ``time.monotonic()`` at which
-    the frame last handed out left the source: the start of its capture-to-result latency.
+    the frame last handed out left the source (read and decoded): the start of its
+    capture-to-result latency.
 
     In order (not ``latest_wins``), a source with ``read_ahead`` > 0 (``read_ahead`` here
     overrides it) is read on a thread that stays at most that many frames ahead of the reader
-    (a bounded queue: every frame, in order, none dropped); ``captured_at`` is still when each
-    frame left the source, so the wait in the queue counts in its latency.
+    (a bounded queue: every frame, in order, none dropped): frame n+1 is decoded while frame n is
+    inferred. ``captured_at`` is still when each frame left the source, so the time it waited to
+    enter the queue and in it counts in its capture-to-result latency: when the reader is the
+    slower side, about two frames' processing time with a depth of 1 (each extra slot adds one).
     """
 
     def __init__(
@@ -151,28 +154,25 @@ class FrameStream:
             self._thread.start()
 
     def _read_ahead(self) -> None:
-        """Fill the bounded queue in source order; ``None`` marks the end (or an error, kept)."""
-        assert self._queue is not None
+        """Fill the bounded queue in source order, then ``None``: the end (an error is kept for the reader)."""
         try:
             for frame in self.source:
-                item = (frame, time.monotonic())
-                while not self._quit.is_set():
-                    try:
-                        self._queue.put(item, timeout=self.poll_s)
-                        break
-                    except queue.Full:
-                        continue
-                if self._quit.is_set():
-                    return
+                if not self._put((frame, time.monotonic())):
+                    return  # closed
         except BaseException as exc:  # handed to the reader
             self._error = exc
-        finally:
-            while not self._quit.is_set():
-                try:
-                    self._queue.put(None, timeout=self.poll_s)
-                    break
-                except queue.Full:
-                    continue
+        self._put(None)
+
+    def _put(self, item: tuple[Frame, float] | None) -> bool:
+        """Put ``item`` in the queue once there is room; False when the stream is closed first."""
+        assert self._queue is not None
+        while not self._quit.is_set():
+            try:
+                self._queue.put(item, timeout=self.poll_s)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def _in_order(self) -> Iterator[Frame]:
         assert self._queue is not None
@@ -409,39 +409,34 @@ class FramePreparer:
 
     The result is identical to ``prepare`` with the same region (tests check it): the crop goes to
     the tensor in one pass (``crop_to_tensor``: only the region is converted to grey) and colour is
-    checked with the same ``is_doppler``. A ``ScreenImage`` from the fast decoder is handled as
-    decoded: at 1/s scale the colour test samples every (4 / s)-th pixel, the same grid of frame
-    pixels; a grey Y plane brings its own colour sample; and the region found is reported back to
-    the decoder (``on_region``), which picks the coarsest scale that still covers the model input.
+    checked with the same ``is_doppler``. A grey image that came from colour video (a YUYV
+    grabber's Y plane, ``sources.video.ScreenDecoder``) has no colour left to check: its decoder's
+    ``colour_sample`` (``Frame.colour_sample``: BGR on the ``COLOUR_STRIDE`` grid of frame
+    pixels) is passed along and the Doppler test reads the part of it under the region.
     """
 
     def __init__(self, input_spec: InputSpec = InputSpec(), spec: PreprocessSpec = PreprocessSpec()) -> None:
         self.input_spec = input_spec
         self.spec = spec
 
-    def __call__(self, image: np.ndarray, roi: Roi | None) -> PreparedFrame:
+    def __call__(self, image: np.ndarray, roi: Roi | None, colour_sample: np.ndarray | None = None) -> PreparedFrame:
         if roi is None:  # no region: ``prepare`` flags the frame blank
             return prepare(image, self.input_spec, self.spec)
         fast = crop_to_tensor(image, roi, self.input_spec, self.spec)
         if fast is None:
             return prepare(image, self.input_spec, self.spec, roi)
         tensor, sd = fast
-        scale = getattr(image, "scale", 1)
-        colour = False
         if image.ndim == 3 and image.shape[2] in (3, 4):
-            colour = is_doppler(image[roi.y0 : roi.y1, roi.x0 : roi.x1], max(1, COLOUR_STRIDE // scale))
-        elif getattr(image, "colour", None) is not None:
-            colour = colour_blobs(_sample_of(image.colour, roi, scale))
-        report = getattr(image, "on_region", None)
-        if report is not None:
-            report(roi.width * scale, roi.height * scale, self.input_spec.width, self.input_spec.height)
+            colour = is_doppler(image[roi.y0 : roi.y1, roi.x0 : roi.x1])
+        elif colour_sample is not None:
+            colour = colour_blobs(_sample_under(colour_sample, roi))
+        else:
+            colour = False
         return PreparedFrame(tensor, roi, sd < BLANK_STD, colour)
 
 
-def _sample_of(sample: np.ndarray, roi: Roi, scale: int) -> np.ndarray:
-    """The part of a frame's colour sample (``COLOUR_STRIDE`` grid of frame pixels) under ``roi``
-    (in pixels of an image at 1/``scale``)."""
+def _sample_under(sample: np.ndarray, roi: Roi) -> np.ndarray:
+    """The part of a frame's colour sample (every ``COLOUR_STRIDE``-th pixel of every
+    ``COLOUR_STRIDE``-th row) that lies inside ``roi``."""
     k = COLOUR_STRIDE
-    y0, y1 = -(-roi.y0 * scale // k), -(-roi.y1 * scale // k)
-    x0, x1 = -(-roi.x0 * scale // k), -(-roi.x1 * scale // k)
-    return sample[y0:y1, x0:x1]
+    return sample[-(-roi.y0 // k) : -(-roi.y1 // k), -(-roi.x0 // k) : -(-roi.x1 // k)]

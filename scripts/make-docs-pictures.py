@@ -5,8 +5,9 @@
 
 The demo bundle scans synthetic phantom recordings (no patient data): a patient with gout, one
 without, and one whose recording is spoiled (the probe lifted and colour Doppler switched on for
-most of it) so that the exam ends indeterminate. Written: ``summary-gout.png``,
-``summary-no-gout.png``, ``summary-indeterminate.png`` (each exam's ``summary.png``),
+most of it) so that the exam ends indeterminate; and a cardiac cine from the out-of-scope
+generator, which the scope guard refuses. Written: ``summary-gout.png``, ``summary-no-gout.png``,
+``summary-indeterminate.png``, ``summary-out-of-scope.png`` (each exam's ``summary.png``),
 ``overlay-low.png`` and ``overlay-high.png`` (the CAM of a low- and a high-probability frame on
 the bundle's fixed scale), and with a headless Chromium (Debian: ``apt-get install
 chromium-headless-shell``) ``live-view.png`` (the live page, paused on a key frame) and
@@ -35,7 +36,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from gout_edge.calibration.phantom import generate_cohort
+from gout_edge.calibration.phantom import generate_cohort, write_out_of_scope
 from gout_edge.calibration.phantom.source import PhantomSource
 from gout_edge.calibration.phantom.video import write_video
 from gout_edge.edge_runtime.bundle import open_bundle
@@ -43,6 +44,7 @@ from gout_edge.edge_runtime.cam import cam_scale_for
 from gout_edge.edge_runtime.exam import run_exam
 from gout_edge.edge_runtime.report import Tile, render_overlay
 from gout_edge.edge_runtime.scoring import Scorer
+from gout_edge.edge_runtime.sources import open_source
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 300 * 1024
@@ -112,6 +114,13 @@ def exams(out: Path, work: Path) -> None:
             print(f"{name}: {patient.diagnosis} ({patient.reason}); phantom truth {source.diagnosis}")
             save_small(out / f"summary-{name}.png", cv2.imread(str(patient.summary)), 1000)
             frames_seen[name] = patient.key_frame_list
+        # something else entirely: a cardiac cine, refused by the scope guard
+        write_out_of_scope(work / "oos", seed=SEED, per_category=1, formats=("video",), kinds=("cardiac_sector",))
+        clip = next((work / "oos" / "out_of_scope").rglob("cardiac_sector_0.*"))
+        result = run_exam(open_source("video", clip), bundle, scorer, work / "out-of-scope", patient="PHANTOM-OOS-01")
+        patient = result.patients[0]
+        print(f"out of scope: {patient.diagnosis} ({patient.reason})")
+        save_small(out / "summary-out-of-scope.png", cv2.imread(str(patient.summary)), 1000)
         # a low- and a high-probability frame of the two clean recordings, scored one by one
         picks = []
         for index in (1, 0):

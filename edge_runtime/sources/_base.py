@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -43,6 +43,9 @@ class Frame:
     live video or a cine loop, whose neighbouring frames repeat each other.
     ``origin``: where the frame came from (a file relative to the source's root and a frame
     number), for the journal and the report.
+    ``colour_sample``: for a grey ``image`` taken from colour video (a YUYV grabber's Y plane), a
+    BGR sample of the frame at every ``preprocess.COLOUR_STRIDE``-th pixel of every
+    ``COLOUR_STRIDE``-th row, set by the decoder, for the Doppler gate; ``None`` otherwise.
     """
 
     image: np.ndarray
@@ -55,6 +58,7 @@ class Frame:
     origin: str = ""
     pixel_mm: float | None = None
     dicom: SourceInstance | None = None  # the source image's study and UIDs (DICOM input), for DICOM results
+    colour_sample: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 class FileSource:

@@ -8,10 +8,10 @@ scanner switched off) is reopened with back-off; after the last attempt the sour
 ``lost`` set.
 
 With ``raw`` (the default) OpenCV's own conversion is switched off (``CAP_PROP_CONVERT_RGB`` 0) and
-the frames go through ``ScreenDecoder``: an MJPG frame is decoded once (at full size: see
-``ScreenDecoder`` for the reduced scale), and a YUYV frame gives its Y plane without any colour
-conversion (a sparse colour sample is kept for the Doppler gate). A backend that ignores
-the setting still hands over BGR frames, which pass through unchanged.
+the frames go through ``ScreenDecoder``: an MJPG frame is decoded once, and a YUYV frame gives
+its Y plane without any colour conversion (a sparse colour sample travels with the frame,
+``Frame.colour_sample``, for the Doppler gate). A backend that ignores the setting still hands
+over BGR frames, which pass through unchanged.
 """
 
 from __future__ import annotations
@@ -93,8 +93,8 @@ class V4L2Source(CaptureSource):
         super().__init__(opener, f"capture device {node}", True, backoff_s=backoff_s, patient=patient,
                          decoder=self._decode if raw else None)
 
-    def _decode(self, buffer: Any) -> Any:
-        """An unconverted capture → image: YUYV may come flat (1 × 2·W·H); MJPG as its bytes."""
+    def _decode(self, buffer: Any) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """An unconverted capture → (image, colour sample): YUYV may come flat (1 × 2·W·H); MJPG as its bytes."""
         a = self.actual
         buffer = np.asarray(buffer)
         if (a is not None and a.fourcc == "YUYV" and buffer.ndim <= 2 and buffer.dtype == np.uint8

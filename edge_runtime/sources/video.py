@@ -10,18 +10,15 @@ error, is **cut short**: ``complete`` becomes False and ``end_reason`` says how 
 so the exam's report says so too (a damaged frame in the middle is skipped, counted in
 ``damaged_frames``, and also makes the input incomplete). Messages name a file by its base name.
 
-A file is decoded ahead of its reader: ``read_ahead`` frames (``stream.FrameStream`` runs the
+A file is decoded one frame ahead of its reader (``read_ahead``: ``stream.FrameStream`` runs the
 source on a thread with a queue that small), so frame n+1 is decoded while frame n is inferred.
 
 ``ScreenDecoder`` turns what a grabber sends undecoded (MJPG bytes, a raw YUYV buffer) into the
-image the runtime needs and no more (docs/design.md §7): a JPEG is decoded once, in colour (the
-Doppler gate needs colour; decoding grey plus a 1/8 colour image for the gate costs two entropy
-decodes, as much as one colour decode, and colour only every Nth frame would let Doppler frames
-through), and a YUYV frame gives its Y plane as the grey image, with a BGR sample on the colour
-test's grid for the gate. ``reduce=True`` also decodes at the coarsest scale libjpeg-turbo offers
-(1/2, 1/4) at which the B-mode region still covers the model input — 40 % less decode time — but
-it is off by default: the two-stage downsampling moved a phantom frame's probability by 0.06, more
-than the INT8 tolerance (0.05; tests/test_fast_decode.py).
+image the runtime needs and no more (docs/design.md §6, §9): a JPEG is decoded once, in colour and
+at full size (the Doppler gate needs colour; decoding grey plus a small colour image for the gate
+costs two entropy decodes, as much as one colour decode; a reduced-scale decode moved
+probabilities beyond the INT8 tolerance), and a YUYV frame gives its Y plane as the grey image,
+plus a sparse BGR sample that goes with the frame (``Frame.colour_sample``) for the Doppler gate.
 """
 
 from __future__ import annotations
@@ -37,7 +34,7 @@ import numpy as np
 
 from gout_edge.errors import CaptureError, InputError
 
-from ..preprocess import COLOUR_STRIDE, DECODE_SCALES, ScreenImage, decode_scale
+from ..preprocess import COLOUR_STRIDE
 from ._base import BACKOFF_S, Frame, Reconnect
 
 __all__ = ["CaptureSource", "ScreenDecoder", "VideoSource", "is_stream_url"]
@@ -49,30 +46,23 @@ def is_stream_url(target: str | Path) -> bool:
     return "://" in str(target)
 
 
-_JPEG_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4}
 # Video-range luma (16…235, what OpenCV's YUYV → BGR conversion assumes) → full-range grey, as that
 # conversion followed by BGR → grey gives for grey pixels; black stays under the region threshold.
 _LUMA_TO_GREY = np.clip(np.round((np.arange(256) - 16) * 255.0 / 219.0), 0, 255).astype(np.uint8)
 
 
 class ScreenDecoder:
-    """Undecoded grabber frames → ``ScreenImage``: only what the model and the gates use.
+    """Undecoded grabber frames → (image, colour sample or ``None``): only what the model and the
+    gates use.
 
     ``__call__`` takes what an unconverted capture gives: JPEG bytes (MJPG; ``bytes`` or a 1-D /
     1×N uint8 array), a H×W×2 YUYV buffer, or an image already decoded (H×W grey or H×W×3 BGR,
-    passed through). JPEGs are decoded in colour at ``scale`` (1, 2 or 4: libjpeg-turbo's DCT
-    scaling); ``scale`` stays 1 unless ``reduce``, then it follows ``fit``, which the stream
-    preparer calls with each region found: the coarsest scale at which the region still covers the
-    model input (``preprocess.decode_scale``). Returns ``None`` for data that does not decode (a
-    damaged frame).
+    passed through). A JPEG is decoded in colour, at full size; a YUYV frame gives its grey Y
+    plane and a BGR sample for the Doppler gate (``yuyv``). Returns ``None`` for data that does
+    not decode (a damaged frame).
     """
 
-    def __init__(self, reduce: bool = False) -> None:
-        self.reduce = reduce
-        self.scale = 1
-        self.decoded = 0
-
-    def __call__(self, raw: Any) -> np.ndarray | None:
+    def __call__(self, raw: Any) -> tuple[np.ndarray, np.ndarray | None] | None:
         if isinstance(raw, (bytes, bytearray, memoryview)):
             return self.jpeg(raw)
         raw = np.asarray(raw)
@@ -80,38 +70,29 @@ class ScreenDecoder:
             return self.jpeg(raw)
         if raw.dtype == np.uint8 and raw.ndim == 3 and raw.shape[2] == 2:
             return self.yuyv(raw)
-        return raw  # decoded already (a backend that ignored CONVERT_RGB=0)
+        return raw, None  # decoded already (a backend that ignored CONVERT_RGB=0)
 
-    def jpeg(self, data: Any) -> np.ndarray | None:
+    @staticmethod
+    def jpeg(data: Any) -> tuple[np.ndarray, None] | None:
         buf = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1)
-        scale = self.scale
         try:
-            image = cv2.imdecode(buf, _JPEG_FLAGS[scale])
+            image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
         except cv2.error:
             image = None
-        if image is None:
-            return None
-        self.decoded += 1
-        return ScreenImage(image, scale, on_region=self.fit if self.reduce else None)
+        return None if image is None else (image, None)
 
-    def yuyv(self, raw: np.ndarray) -> np.ndarray:
-        """A packed YUYV (4:2:2) frame: the Y plane, expanded from video range (a new array: the
-        buffer may be the driver's), and a BGR sample at every ``COLOUR_STRIDE``-th pixel of every
-        ``COLOUR_STRIDE``-th row."""
+    @staticmethod
+    def yuyv(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A packed YUYV (4:2:2) frame → (the Y plane expanded from video range: a new array, the
+        buffer may be the driver's; BGR at every ``COLOUR_STRIDE``-th pixel of every
+        ``COLOUR_STRIDE``-th row, for the Doppler gate)."""
         h, w = raw.shape[:2]
         grey = cv2.LUT(cv2.extractChannel(raw, 0), _LUMA_TO_GREY)
         k = COLOUR_STRIDE
         pairs = raw[::k, : w - w % 2].reshape(-(-h // k), (w - w % 2) // 2, 4)  # Y0 U Y1 V per pixel pair
         picked = np.ascontiguousarray(pairs[:, :: k // 2])  # the pairs holding pixels 0, k, 2k, …
         bgr = cv2.cvtColor(picked.reshape(picked.shape[0], picked.shape[1] * 2, 2), cv2.COLOR_YUV2BGR_YUYV)
-        self.decoded += 1
-        return ScreenImage(grey, 1, colour=np.ascontiguousarray(bgr[:, ::2]))
-
-    def fit(self, roi_width: int, roi_height: int, input_width: int, input_height: int) -> None:
-        """A region of ``roi_width`` × ``roi_height`` frame pixels was found, for a model input of
-        ``input_width`` × ``input_height``: decode the next frames at the scale that fits."""
-        scale = decode_scale(roi_width, roi_height, input_width, input_height, self.scale) if self.reduce else 1
-        self.scale = scale if scale in DECODE_SCALES else 1
+        return grey, np.ascontiguousarray(bgr[:, ::2])
 
 
 class CaptureSource:
@@ -120,13 +101,15 @@ class CaptureSource:
     ``opener`` opens (and reopens, after a loss) the capture and raises on failure. A live
     capture that stops giving frames is reopened with the waits in ``backoff_s``; when every
     attempt fails the iteration ends with ``lost`` set and ``end_reason`` saying so.
-    ``decoder``: what turns each undecoded capture (``ScreenDecoder``) into the frame's image; a
-    capture that does not decode counts as a failed read. ``read_ahead``: how many frames a reader
-    may have decoded ahead on a thread (files; 0 for live captures, which keep only the newest).
+    ``decoder``: what turns each undecoded capture into the frame's image and colour sample
+    (``ScreenDecoder``); a capture that does not decode counts as a failed read. ``read_ahead``:
+    how many frames a reader may have decoded ahead on a thread (files: 1, double buffering — the
+    decode is far shorter than an inference, so one frame ready is enough; 0 for live captures,
+    which keep only the newest).
     """
 
     kind = "capture"
-    READ_AHEAD = 2
+    READ_AHEAD = 1
 
     def __init__(
         self,
@@ -137,7 +120,7 @@ class CaptureSource:
         backoff_s: Sequence[float] = BACKOFF_S,
         realtime: bool = False,
         patient: str | None = None,
-        decoder: Callable[[Any], Any] | None = None,
+        decoder: Callable[[Any], tuple[np.ndarray, np.ndarray | None] | None] | None = None,
     ) -> None:
         self._opener = opener
         self.decoder = decoder
@@ -179,7 +162,7 @@ class CaptureSource:
             cap = self._cap
             if cap is None:
                 return
-            ok, image = self._read(cap, index)
+            ok, image, colour_sample = self._read(cap, index)
             if not ok or image is None:
                 if not self.live or self.realtime:
                     self._end_of_file(index)
@@ -204,42 +187,45 @@ class CaptureSource:
                 delay = start + index * period - time.monotonic()
                 if delay > 0 and self._reconnect.closed.wait(delay):
                     return
-            yield Frame(image, index, stamp, patient_id=self.patient, origin=f"frame {index}")
+            yield Frame(image, index, stamp, patient_id=self.patient, origin=f"frame {index}",
+                        colour_sample=colour_sample)
             index += 1
 
     # Reads after a failed one, before the promised end, to tell a damaged frame from a cut file.
     RETRIES_AFTER_FAILURE = 3
 
-    def _grab(self, cap: Any) -> tuple[bool, Any]:
-        """One ``cap.read()``, through the decoder when there is one."""
+    def _grab(self, cap: Any) -> tuple[bool, Any, np.ndarray | None]:
+        """One ``cap.read()``, through the decoder when there is one: (ok, image, colour sample)."""
         ok, image = cap.read()
-        if ok and image is not None and self.decoder is not None:
-            image = self.decoder(image)
-            ok = image is not None
-        return ok, image
+        if not ok or image is None or self.decoder is None:
+            return ok, image, None
+        decoded = self.decoder(image)
+        if decoded is None:
+            return False, None, None
+        return True, *decoded
 
-    def _read(self, cap: Any, index: int) -> tuple[bool, Any]:
+    def _read(self, cap: Any, index: int) -> tuple[bool, Any, np.ndarray | None]:
         try:
-            ok, image = self._grab(cap)
+            ok, image, sample = self._grab(cap)
         except cv2.error as exc:  # a decoder error surfaced by OpenCV: the file is damaged here
             log.debug("%s: read failed at frame %d: %s", self.describe, index, exc)
-            ok, image = False, None
+            ok, image, sample = False, None, None
         if ok and image is not None:
-            return ok, image
+            return ok, image, sample
         if self.live and not self.realtime:
-            return False, None
+            return False, None, None
         if not self.promised_frames or index >= self._promised_floor():
-            return False, None
+            return False, None, None
         for _ in range(self.RETRIES_AFTER_FAILURE):  # before the promised end: skip a damaged frame?
             try:
-                ok, image = self._grab(cap)
+                ok, image, sample = self._grab(cap)
             except cv2.error:
-                ok, image = False, None
+                ok, image, sample = False, None, None
             self.damaged_frames += 1
             if ok and image is not None:
                 log.warning("%s: a damaged frame near frame %d was skipped", self.describe, index + 1)
-                return ok, image
-        return False, None
+                return ok, image, sample
+        return False, None, None
 
     def _promised_floor(self) -> int:
         """Fewest frames that count as all the promised ones: all of them. (Containers without an

@@ -129,7 +129,7 @@ def render(result: Any) -> None:
         elif m.patient.indeterminate:
             stdout.print(f"[yellow]{escape(m.name)}: {m.patient.indeterminate} patient(s) indeterminate (too few usable images)[/]")
         if m.image.unusable:
-            stdout.print(f"{escape(m.name)}: {m.image.unusable} blank or colour image(s) counted at image level, left out of the vote")
+            stdout.print(f"{escape(m.name)}: {m.image.unusable} blank, colour or out-of-scope image(s) counted at image level, left out of the vote")
     if cmp is not None:
         stdout.print(
             f"p: {escape(cmp.other)} against {escape(cmp.reference)}; DeLong's test for the AUC "
