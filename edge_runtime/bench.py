@@ -129,6 +129,7 @@ class BenchResult:
     memory: dict[str, float]
     budgets: tuple[BudgetCheck, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    scope_guard: LatencyStats | None = None  # the guard's distance on one frame's features (inside inference)
 
     @property
     def passed(self) -> bool:
@@ -141,6 +142,7 @@ class BenchResult:
             "engines": [e.to_dict() for e in self.engines], "roi_detection": self.roi_detection.to_dict(),
             "cam_overhead_fraction": self.cam_overhead_fraction, "cold_start": self.cold_start,
             "memory": self.memory, "budgets": [asdict(b) for b in self.budgets], "passed": self.passed,
+            "scope_guard": None if self.scope_guard is None else self.scope_guard.to_dict(),
             "notes": list(self.notes),
         }
 
@@ -212,6 +214,21 @@ def engine_pairs(bundle: Bundle, config: BenchConfig) -> list[tuple[str, str]]:
                 continue
             out.append((b, p))
     return out
+
+
+def _scope_guard_ms(scorer: Any, sample: np.ndarray, repeats: int = 200) -> LatencyStats | None:
+    """What the bundle's scope guard adds to a frame: its distance on one frame's pooled features,
+    ``repeats`` times (the engine's time to make the features is part of inference)."""
+    guard = getattr(scorer, "guard", None)
+    features = None if guard is None else scorer.session.run(sample).features
+    if features is None:
+        return None
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        guard.distance(features)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return LatencyStats.of(times)
 
 
 def _cam_overhead(bundle: Bundle, role: str, cam_free_model: bytes, sample: np.ndarray, threads: int | None) -> float:
@@ -343,6 +360,9 @@ def run_bench(
     cam_overhead = None if plain_model is None else _cam_overhead(bundle, role, plain_model, sample, config.threads)
     if cam_overhead is None:
         notes.append("CAM overhead not measured: it needs the CAM-free graph, built with onnx (pip install 'gout-edge[torch]')")
+    scope = _scope_guard_ms(scorers[bedside], sample)
+    if scope is None:
+        notes.append("scope guard not measured: the bundle has none")
     cold: dict[str, Any] = {}
     memory: dict[str, float] = {"this_process_peak_rss_mb": rss_peak, "this_process_growth_mb": rss_end - rss_after_warmup}
     if config.cold_start:
@@ -360,13 +380,14 @@ def run_bench(
         notes.append("cold start and streaming memory not measured (--no-cold-start)")
     result_engines = tuple(engines)
     bedside_result = next(e for e in result_engines if e.name == bedside)
-    budgets = _check_budgets(m.budgets, bedside_result, cam_overhead, cold, memory)
+    budgets = _check_budgets(m.budgets, bedside_result, cam_overhead, cold, memory, scope)
     return BenchResult(bundle.identity, str(bundle.root), device_info(), config, bedside, result_engines,
-                       LatencyStats.of(roi_detect), cam_overhead, cold, memory, budgets, tuple(notes))
+                       LatencyStats.of(roi_detect), cam_overhead, cold, memory, budgets, tuple(notes), scope)
 
 
 def _check_budgets(budgets: Budgets, bedside: EngineResult, cam_overhead: float | None,
-                   cold: dict[str, Any], memory: dict[str, float]) -> tuple[BudgetCheck, ...]:
+                   cold: dict[str, Any], memory: dict[str, float],
+                   scope: LatencyStats | None = None) -> tuple[BudgetCheck, ...]:
     def check(name: str, budget: float, measured: float | None, unit: str, higher_is_better: bool = False,
               note: str = "") -> BudgetCheck:
         if measured is None:
@@ -382,6 +403,8 @@ def _check_budgets(budgets: Budgets, bedside: EngineResult, cam_overhead: float 
         check("end_to_end_p99_ms", b.end_to_end_p99_ms, e2e.p99_ms, "ms", note=bedside.name),
         check("preprocess_1080p_p50_ms", b.preprocess_1080p_p50_ms, pre, "ms", note="ROI cached + crop/resize/standardize"),
         check("cam_overhead_fraction", b.cam_overhead_fraction, cam_overhead, "fraction"),
+        check("scope_guard_p50_ms", b.scope_guard_p50_ms, None if scope is None else scope.p50_ms, "ms",
+              note="distance on one frame's pooled features" if scope is not None else "the bundle has no scope guard"),
         check("cold_start_s", b.cold_start_s, cold.get("cache_warm_s"), "s", note="model cache warm"),
         check("resident_memory_mb", b.resident_memory_mb, memory.get("peak_rss_mb"), "MB",
               note=f"peak while streaming {memory.get('frames', 0):.0f} frames (after 20 warm-up), growth {memory.get('growth_mb', 0):+.1f} MB"),

@@ -115,12 +115,11 @@ def test_export_writes_a_scale_and_a_bundle_without_one_derives_it_from_its_refe
     assert "scaled per image" in caplog.text
 
 
-def test_the_demo_bundle_opens_without_a_cam_section_and_gets_a_scale():
+def test_the_demo_bundle_carries_its_cam_scale():
     demo = open_bundle()
-    assert read_manifest(demo.root).cam is None  # format 1, built before the section existed
-    scale = cam_scale_for(demo)
-    assert scale is not None and 0.0 == scale.lo < scale.hi and scale == cam_scale_for(demo)
-    assert (scale.lo, scale.hi) == (reference_cam_scale(demo).lo, reference_cam_scale(demo).hi)
+    scale = read_manifest(demo.root).cam
+    assert scale is not None and "calibration images" in scale.fitted_on
+    assert 0.0 <= scale.lo < scale.hi and cam_scale_for(demo) == scale
 
 
 def test_export_fits_the_scale_on_the_calibration_images(small_bundle):

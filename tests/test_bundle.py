@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import SMALL
 
-from gout_edge.bundle import FORMAT_VERSION, Manifest, read_manifest, write_manifest
+from gout_edge.bundle import FORMAT_VERSION, Budgets, Manifest, read_manifest, write_manifest
 from gout_edge.edge_runtime.backends import SessionOptions, available_backends, get_backend, open_session
 from gout_edge.edge_runtime.bundle import open_bundle
 from gout_edge.errors import BundleError, BundleTamperedError, UsageError
@@ -118,28 +119,40 @@ def test_openvino_fp32_matches_onnxruntime_fp32(bundle_copy, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# format versions: version 1 (the demo bundle's) is upgraded on reading, version 2 is written
+# format versions: version 1 is upgraded on reading, version 2 is written. The version-1 sample is
+# the manifest of demo bundle 1.0.0 as it shipped until the 1.1.0 rebuild (a frozen format, so a
+# frozen file); regenerate with: git show 709164c:src/gout_edge/demo/bundle/manifest.json
 
 
-def _demo_json():
+V1_MANIFEST = Path(__file__).parent / "data" / "manifest-v1.json"
+
+
+def _demo_json() -> tuple[Path, dict]:
     from gout_edge.edge_runtime.bundle import default_bundle_path
 
     path = default_bundle_path() / "manifest.json"
     return path, json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_a_version_1_manifest_opens_and_reads_the_same_figures():
-    path, raw = _demo_json()
+def _v1_json(tmp_path: Path) -> tuple[Path, dict]:
+    path = tmp_path / "v1" / "manifest.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(V1_MANIFEST.read_bytes())
+    return path, json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_a_version_1_manifest_opens_and_reads_the_same_figures(tmp_path):
+    path, raw = _v1_json(tmp_path)
     assert raw["format_version"] == 1
     before = path.read_bytes()
-    m = open_bundle(path.parent).manifest
-    assert path.read_bytes() == before  # opened, never rewritten: a signature over these bytes still holds
-    assert dataclasses.asdict(m.budgets) == raw["budgets"]
+    m = read_manifest(path.parent)
+    assert path.read_bytes() == before  # read, never rewritten: a signature over these bytes still holds
+    assert dataclasses.asdict(m.budgets) == {**dataclasses.asdict(Budgets()), **raw["budgets"]}  # new budgets: defaults
     assert (m.input.height, m.input.width, m.input.channels) == (raw["input"]["height"], raw["input"]["width"], 1)
     assert m.preprocess.roi_threshold == raw["preprocess"]["roi_threshold"]
     assert m.decision.patient_threshold == raw["decision"]["patient_threshold"] and m.decision.calibrated
     assert m.export.opset == raw["export"]["opset"] and m.export.versions["torch"] == raw["export"]["torch"]
-    assert dataclasses.asdict(m.export.parity) == raw["export"]["parity"]
+    assert dataclasses.asdict(m.export.parity) == {"features_max_abs_diff": None, **raw["export"]["parity"]}
     assert m.quantization.fp32_latency_ms == raw["quantization"]["fp32_latency_ms"]
     assert m.quantization.onnxruntime == raw["quantization"]["onnxruntime"] and m.quantization.passed
     assert dataclasses.asdict(m.quantization.gate) == raw["quantization"]["gate"]
@@ -158,7 +171,7 @@ def test_a_version_1_manifest_opens_and_reads_the_same_figures():
 
 
 def test_v2_round_trip_and_writing_always_writes_version_2(tmp_path):
-    m = Manifest.from_dict(_demo_json()[1])
+    m = Manifest.from_dict(_v1_json(tmp_path)[1])
     plain = m.to_dict()
     assert plain["format_version"] == FORMAT_VERSION == 2
     assert "rule" not in plain["decision"] and "normalization" not in plain["input"]
@@ -171,16 +184,14 @@ def test_v2_round_trip_and_writing_always_writes_version_2(tmp_path):
     assert read_manifest(tmp_path) == m
 
 
-def test_a_signed_version_1_bundle_still_verifies(tmp_path):
-    from gout_edge.edge_runtime.bundle import default_bundle_path
-    from gout_edge.signing import generate_keypair, sign_manifest
+def test_a_signed_version_1_manifest_still_verifies(tmp_path):
+    from gout_edge.signing import generate_keypair, sign_manifest, verify_manifest_signature
 
-    copy = tmp_path / "demo"
-    shutil.copytree(default_bundle_path(), copy)
+    path, _ = _v1_json(tmp_path)
     key, pub = generate_keypair(tmp_path / "owner")
-    sign_manifest(copy, key)  # over the version-1 bytes
-    bundle = open_bundle(copy, public_key=pub)
-    assert bundle.manifest.decision.calibrated and json.loads((copy / "manifest.json").read_text())["format_version"] == 1
+    sign_manifest(path.parent, key)  # over the version-1 bytes
+    verify_manifest_signature(path.parent, pub)  # reading upgraded it in memory only
+    assert read_manifest(path.parent).decision.calibrated and json.loads(path.read_text())["format_version"] == 1
 
 
 @pytest.mark.parametrize("version", [0, 3, 99, "2", 2.0, True, None])

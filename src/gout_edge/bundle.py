@@ -439,6 +439,7 @@ class Budgets:
     cold_start_s: float = 1.5
     resident_memory_mb: float = 300.0
     int8_speedup_vs_torch_fp32: float = 4.0
+    scope_guard_p50_ms: float = 1.0  # the scope guard's cost per frame (docs/design.md §14)
 
     def _check(self, where: str) -> None:
         for f in dataclasses.fields(self):
