@@ -270,7 +270,7 @@ def _measurements(result: PatientResult) -> list[Any]:
         (_local("colour"), result.colour_frames, frames),
         (_local("scope"), result.out_of_scope_frames, frames),
         (_local("repeated"), result.duplicates, frames),
-        (_local("not_key"), max(0, result.frames_scored - result.key_frames), frames),
+        (_local("not_key"), result.not_key_frames, frames),
         (_local("dropped"), result.dropped, frames),
     ]
     out = []

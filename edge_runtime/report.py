@@ -414,7 +414,7 @@ def _excluded(result: PatientResult, excluded: ExcludedFrames | None, width: int
     """The frames not counted, by reason, with examples."""
     k = _s(width)
     size = int(17 * k)
-    not_key = max(0, result.frames_scored - result.key_frames)
+    not_key = result.not_key_frames
     counts = [("blank", result.blank_frames), ("colour", result.colour_frames), ("scope", result.out_of_scope_frames),
               ("duplicate", result.duplicates)]
     extra = [(r, n) for r, n in (excluded.counts.items() if excluded else ()) if r not in EXCLUSION_REASONS]

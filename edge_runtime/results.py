@@ -127,6 +127,7 @@ class PatientResult:
     out_of_scope_frames: int = 0  # left out as out of scope (neither blank nor colour)
     scope_judged: int = 0  # frames the scope guard judged (0: no guard)
     scope_refused: int = 0  # of those, out of scope (colour frames included): the exam rule's count
+    not_key_frames: int = 0  # usable frames scored but not key frames (probe moving, low contrast, like a recent one)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -150,6 +151,7 @@ class PatientResult:
             "blank_frames": self.blank_frames,
             "colour_frames": self.colour_frames,
             "out_of_scope_frames": self.out_of_scope_frames,
+            "not_key_frames": self.not_key_frames,
             "scope": {"judged": self.scope_judged, "out_of_scope": self.scope_refused},
             "dropped": self.dropped,
             "ended_by": self.ended_by,

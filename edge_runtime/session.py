@@ -145,6 +145,7 @@ class ExamSession:
         self.out_of_scope_frames = 0
         self._guarded = getattr(scorer, "guard", None) is not None  # the scorer judges scope
         self.scope_judged = self.scope_refused = 0
+        self._usable_scored = 0  # distinct frames that could vote: key frames and the ones passed over
         self.dropped = 0  # set by the driver that owns the capture (FrameStream.dropped)
         self.skipped_files: tuple[Any, ...] = ()  # set by the driver: input files left out, with why
         self.started_at = _now()
@@ -222,6 +223,7 @@ class ExamSession:
                 self.out_of_scope_frames += reason == "scope"
                 self.excluded.observe(frame, reason)
             self._last = (probability, abnormal, usable, blank, colour, out_of_scope, distance, cam)
+            self._usable_scored += usable
             if usable and self._keys.is_key(thumb, usable, contrast(image, roi), frame.still, motion):
                 assert probability is not None and cam is not None
                 key_index = self._add_key(frame, roi, probability, bool(abnormal), cam, captured_at)
@@ -295,6 +297,7 @@ class ExamSession:
             bundle=self.identity, key_frame_list=tuple(self.key_frames), timing=self.timing(), dicom=dicom, pdf=pdf,
             skipped_files=self.skipped_files, out_of_scope_frames=self.out_of_scope_frames,
             scope_judged=self.scope_judged, scope_refused=self.scope_refused,
+            not_key_frames=self._usable_scored - len(self.key_frames),
         )
 
     def timing(self) -> dict[str, Any]:

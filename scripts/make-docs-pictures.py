@@ -196,7 +196,7 @@ def live(out: Path, work: Path) -> None:
         assert url, (work / "scan.err").read_text()
         def wanted(s: dict) -> bool:
             f = s.get("frame") or {}
-            return f.get("state") == "key" and (f.get("probability") or 0) > 0.7 and s.get("key_frames", 0) >= 3
+            return f.get("state") == "key" and (f.get("probability") or 0) > 0.6 and s.get("key_frames", 0) >= 3
 
         while True:  # pause on a key frame the model finds abnormal
             s = get(url + "status")

@@ -130,6 +130,7 @@ def test_out_of_scope_frames_stay_out_of_the_vote_and_end_the_exam_with_the_scop
     assert all(r.out_of_scope == refused and r.scope_distance is not None for r in results)
     assert all((r.probability is None) == refused for r in results)
     assert (result.scope_judged, result.scope_refused, result.out_of_scope_frames) == (6, 6 * refused, 6 * refused)
+    assert result.not_key_frames + result.key_frames == (0 if refused else 6)  # refused frames are not "passed over"
     if refused:
         assert result.diagnosis == INDETERMINATE and result.reason.startswith(SCOPE_REASON)
         assert result.key_frames == 0 and session.excluded.counts == {"scope": 6}
