@@ -2,7 +2,8 @@
 at a time, on in-scope phantoms of a seed the model never saw and on the out-of-scope set.
 
     python benchmarks/scope_exams.py [--bundle DIR] [--patients 10] [--seed 9]
-                                     [--oos-seed 0] [--per-category 2] [--work DIR] [--json OUT]
+                                     [--oos-seed 0] [--per-category 2] [--backend B --precision P]
+                                     [--work DIR] [--json OUT]
 
 In scope: every phantom patient is examined three ways — its stills (``images``), its DICOM
 study (stills and a cine) and its video — and each exam's verdict is compared with the
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=9, help="in-scope phantom seed (the demo model saw 1, 2, 3)")
     ap.add_argument("--oos-seed", type=int, default=0, help="out-of-scope set seed (export compares on 11)")
     ap.add_argument("--per-category", type=int, default=2)
+    ap.add_argument("--backend", default="auto", help="engine, as for gout-edge scan (default: auto)")
+    ap.add_argument("--precision", default="auto", help="precision, as for gout-edge scan (default: auto)")
     ap.add_argument("--work", type=Path, default=None, help="keep the generated data and sessions here")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = ap.parse_args(argv)
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print("this bundle has no scope guard; re-export it", file=sys.stderr)
         return 2
     work = args.work or Path(tempfile.mkdtemp(prefix="gout-edge-scope-"))
-    scorer = Scorer(bundle)
+    scorer = Scorer(bundle, args.backend, args.precision)
     started = time.perf_counter()
 
     print(f"in scope: {args.patients} phantom patients, seed {args.seed} (png, dicom, video) …", file=sys.stderr)
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     by_category = {c: f"{sum(r['scope'] for r in oos_rows if r['category'] == c)}/"
                       f"{sum(r['category'] == c for r in oos_rows)}" for c in sorted({r["category"] for r in oos_rows})}
     figures = {
-        "bundle": bundle.identity, "guard": {"method": bundle.manifest.scope.method, "k": bundle.manifest.scope.k,
+        "bundle": bundle.identity, "engine": f"{scorer.backend} {scorer.precision}", "guard": {"method": bundle.manifest.scope.method, "k": bundle.manifest.scope.k,
                                              "threshold": threshold},
         "in_scope": {"seed": args.seed, "patients": args.patients, "exams": len(in_rows),
                      "right": outcomes["right"] / len(in_rows), "refused": outcomes["refused"] / len(in_rows),
@@ -139,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": {"in_scope": in_rows, "out_of_scope": oos_rows},
     }
     i, o, f = figures["in_scope"], figures["out_of_scope"], figures["frames"]
+    print(f"engine: {figures['engine']}")
     print(f"in scope ({i['exams']} exams): right {i['right']:.1%}, refused {i['refused']:.1%}, wrong {i['wrong']:.1%}; "
           f"by form {i['by_form']}")
     print(f"out of scope ({o['exams']} exams): refused for scope {o['refused_for_scope']:.1%}; by category {by_category}")

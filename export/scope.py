@@ -11,8 +11,11 @@ compared:
 Each is fitted on the INT8 calibration half of the export's images and scored on the other half
 (held-out patients) and on a generated out-of-scope set (``calibration.phantom.out_of_scope``,
 its own seed: other anatomy, Doppler, near misses, non-ultrasound). The guard with the highest
-AUROC (in-scope vs out-of-scope frames) is kept; its threshold is the distance that refuses
-``false_refusal`` of the held-out in-scope frames. The comparison is kept in the manifest.
+AUROC (in-scope vs out-of-scope frames) is kept. Its threshold is the distance that refuses
+``false_refusal`` of the held-out in-scope frames with every model file of the bundle, each run by
+its own engine: INT8 features differ from FP32 ones (with ONNX Runtime's U8S8 model, in-scope
+distances run ≈ 30 % higher), and the cart must not refuse more with the engine it happens to
+have. The comparison, with each model file's figures, is kept in the manifest.
 
 Both in-scope halves also enter a second time with their crop tightened by up to
 ``CROP_JITTER`` of each side (``crop_jitter``): a DICOM file's declared ultrasound region is the
@@ -36,7 +39,7 @@ from gout_edge.edge_runtime.backends import SessionOptions, open_session
 from gout_edge.edge_runtime.bundle import Bundle
 from gout_edge.edge_runtime.preprocess import prepare
 from gout_edge.edge_runtime.scope import scope_distances
-from gout_edge.reference import write_npz
+from gout_edge.reference import REFERENCE_ENGINES, write_npz
 
 from .int8 import LabelledInputs
 
@@ -140,8 +143,8 @@ def fit_scope_guard(bundle_dir: Path, manifest: Manifest, data: LabelledInputs, 
     fit_x = np.concatenate([data.calibration, crop_jitter(data.calibration, seed=1)])
     fit_labels = np.r_[data.calibration_labels, data.calibration_labels]
     fit_f = _features(bundle, "onnxruntime", "fp32", fit_x, threads)
-    held_f = _features(bundle, "onnxruntime", "fp32",
-                       np.concatenate([data.fidelity, crop_jitter(data.fidelity, seed=2)]), threads)
+    held_x = np.concatenate([data.fidelity, crop_jitter(data.fidelity, seed=2)])
+    held_f = _features(bundle, "onnxruntime", "fp32", held_x, threads)
     progress("scope guard: generating and scoring the out-of-scope comparison set")
     oos_x, oos_kinds = out_of_scope_inputs(manifest.input, manifest.preprocess)
     oos_f = _features(bundle, "onnxruntime", "fp32", oos_x, threads)
@@ -158,13 +161,30 @@ def fit_scope_guard(bundle_dir: Path, manifest: Manifest, data: LabelledInputs, 
         for kind, r in zip(oos_kinds, refused, strict=True):
             by_category.setdefault(kind.split("/")[0], []).append(bool(r))
         results.append({
-            "method": method, "k": k, "arrays": arrays, "threshold": threshold,
+            "method": method, "k": k, "arrays": arrays, "threshold": threshold, "held": held, "oos": oos,
             "auroc": float(auc(labels, np.r_[held, oos])),
             "refused_out_of_scope": float(refused.mean()),
             "refused_by_category": {c: round(float(np.mean(v)), 3) for c, v in sorted(by_category.items())},
             "refused_in_scope_held_out": float((held > threshold).mean()),
         })
     best = max(results, key=lambda r: (r["auroc"], r["refused_out_of_scope"]))
+    progress("scope guard: the threshold with every model file's features")
+    by_file: dict[str, dict] = {}
+    for role, (backend, precision) in REFERENCE_ENGINES.items():
+        if role not in manifest.roles():
+            continue
+        held = best["held"] if role == "onnx-fp32" else scope_distances(
+            best["method"], best["arrays"], _features(bundle, backend, precision, held_x, threads), best["k"])
+        oos = best["oos"] if role == "onnx-fp32" else scope_distances(
+            best["method"], best["arrays"], _features(bundle, backend, precision, oos_x, threads), best["k"])
+        by_file[role] = {"engine": f"{backend} {precision}", "held": held, "oos": oos,
+                         "threshold": float(np.quantile(held, 1.0 - FALSE_REFUSAL))}
+    threshold = max(f["threshold"] for f in by_file.values())
+    model_files = {role: {"engine": f["engine"], "threshold_alone": round(f["threshold"], 6),
+                          "refused_in_scope_held_out": float((f["held"] > threshold).mean()),
+                          "refused_out_of_scope": float((f["oos"] > threshold).mean()),
+                          "auroc": float(auc(labels, np.r_[f["held"], f["oos"]]))}
+                   for role, f in by_file.items()}
     comparison = {
         "chosen": f"{best['method']} (k={best['k']})" if best["method"] == "knn" else best["method"],
         "chosen_because": "highest AUROC, in-scope held-out frames vs the out-of-scope comparison set",
@@ -172,16 +192,19 @@ def fit_scope_guard(bundle_dir: Path, manifest: Manifest, data: LabelledInputs, 
                             f"and category: {len(oos_f)} non-blank screens",
         "in_scope_held_out": f"{len(held_f) // 2} frames of held-out patients (the INT8 fidelity half), each also "
                              f"with its crop tightened by up to {CROP_JITTER:.0%} of each side",
-        "candidates": [{key: v for key, v in r.items() if key != "arrays"} for r in results],
+        "candidates": [{key: v for key, v in r.items() if key not in ("arrays", "held", "oos")} for r in results],
+        "threshold_rule": f"the largest of the model files' distances refusing {FALSE_REFUSAL:.0%} of the held-out "
+                          "in-scope frames (each file run by its own engine)",
+        "model_files": model_files,
     }
     source = data.summary.get("source", "index table")
     spec = ScopeSpec(
-        method=best["method"], file=SCOPE_FILE, threshold=round(best["threshold"], 6), false_refusal_target=FALSE_REFUSAL,
+        method=best["method"], file=SCOPE_FILE, threshold=round(threshold, 6), false_refusal_target=FALSE_REFUSAL,
         k=best["k"],
         fitted_on=f"{len(fit_f) // 2} in-scope images ({source}; the INT8 calibration half), each also with its crop "
                   f"tightened by up to {CROP_JITTER:.0%} of each side; FP32 pooled features",
         threshold_set_on=f"{len(held_f) // 2} images of held-out patients, each also with a tightened crop: refuses "
-                         f"{FALSE_REFUSAL:.0%} of them",
+                         f"at most {FALSE_REFUSAL:.0%} of them with any model file of the bundle",
         comparison=comparison,
     )
     return ScopeFit(spec, best["arrays"])

@@ -484,7 +484,7 @@ class ScopeSpec:
     method: str
     file: str
     threshold: float
-    false_refusal_target: float  # the in-scope frame fraction refused at ``threshold`` on held-out patients
+    false_refusal_target: float  # at most this fraction of held-out in-scope frames refused, with any model file
     max_out_of_scope_fraction: float = 0.5
     k: int = 1  # knn: the k-th nearest neighbour's distance
     fitted_on: str = ""  # for people (`gout-edge info`): the images the guard was fitted on
