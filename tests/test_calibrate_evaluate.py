@@ -30,11 +30,14 @@ def toy_csv(tmp_path_factory):
 
 @pytest.fixture
 def bundle(small_bundle, tmp_path, monkeypatch):
-    """A private copy of the session's small bundle (calibrate rewrites its manifest)."""
+    """A private copy of the session's small bundle (calibrate rewrites its manifest), without its
+    scope guard: the random-weight model finds every toy image out of scope (tests/test_scope.py
+    covers the guard)."""
     monkeypatch.delenv("GOUT_EDGE_PUBLIC_KEY", raising=False)
     result, _ = small_bundle
     copy = tmp_path / "bundle"
     shutil.copytree(result.bundle, copy)
+    write_manifest(copy, dataclasses.replace(result.manifest, scope=None))
     monkeypatch.chdir(tmp_path)  # default reports go to ./gout-edge-reports
     return copy
 

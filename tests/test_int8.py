@@ -115,7 +115,7 @@ def test_a_deliberately_damaged_quantization_fails_the_gate(tmp_path):
         path = tmp_path / "q.onnx"
         quantize_onnxruntime(demo.path("onnx-fp32"), path, calibration)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        logits, cam = session.run(None, {"input": held})
+        logits, cam = session.run(["logits", "cam"], {"input": held})
         z = np.exp(logits - logits.max(1, keepdims=True))
         prob = z[:, 1] / z.sum(1)
         return measure_fidelity(labels, patients, fp32.probability, prob, fp32.cam, cam[:, 1]).failures

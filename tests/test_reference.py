@@ -61,7 +61,10 @@ def test_every_bundle_carries_a_hashed_compact_reference_set(small_bundle):
             h, w = frame.image.shape[:2]
             assert roi[2] - roi[0] < w and roi[3] - roi[1] < h
     doppler = next(k for k, i in enumerate(ref.inputs) if i.kind == "colour-doppler screen")
-    assert fp32.colour[doppler] and fp32.colour.sum() == 1
+    oos_doppler = [k for k, i in enumerate(ref.inputs) if i.selected_as.startswith("out of scope: doppler")]
+    assert fp32.colour[doppler] and fp32.colour.sum() == 1 + sum(fp32.colour[oos_doppler])
+    oos = [k for k, i in enumerate(ref.inputs) if i.kind == "out-of-scope screen"]
+    assert fp32.scope is not None and all(fp32.scope[oos] > m.scope.threshold)  # the guard refuses them
 
     names = [pt.name for pt in ref.patients]
     assert names == ["R1", "R2", "R3"]

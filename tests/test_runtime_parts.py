@@ -77,7 +77,8 @@ def test_scorer_scores_raw_scanner_frames(small_bundle):
     assert len(scores) == 2
     roi = scores[0].roi
     assert abs(roi.x0 - 80) <= 4 and abs(roi.y0 - 60) <= 4 and abs(roi.x1 - 600) <= 4 and abs(roi.y1 - 400) <= 4
-    assert scores[0].usable and not scores[1].usable and scores[1].blank
+    assert not (scores[0].blank or scores[0].colour) and not scores[1].usable and scores[1].blank
+    assert scores[0].scope_distance is not None  # judged by the guard (a random-weight model refuses noise)
     m = scorer.bundle.manifest.outputs
     assert scores[0].cam.shape == (m.cam_height, m.cam_width)
     assert 0.0 <= scores[0].probability <= 1.0

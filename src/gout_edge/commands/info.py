@@ -64,13 +64,14 @@ def register(app: typer.Typer) -> None:
                 compared = "; ".join(
                     f"{c['method']}{'' if c['method'] != 'knn' else ' k=' + str(c['k'])} AUROC {c['auroc']:.3f}, refuses "
                     f"{c['refused_out_of_scope']:.0%}" for c in sc.comparison.get("candidates", []))
-                table.add_row("scope guard", f"{method}, threshold {sc.threshold:.4g} (refuses {sc.false_refusal_target:.0%} "
-                              f"of held-out in-scope frames); exam indeterminate above {sc.max_out_of_scope_fraction:.0%} "
+                table.add_row("scope guard", f"{method}, threshold {sc.threshold:.4g} (refuses at most {sc.false_refusal_target:.0%} "
+                              f"of held-out in-scope frames with any model file); exam indeterminate above {sc.max_out_of_scope_fraction:.0%} "
                               f"out of scope; fitted on {sc.fitted_on}; compared: {compared or 'n/a'}")
             b = m.budgets
             table.add_row("budgets", f"end to end p50 {b.end_to_end_p50_ms:g} / p99 {b.end_to_end_p99_ms:g} ms, preprocess "
                           f"{b.preprocess_1080p_p50_ms:g} ms, CAM overhead {b.cam_overhead_fraction:.0%}, cold start "
-                          f"{b.cold_start_s:g} s, memory {b.resident_memory_mb:g} MB, INT8 ≥ {b.int8_speedup_vs_torch_fp32:g}× torch")
+                          f"{b.cold_start_s:g} s, memory {b.resident_memory_mb:g} MB, INT8 ≥ {b.int8_speedup_vs_torch_fp32:g}× torch, "
+                          f"scope guard {b.scope_guard_p50_ms:g} ms")
             tc = m.evaluation.threshold_calibration
             if tc:
                 cv = tc.get("cross_validation")
