@@ -39,7 +39,7 @@ from gout_edge.errors import GoutEdgeError, UsageError
 from .backends import REGISTRY, get_backend, model_role, precisions_offered, resolve
 from .bundle import Bundle
 from .cam import overlay_cam
-from .device import DeviceInfo, device_info
+from .device import DeviceInfo, device_info, int8_class
 from .preprocess import find_roi
 from .scoring import Scorer
 from .session import FrameScorer
@@ -381,7 +381,9 @@ def run_bench(
     result_engines = tuple(engines)
     bedside_result = next(e for e in result_engines if e.name == bedside)
     budgets = _check_budgets(m.budgets, bedside_result, cam_overhead, cold, memory, scope)
-    return BenchResult(bundle.identity, str(bundle.root), device_info(), config, bedside, result_engines,
+    device = device_info()
+    notes.append(int8_class(device.features))
+    return BenchResult(bundle.identity, str(bundle.root), device, config, bedside, result_engines,
                        LatencyStats.of(roi_detect), cam_overhead, cold, memory, budgets, tuple(notes), scope)
 
 

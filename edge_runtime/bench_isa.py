@@ -9,8 +9,10 @@ the same JPEG frames, handed over in a folder. OpenVINO's CPU plugin is built on
 honours the cap; ONNX Runtime's CPU provider runs its own MLAS kernels, so the cap leaves it as
 it is — the report says so from the measurement (capped / native p50), and an engine that
 crashes under a cap (OpenVINO segfaults under ``AVX2`` on some versions) is reported with its
-signal, never taken down with it. Runs are sequential processes, not interleaved: read the
-ratios with the spread of the native runs in mind.
+signal, never taken down with it. A cap at or above what this CPU has (``cpu_isa``: ``AVX2`` on
+a machine without AVX-512 or VNNI) cannot slow anything: such runs are marked ``cap_above_cpu``,
+so that "not affected" is never read as "this engine ignores the cap". Runs are sequential
+processes, not interleaved: read the ratios with the spread of the native runs in mind.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +32,10 @@ from gout_edge.errors import UsageError
 
 from .bench import BenchConfig, run_bench
 from .bundle import open_bundle
+from .device import ISA_CHOICES
 
 __all__ = ["ISA_CHOICES", "IsaRun", "run_isa_bench"]
 
-# oneDNN's names for ONEDNN_MAX_CPU_ISA (x86), weakest first; ALL lifts the cap.
-ISA_CHOICES = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16",
-               "AVX512_CORE_AMX", "ALL")
 NOT_AFFECTED_WITHIN = 0.10  # |capped / native − 1| below this: the cap does not affect the engine
 
 
@@ -51,6 +51,7 @@ class IsaRun:
     end_to_end_p99_ms: float | None = None
     inference_p50_ms: float | None = None
     vs_native: float | None = None  # capped p50 / native p50, end to end
+    cap_above_cpu: bool = False  # this CPU has nothing above the cap: the run is a native one
 
     @property
     def affected(self) -> bool | None:
@@ -62,7 +63,9 @@ class IsaRun:
     def to_dict(self) -> dict[str, Any]:
         return {"isa": self.isa, "engine": self.engine, "status": self.status, "detail": self.detail,
                 "end_to_end_p50_ms": self.end_to_end_p50_ms, "end_to_end_p99_ms": self.end_to_end_p99_ms,
-                "inference_p50_ms": self.inference_p50_ms, "vs_native": self.vs_native, "affected": self.affected}
+                "inference_p50_ms": self.inference_p50_ms, "vs_native": self.vs_native, "affected": self.affected,
+                "cap_above_cpu": self.cap_above_cpu}
+
 
 
 def _worker_command(bundle: Path, frame_dir: Path, backend: str, precision: str, frames: int, warmup: int,
@@ -101,10 +104,12 @@ def run_isa_bench(
     warmup: int = 10,
     threads: int | None = None,
     timeout_s: float = 900.0,
+    cpu: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[IsaRun, ...]:
     """Every (backend, precision) of ``engines`` natively and under each cap of ``isas``, each in
-    a fresh process on ``frames`` (JPEG screens)."""
+    a fresh process on ``frames`` (JPEG screens). ``cpu``: this CPU's ISA (``cpu_isa``), to mark
+    the caps at or above it."""
     unknown = [i for i in isas if i not in ISA_CHOICES]
     if unknown:
         raise UsageError(f"--isa {', '.join(unknown)} is not a oneDNN ISA name; choose from {', '.join(ISA_CHOICES)}")
@@ -119,10 +124,12 @@ def run_isa_bench(
             engine = f"{backend} {precision}"
             run = _run_one(_worker_command(bundle, frame_dir, backend, precision, measured_frames, warmup, threads),
                            isa, engine, timeout_s)
+            if isa != "native" and cpu is not None and ISA_CHOICES.index(isa) >= ISA_CHOICES.index(cpu):
+                run = replace(run, cap_above_cpu=True)
             if isa == "native" and run.end_to_end_p50_ms:
                 native[engine] = run.end_to_end_p50_ms
             elif run.end_to_end_p50_ms and engine in native:
-                run = IsaRun(**{**run.__dict__, "vs_native": run.end_to_end_p50_ms / native[engine]})
+                run = replace(run, vs_native=run.end_to_end_p50_ms / native[engine])
             runs.append(run)
             if progress is not None:
                 progress(done, len(plan))

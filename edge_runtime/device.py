@@ -5,10 +5,11 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DeviceInfo", "device_info"]
+__all__ = ["ISA_CHOICES", "DeviceInfo", "cpu_isa", "device_info", "int8_class"]
 
 # /proc/cpuinfo flag → the name people use
 _FEATURES = {
@@ -22,6 +23,14 @@ _FEATURES = {
     "asimddp": "NEON dot product",
     "sve": "SVE",
 }
+# oneDNN's names for ONEDNN_MAX_CPU_ISA (x86), weakest first; ALL lifts the cap.
+ISA_CHOICES = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16",
+               "AVX512_CORE_AMX", "ALL")
+# DeviceInfo.features → the highest oneDNN ISA they make up, strongest first (AVX-512F stands for
+# the AVX512_CORE set: every x86 CPU with F and VNNI or BF16 also has BW, VL and DQ).
+_ISA_BY_FEATURE = (("AMX", "AVX512_CORE_AMX"), ("AVX-512 BF16", "AVX512_CORE_BF16"),
+                   ("AVX-512 VNNI", "AVX512_CORE_VNNI"), ("AVX-512F", "AVX512_CORE"), ("AVX-VNNI", "AVX2_VNNI"),
+                   ("AVX2", "AVX2"))
 _PACKAGES = ("numpy", "opencv-python-headless", "onnxruntime", "openvino", "pydicom", "torch")
 
 
@@ -81,3 +90,21 @@ def device_info() -> DeviceInfo:
         backends=tuple(available_backends()),
         versions=_versions(),
     )
+
+
+def cpu_isa(features: Sequence[str]) -> str | None:
+    """The highest oneDNN ISA of ``ISA_CHOICES`` that a CPU with these ``DeviceInfo.features``
+    has (``None``: below AVX2, or not x86)."""
+    return next((isa for feature, isa in _ISA_BY_FEATURE if feature in features), None)
+
+
+def int8_class(features: Sequence[str]) -> str:
+    """One sentence on where this CPU stands against the budgets' reference cart (2 x86 cores,
+    AVX2 without VNNI) for INT8 inference."""
+    isa = cpu_isa(features)
+    if isa is None:
+        return "this CPU has no AVX2: INT8 runs slower here than on the budgets' reference cart (AVX2)"
+    if isa == "AVX2":
+        return "this CPU has AVX2 without VNNI or AVX-512: the reference cart class the budgets are written for"
+    return (f"this CPU has {isa}: INT8 runs faster here than on the budgets' reference cart (AVX2 without VNNI); "
+            "`gout-edge bench --isa AVX2` caps oneDNN to that cart's instructions")

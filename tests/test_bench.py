@@ -112,6 +112,8 @@ def test_isa_caps_run_each_engine_in_fresh_processes_and_report_the_bedside_budg
         ("native", "onnxruntime fp32", "ok"), ("AVX2", "onnxruntime fp32", "ok")]
     assert doc["runs"][1]["vs_native"] > 0 and doc["budgets"] == [
         {"isa": "AVX2", "engine": "onnxruntime fp32", "passed": True, "budget_p50_ms": 1e9, "budget_p99_ms": 1e9}]
+    # every x86 CPU this runs on has AVX2 at least, so the cap AVX2 can slow it only if it has more
+    assert doc["cpu_isa"] is not None and doc["runs"][1]["cap_above_cpu"] == (doc["cpu_isa"] == "AVX2")
     assert main(["bench", "--bundle", str(generous), "--isa", "avx9000"]) == 2
 
 
@@ -123,3 +125,31 @@ def test_a_crashing_engine_under_a_cap_is_reported_not_fatal(monkeypatch):
     run = bench_isa._run_one([sys.executable, "-c", f"import os; os.kill(os.getpid(), {int(signal.SIGSEGV)})"],
                              "AVX2", "openvino int8", timeout_s=30)
     assert run.status == "crashed" and "SIGSEGV" in run.detail and run.affected is None
+
+
+@pytest.mark.parametrize(("features", "isa"), [
+    ((), None),
+    (("FMA",), None),
+    (("AVX2", "FMA"), "AVX2"),  # the budgets' reference cart; this project's Zen 3 hosts
+    (("AVX2", "FMA", "AVX-VNNI"), "AVX2_VNNI"),
+    (("AVX2", "FMA", "AVX-512F"), "AVX512_CORE"),
+    (("AVX2", "FMA", "AVX-512F", "AVX-512 VNNI"), "AVX512_CORE_VNNI"),  # Zen 4
+    (("AVX2", "FMA", "AVX-512F", "AVX-512 VNNI", "AVX-512 BF16", "AMX"), "AVX512_CORE_AMX"),
+])
+def test_the_cpu_isa_is_the_highest_onednn_level_its_features_make_up(features, isa):
+    from gout_edge.edge_runtime.device import cpu_isa, int8_class
+
+    assert cpu_isa(features) == isa
+    sentence = int8_class(features)
+    assert ("reference cart class" in sentence) == (isa == "AVX2")
+    assert ("--isa AVX2" in sentence) == (isa not in (None, "AVX2"))
+
+
+def test_bench_says_where_this_cpu_stands_against_the_reference_cart(bundle_with_budgets):
+    from gout_edge.edge_runtime.device import int8_class
+
+    bundle = open_bundle(bundle_with_budgets())
+    result = run_bench(bundle, mjpg_screens(count=1),
+                       BenchConfig(backends=("onnxruntime",), precisions=("fp32",), frames=1, warmup=0, threads=1,
+                                   cold_start=False))
+    assert int8_class(result.device.features) in result.notes

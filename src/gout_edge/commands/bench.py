@@ -90,11 +90,13 @@ def _isa_bench(bundle, config, caps: tuple[str, ...], json_out: bool) -> bool:
     from gout_edge.edge_runtime.backends import resolve
     from gout_edge.edge_runtime.bench import engine_pairs
     from gout_edge.edge_runtime.bench_isa import run_isa_bench
+    from gout_edge.edge_runtime.device import cpu_isa, device_info
 
+    cpu = cpu_isa(device_info().features)
     with ProgressBar("fresh processes") as bar:
         runs = run_isa_bench(bundle.root, mjpg_screens(), engine_pairs(bundle, config), caps,
                              measured_frames=config.frames, warmup=config.warmup, threads=config.threads,
-                             progress=bar.update)
+                             cpu=cpu, progress=bar.update)
     bedside = "{} {}".format(*resolve(bundle))
     b = bundle.manifest.budgets
     checks = []
@@ -107,7 +109,8 @@ def _isa_bench(bundle, config, caps: tuple[str, ...], json_out: bool) -> bool:
                        "budget_p99_ms": b.end_to_end_p99_ms})
     passed = all(c["passed"] for c in checks)
     if json_out:
-        emit_json({"bedside_engine": bedside, "runs": [r.to_dict() for r in runs], "budgets": checks, "passed": passed})
+        emit_json({"bedside_engine": bedside, "cpu_isa": cpu, "runs": [r.to_dict() for r in runs], "budgets": checks,
+                   "passed": passed})
         return passed
     from rich.table import Table
 
@@ -120,6 +123,7 @@ def _isa_bench(bundle, config, caps: tuple[str, ...], json_out: bool) -> bool:
 
     for r in runs:
         note = r.detail if r.status != "ok" else (
+            f"no effect: this CPU has no more than {cpu}" if r.cap_above_cpu else
             "" if r.affected is None else "changed by the cap" if r.affected else "not affected by the cap")
         mark = " ◀" if r.engine == bedside else ""
         table.add_row(r.isa, r.engine + mark, fmt(r.end_to_end_p50_ms), fmt(r.end_to_end_p99_ms),
