@@ -55,9 +55,12 @@ class IsaRun:
 
     @property
     def affected(self) -> bool | None:
-        """Whether the cap changed this engine's speed (None: not measured)."""
+        """Whether the cap changed this engine's speed (None: not measured; False for a cap at or
+        above the CPU's own ISA, whatever the noise)."""
         if self.vs_native is None or self.isa == "native":
             return None
+        if self.cap_above_cpu:
+            return False
         return abs(self.vs_native - 1.0) >= NOT_AFFECTED_WITHIN
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 - ``FrameStream`` reads a live source on its own thread and keeps only the newest frame: the
   reader always gets the latest, older unread frames are counted as dropped, so latency never
-  grows with the length of a session. Non-live sources (files) are read in order, every frame;
+  grows with the length of a session. A live source that can defer its decoding
+  (``defer_decoding``: a grabber's undecoded frames) hands them over undecoded and the reader
+  decodes only the frame it takes. Non-live sources (files) are read in order, every frame;
   one that offers ``read_ahead`` (a video file: 1) is read on a thread into a queue that small, so
   frame n+1 is decoded while frame n is inferred and memory stays bounded.
 - ``RoiTracker`` caches the B-mode region while the screen layout holds. The layout signature
@@ -27,7 +29,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -109,8 +111,10 @@ class FrameStream:
     frame; ``captured`` counts frames read from the source, ``dropped`` those overwritten before
     anyone took them. Iteration ends when the source ends or ``stop`` is set; an exception in the
     capture thread is raised in the reader. ``captured_at`` is the ``time.monotonic()`` at which
-    the frame last handed out left the source (read and decoded): the start of its
-    capture-to-result latency.
+    the frame last handed out left the source: the start of its capture-to-result latency. When
+    the source offers ``defer_decoding`` (a live grabber), frames leave it undecoded — the
+    capture thread only grabs — and the reader decodes the one it takes, so ``captured_at`` is
+    before the decode and a damaged frame is skipped (the source counts it).
 
     In order (not ``latest_wins``), a source with ``read_ahead`` > 0 (``read_ahead`` here
     overrides it) is read on a thread that stays at most that many frames ahead of the reader
@@ -145,7 +149,10 @@ class FrameStream:
         self._quit = threading.Event()
         self._thread: threading.Thread | None = None
         self._queue: queue.Queue[tuple[Frame, float] | None] | None = None
+        self._decode: Callable[[Frame], Frame | None] | None = None
         if self.latest_wins:
+            defer = getattr(source, "defer_decoding", None)
+            self._decode = defer() if callable(defer) else None
             self._thread = threading.Thread(target=self._capture, name="gout-edge-capture", daemon=True)
             self._thread.start()
         elif self.read_ahead:
@@ -212,6 +219,18 @@ class FrameStream:
     def next(self, timeout: float | None = None) -> Frame | None:
         """The newest unread frame; None when the source ended, on ``stop`` or after ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        while (taken := self._take(deadline)) is not None:
+            frame, at = taken
+            decoded = frame if self._decode is None else self._decode(frame)
+            if decoded is None:
+                continue  # a damaged frame: the source counted it
+            self.captured_at = at
+            self.taken += 1
+            return decoded
+        return None
+
+    def _take(self, deadline: float | None) -> tuple[Frame, float] | None:
+        """The newest unread (frame, captured_at) off the slot, or None (ended, stopped, timed out)."""
         with self._cond:
             while self._slot is None:
                 if self._done or self.stop.is_set():
@@ -224,11 +243,7 @@ class FrameStream:
             if slot is None and self._error is not None:
                 error, self._error = self._error, None
                 raise error
-        if slot is None:
-            return None
-        frame, self.captured_at = slot
-        self.taken += 1
-        return frame
+        return slot
 
     @property
     def finished(self) -> bool:

@@ -219,6 +219,51 @@ def test_a_capture_of_undecoded_frames_yields_decoded_screens_and_skips_damaged_
     assert frames[0].image.shape == (240, 320, 3) and frames[0].colour_sample is None
 
 
+class PacedCapture(RawCapture):
+    """Undecoded frames at a grabber's pace: ``read`` blocks until the next frame is due."""
+
+    def __init__(self, frames: list, fps: float) -> None:
+        super().__init__(frames)
+        self.period, self.next_due = 1.0 / fps, time.monotonic()
+
+    def read(self):
+        time.sleep(max(0.0, self.next_due - time.monotonic()))
+        self.next_due += self.period
+        return super().read()
+
+
+def test_a_live_capture_decodes_only_the_frames_its_reader_takes():
+    """The capture thread only grabs; the reader decodes the newest frame when it takes it, so
+    frames a slow reader never takes are never decoded, capture → result includes the decode,
+    and a damaged frame is skipped and counted instead of ending the capture."""
+    good = _jpeg(cv2.cvtColor(screen(seed=1), cv2.COLOR_GRAY2BGR))
+    decoded = []
+    decode_s = 0.03
+
+    def decoder(raw):
+        decoded.append(threading.current_thread().name)
+        time.sleep(decode_s)
+        return ScreenDecoder()(raw)
+
+    cap = PacedCapture([b"\xff\xd8 damaged"] + [good] * 29, fps=25)  # the idle reader takes the first at once
+    source = CaptureSource(lambda: cap, "capture device test", live=True, decoder=decoder, backoff_s=())
+    stream = FrameStream(source)
+    taken, since_capture = [], []
+    try:
+        for frame in stream:
+            since_capture.append(time.monotonic() - stream.captured_at)
+            taken.append(frame)
+            time.sleep(0.1)  # a reader slower than the grabber
+    finally:
+        stream.close()
+    assert taken and all(f.image.shape == (240, 320, 3) for f in taken)
+    assert stream.captured == 30 and stream.dropped > 0 and len(taken) < 30
+    assert len(decoded) == len(taken) + source.damaged_frames  # nothing decoded that the reader did not take
+    assert set(decoded) == {threading.current_thread().name}
+    assert min(since_capture) >= decode_s  # the decode counts in capture → result
+    assert source.damaged_frames == 1  # skipped, not the end of the capture
+
+
 def _doppler_screen() -> tuple[np.ndarray, Roi]:
     rect = Roi(120, 90, 1560, 930)
     image = cv2.cvtColor(screen(1080, 1920, rect=(120, 90, 1560, 930), seed=4), cv2.COLOR_GRAY2BGR)
