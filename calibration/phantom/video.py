@@ -22,7 +22,7 @@ from .anatomy import VIEWS
 from .patients import ImageSpec, Patient, generate_cohort
 from .render import Box, noise_floor_image, render_image
 
-__all__ = ["FPS", "FRAME_SIZES", "FrameTruth", "clip", "mjpg_screens", "write_video"]
+__all__ = ["FPS", "FRAME_SIZES", "FrameTruth", "clip", "mjpg_recording", "mjpg_screens", "write_video"]
 
 FPS = 12
 FRAME_SIZES = ((1280, 720), (1920, 1080))
@@ -182,10 +182,21 @@ def write_video(out_dir: Path, patient: Patient, patient_index: int, seed: int) 
     return path, gt_path, len(truths)
 
 
+def _mjpg(frame: np.ndarray) -> bytes:
+    return cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+
+
 def mjpg_screens(size: tuple[int, int] = (1920, 1080), count: int = 12, seed: int = 5) -> list[bytes]:
     """Distinct scanner screens from the phantom video generator, JPEG-encoded like an MJPG grabber."""
     patient = generate_cohort(1, seed=seed)[0]
     layout = layout_for(patient.scanner, size)
     frames = [f for f, truth in clip(patient, layout, seed, seconds_per_view=1.0, freezes=False, transitions=False)]
     step = max(1, len(frames) // count)
-    return [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames[::step][:count]]
+    return [_mjpg(f) for f in frames[::step][:count]]
+
+
+def mjpg_recording(size: tuple[int, int] = (1920, 1080), seed: int = 3, seconds_per_view: float = 3.0) -> list[bytes]:
+    """One phantom patient's whole screen recording (every view, freezes, probe lifts), each frame
+    JPEG-encoded like an MJPG grabber's."""
+    patient = generate_cohort(1, seed=seed)[0]
+    return [_mjpg(f) for f, _ in clip(patient, layout_for(patient.scanner, size), seed, seconds_per_view)]
