@@ -271,8 +271,10 @@ def test_image_decisions_may_differ_only_near_the_cutoff():
 
 def test_latency_is_checked_against_the_budgets(bundle, tmp_path, capsys):
     _edit_manifest(bundle, lambda d: d["budgets"].update(end_to_end_p50_ms=1e6, end_to_end_p99_ms=1e-6))
-    code, record, _ = _verify([bundle, "--backends", "onnxruntime", "--latency-frames", "3"], tmp_path, capsys)
+    code, record, out = _verify([bundle, "--backends", "onnxruntime", "--latency-frames", "3"], tmp_path, capsys)
     assert code == 1
+    # the error says where this CPU stands against the reference cart the budgets are written for
+    assert "reference cart" in " ".join(out.split())
     latency = {c["name"]: c for c in record["checks"] if c["group"] == "latency"}
     p50 = next(c for n, c in latency.items() if "p50" in n)
     p99 = next(c for n, c in latency.items() if "p99" in n)
