@@ -9,7 +9,7 @@ the same JPEG frames, handed over in a folder. OpenVINO's CPU plugin is built on
 honours the cap; ONNX Runtime's CPU provider runs its own MLAS kernels, so the cap leaves it as
 it is — the report says so from the measurement (capped / native p50), and an engine that
 crashes under a cap (OpenVINO segfaults under ``AVX2`` on some versions) is reported with its
-signal, never taken down with it. A cap at or above what this CPU has (``cpu_isa``: ``AVX2`` on
+signal, never taken down with it. A cap at or above what this CPU has (``device.cpu_isa``: ``AVX2`` on
 a machine without AVX-512 or VNNI) cannot slow anything: such runs are marked ``cap_above_cpu``,
 so that "not affected" is never read as "this engine ignores the cap". Runs are sequential
 processes, not interleaved: read the ratios with the spread of the native runs in mind.
@@ -68,7 +68,6 @@ class IsaRun:
                 "end_to_end_p50_ms": self.end_to_end_p50_ms, "end_to_end_p99_ms": self.end_to_end_p99_ms,
                 "inference_p50_ms": self.inference_p50_ms, "vs_native": self.vs_native, "affected": self.affected,
                 "cap_above_cpu": self.cap_above_cpu}
-
 
 
 def _worker_command(bundle: Path, frame_dir: Path, backend: str, precision: str, frames: int, warmup: int,

@@ -204,8 +204,9 @@ class CaptureSource:
         from now on frames leave this source undecoded (``image`` is the capture's buffer), and the
         returned function decodes the one the reader takes (``None`` for a damaged frame, counted
         in ``damaged_frames``). On a 2-core cart whose reader is slower than the grabber this
-        halves the decoding (the dropped frames are never decoded) and, measured with a 30 fps
-        MJPG feed and OpenVINO INT8 on AVX2, cut capture → result from ≈ 95 to ≈ 81 ms (p50).
+        halves the decoding (the dropped frames are never decoded) and leaves the CPU to
+        inference: with a 30 frames/s MJPG feed and OpenVINO INT8 on AVX2, grab → result p50 went
+        from ≈ 91 to ≈ 79 ms (``benchmarks/live_capture.py``).
         ``None``: nothing to defer (no decoder, or not live)."""
         if self.decoder is None or not self.live:
             return None
