@@ -41,7 +41,7 @@ def _bench_result(rng):
     return NS(engines=[engine("torch eager fp32", 165.0), engine("openvino int8", 18.0), engine("onnxruntime int8", 21.0)],
               budgets=[NS(name="end_to_end_p50_ms", budget=40.0), NS(name="end_to_end_p99_ms", budget=60.0),
                        NS(name="resident_memory_mb", budget=300.0)],
-              device=NS(cpu_model="Test CPU", logical_cores=2), bedside_engine="openvino int8")
+              device=NS(cpu_model="Test CPU", logical_cores=2, features=("AVX2", "FMA")), bedside_engine="openvino int8")
 
 
 @needs_matplotlib
@@ -115,7 +115,7 @@ def test_log_axis_ticks_are_plain_and_cover_the_range():
 def test_bench_latency_plot_from_a_bench_result(tmp_path):
     result = _bench_result(np.random.default_rng(1))
     text = plots.bench_latency_plot(result, tmp_path / "bench.svg").read_text()
-    assert "Test CPU, 2 cores" in text and "openvino int8 (bedside)" in text and "memory" not in text
+    assert "Test CPU, 2 cores, no VNNI" in text and "openvino int8 (bedside)" in text and "memory" not in text
     # engines are listed fastest first
     assert text.index("openvino int8") < text.index("onnxruntime int8") < text.index("torch eager fp32")
     _png_size(plots.bench_latency_plot(result, tmp_path / "bench.png"))
