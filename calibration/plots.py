@@ -336,7 +336,9 @@ def bench_latency_plot(result: Any, path: Path) -> Path:
         label = f"{e.name}{' (bedside)' if e.name == bedside else ''}\np50 {e.end_to_end.p50_ms:.0f} ms" + \
             ("" if p99 is None else f", p99 {p99:.0f} ms")
         curves.append((label, e.samples_ms))
+    from gout_edge.edge_runtime.device import has_vnni
+
     d = result.device
     title = (f"End-to-end latency per frame: {d.cpu_model}, {d.logical_cores} cores, "
-             f"{'INT8 with VNNI' if any('VNNI' in f for f in d.features) else 'no VNNI'}")
+             f"{'INT8 with VNNI' if has_vnni(d.features) else 'no VNNI'}")
     return latency_cdf_plot(path, curves, budgets, title)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ISA_CHOICES", "DeviceInfo", "cpu_isa", "device_info", "int8_class"]
+__all__ = ["ISA_CHOICES", "DeviceInfo", "cpu_isa", "device_info", "has_vnni", "int8_class"]
 
 # /proc/cpuinfo flag → the name people use
 _FEATURES = {
@@ -96,6 +96,11 @@ def cpu_isa(features: Sequence[str]) -> str | None:
     """The highest oneDNN ISA of ``ISA_CHOICES`` that a CPU with these ``DeviceInfo.features``
     has (``None``: below AVX2, or not x86)."""
     return next((isa for feature, isa in _ISA_BY_FEATURE if feature in features), None)
+
+
+def has_vnni(features: Sequence[str]) -> bool:
+    """Whether a CPU with these ``DeviceInfo.features`` has INT8 dot-product instructions (VNNI)."""
+    return cpu_isa(features) in ("AVX2_VNNI", "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX512_CORE_AMX")
 
 
 def int8_class(features: Sequence[str]) -> str:

@@ -137,9 +137,10 @@ def test_a_crashing_engine_under_a_cap_is_reported_not_fatal(monkeypatch):
     (("AVX2", "FMA", "AVX-512F", "AVX-512 VNNI", "AVX-512 BF16", "AMX"), "AVX512_CORE_AMX"),
 ])
 def test_the_cpu_isa_is_the_highest_onednn_level_its_features_make_up(features, isa):
-    from gout_edge.edge_runtime.device import cpu_isa, int8_class
+    from gout_edge.edge_runtime.device import cpu_isa, has_vnni, int8_class
 
     assert cpu_isa(features) == isa
+    assert has_vnni(features) == any("VNNI" in f for f in features)
     sentence = int8_class(features)
     assert ("reference cart class" in sentence) == (isa == "AVX2")
     assert ("--isa AVX2" in sentence) == (isa not in (None, "AVX2"))
