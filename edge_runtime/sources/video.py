@@ -221,7 +221,8 @@ class CaptureSource:
             decoded = None
         if decoded is None:
             self.damaged_frames += 1
-            log.debug("%s: a damaged frame (%d) was skipped", self.describe, frame.index)
+            log.log(logging.WARNING if self.damaged_frames == 1 else logging.DEBUG,
+                    "%s: a frame that does not decode was skipped (%d so far)", self.describe, self.damaged_frames)
             return None
         image, sample = decoded
         return dataclasses.replace(frame, image=image, colour_sample=sample)
