@@ -20,11 +20,11 @@ import time
 
 import numpy as np
 
-from gout_edge.calibration.phantom.video import mjpg_screens
-from gout_edge.edge_runtime.bundle import open_bundle
-from gout_edge.edge_runtime.scoring import Scorer
+from gout_edge.edge_runtime.inference.loading import open_bundle
+from gout_edge.edge_runtime.inference.scoring import Scorer
+from gout_edge.edge_runtime.pipeline.stream import FramePreparer, RoiTracker
 from gout_edge.edge_runtime.sources.video import ScreenDecoder
-from gout_edge.edge_runtime.stream import FramePreparer, RoiTracker
+from gout_edge.phantom.video import mjpg_screens
 
 
 def pipeline_run(bundle, scorer, frames, n, ahead):

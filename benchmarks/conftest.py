@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gout_edge.edge_runtime.bundle import open_bundle
+from gout_edge.edge_runtime.inference.loading import open_bundle
 
 
 @pytest.fixture(scope="session")
@@ -23,9 +23,9 @@ def bundle():
 @pytest.fixture(scope="session")
 def screens():
     """A few 1920 × 1080 scanner screens (BGR) from the phantom video generator."""
-    from gout_edge.calibration.phantom import generate_cohort
-    from gout_edge.calibration.phantom._screen import layout_for
-    from gout_edge.calibration.phantom.video import clip
+    from gout_edge.phantom import generate_cohort
+    from gout_edge.phantom._screen import layout_for
+    from gout_edge.phantom.video import clip
 
     patient = generate_cohort(2, seed=3)[1]
     layout = layout_for(patient.scanner, (1920, 1080))
@@ -36,7 +36,7 @@ def screens():
 @pytest.fixture(scope="session")
 def inputs(bundle, screens):
     """The screens as model inputs (N, 1, H, W), through the runtime's preprocessing."""
-    from gout_edge.edge_runtime.preprocess import prepare
+    from gout_edge.edge_runtime.imaging.preprocess import prepare
 
     m = bundle.manifest
     return np.stack([prepare(s, m.input, m.preprocess).tensor for s in screens])

@@ -47,7 +47,7 @@ def make_study(out: Path, images: int, seed: int) -> list[Path]:
     import pydicom
     from pydicom.uid import generate_uid
 
-    from gout_edge.calibration.phantom import write_phantoms
+    from gout_edge.phantom import write_phantoms
 
     patients = -(-images // 12)  # twelve stills per phantom patient
     raw = out / "phantoms"

@@ -34,11 +34,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gout_edge.calibration.phantom.video import mjpg_recording
-from gout_edge.edge_runtime.bundle import open_bundle
-from gout_edge.edge_runtime.exam import run_exam
-from gout_edge.edge_runtime.scoring import Scorer
+from gout_edge.edge_runtime.exam.driver import run_exam
+from gout_edge.edge_runtime.inference.loading import open_bundle
+from gout_edge.edge_runtime.inference.scoring import Scorer
 from gout_edge.edge_runtime.sources.video import CaptureSource, ScreenDecoder
+from gout_edge.phantom.video import mjpg_recording
 
 WAYS = ("deferred", "eager")
 GRABBER_FPS = 30.0  # a USB grabber's 1080p MJPG rate (the phantom recording is replayed faster than it was made)

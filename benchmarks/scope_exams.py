@@ -28,19 +28,19 @@ from pathlib import Path
 
 import numpy as np
 
-from gout_edge.calibration.phantom import write_out_of_scope, write_phantoms
 from gout_edge.calibration.stats import auc
-from gout_edge.edge_runtime.bundle import open_bundle
-from gout_edge.edge_runtime.exam import run_exam
-from gout_edge.edge_runtime.scoring import Scorer
+from gout_edge.edge_runtime.exam.driver import run_exam
+from gout_edge.edge_runtime.inference.loading import open_bundle
+from gout_edge.edge_runtime.inference.scoring import Scorer
+from gout_edge.edge_runtime.pipeline.verdict import INDETERMINATE, ReasonCode
 from gout_edge.edge_runtime.sources import open_source
-from gout_edge.edge_runtime.vote import INDETERMINATE, SCOPE_REASON
+from gout_edge.phantom import write_out_of_scope, write_phantoms
 
 
 def _exam(bundle, scorer, kind: str, target: Path, out: Path) -> dict:
     result = run_exam(open_source(kind, target), bundle, scorer, out, overlays=0)
     p = result.patients[0]
-    return {"diagnosis": p.diagnosis, "reason": p.reason, "scope": p.reason.startswith(SCOPE_REASON),
+    return {"diagnosis": p.diagnosis, "reason": str(p.reason), "scope": p.reason.code is ReasonCode.OUT_OF_SCOPE,
             "judged": p.scope_judged, "out_of_scope": p.scope_refused, "key_frames": p.key_frames}
 
 

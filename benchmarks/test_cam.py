@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from gout_edge.edge_runtime.cam import overlay_cam
+from gout_edge.edge_runtime.present.overlay import overlay_cam
 from gout_edge.export.onnx import without_cam
 
 

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from gout_edge.edge_runtime.preprocess import prepare
-from gout_edge.edge_runtime.stream import FramePreparer, RoiTracker
+from gout_edge.edge_runtime.imaging.preprocess import prepare
+from gout_edge.edge_runtime.pipeline.stream import FramePreparer, RoiTracker
 
 
 @pytest.mark.parametrize("path", ["naive", "fast"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gout_edge.edge_runtime.backends import SessionOptions, open_session
-from gout_edge.edge_runtime.cam import cam_correlation
+from gout_edge.edge_runtime.inference.backends import SessionOptions, open_session
+from gout_edge.edge_runtime.inference.cam_scale import cam_correlation
 
 ENGINES = [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
 

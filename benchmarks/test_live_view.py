@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from gout_edge.edge_runtime.cam import ALPHA_MAX, CLEAR_BELOW, cam_legend, cam_scale_for
-from gout_edge.edge_runtime.live import render_live
-from gout_edge.edge_runtime.preprocess import Roi
+from gout_edge.edge_runtime.imaging.preprocess import Roi
+from gout_edge.edge_runtime.inference.cam_scale import cam_scale_for
+from gout_edge.edge_runtime.live.render import render_live
+from gout_edge.edge_runtime.present.overlay import ALPHA_MAX, CLEAR_BELOW, cam_legend
 from gout_edge.edge_runtime.sources import Frame
 
 
@@ -27,7 +28,7 @@ class _Result:
 @pytest.fixture(scope="module")
 def scored(bundle, screens):
     """The first 1080p screen, its region and its abnormal-class CAM from the demo bundle."""
-    from gout_edge.edge_runtime.scoring import Scorer
+    from gout_edge.edge_runtime.inference.scoring import Scorer
 
     scorer = Scorer(bundle, "onnxruntime", "fp32")
     score = scorer.score([screens[0]])[0]

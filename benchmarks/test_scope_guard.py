@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gout_edge.edge_runtime.backends import SessionOptions, open_session
-from gout_edge.edge_runtime.scope import ScopeGuard, scope_distances
+from gout_edge.edge_runtime.inference.backends import SessionOptions, open_session
+from gout_edge.edge_runtime.inference.scope_guard import ScopeGuard, scope_distances
 
 
 @pytest.fixture(scope="module")

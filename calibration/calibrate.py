@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 
 from gout_edge._io import atomic_write_bytes, atomic_write_json, to_json
-from gout_edge.bundle import MANIFEST_NAME, Manifest, manifest_bytes
-from gout_edge.edge_runtime.bundle import open_bundle
-from gout_edge.edge_runtime.reference_set import refresh_expected_decisions
-from gout_edge.edge_runtime.scoring import Scorer
-from gout_edge.edge_runtime.sources.images import load_still
+from gout_edge.edge_runtime.field.reference_inputs import refresh_expected_decisions
+from gout_edge.edge_runtime.inference.loading import open_bundle
+from gout_edge.edge_runtime.inference.scoring import Scorer
+from gout_edge.edge_runtime.pipeline.stages import Tally, compose
+from gout_edge.edge_runtime.sources.images import frames_of_file, load_still
 from gout_edge.errors import BundleError, DataError, InputError, UsageError
+from gout_edge.manifest import MANIFEST_NAME, Manifest, manifest_bytes
 from gout_edge.signing import SIGNATURE_NAME, signature_for
 
 from .index import IndexTable, PatientRecord, read_index
@@ -49,6 +50,7 @@ __all__ = [
     "ScoredTable",
     "calibrate",
     "default_report_dir",
+    "exam_tallies",
     "patient_groups",
     "score_table",
 ]
@@ -89,7 +91,7 @@ def score_table(
     progress: ProgressFn | None = None,
     batch: int = 8,
 ) -> list[ScoredTable]:
-    """Score every image with each ``edge_runtime.scoring.Scorer``, loading each image once.
+    """Score every image with each ``edge_runtime.inference.scoring.Scorer``, loading each image once.
 
     Scorers whose bundles share input and preprocessing settings also share the prepared frames.
     Images that cannot be read are reported together, by line number, in one ``DataError``.
@@ -129,6 +131,30 @@ def score_table(
         ScoredTable(table, p, u, s.backend, s.precision, s.bundle.manifest.decision.image_cutoff)
         for s, p, u in zip(scorers, probs, usable, strict=True)
     ]
+
+
+def exam_tallies(table: IndexTable, scorer: Any, progress: ProgressFn | None = None) -> list[tuple[PatientRecord, Tally]]:
+    """Each patient's images run through the cart's pipeline (``pipeline.stages.compose``), as
+    ``scan --images`` runs a patient's folder: in path order, each file's frames as the images
+    source reads them (``frames_of_file``: a still's view from its folder and file name, or its
+    DICOM tags), one pipeline per patient. ``Tally.decide`` of each is the cart's verdict."""
+    out = []
+    done, total = 0, len(table)
+    for rec in table.patients():
+        pipeline, tally = compose(scorer.bundle.manifest, scorer), Tally()
+        for i in sorted(rec.rows, key=lambda i: table.rows[i].image.as_posix()):
+            path = table.rows[i].image
+            try:
+                for frame in frames_of_file(path, f"{path.parent.name}/{path.name}"):
+                    tally.add(pipeline(dataclasses.replace(frame, index=tally.frames_seen, group=rec.patient_id,
+                                                           patient_id=rec.patient_id)))
+            except InputError as exc:
+                raise DataError(f"line {table.rows[i].line} of {table.path}: {exc}") from None
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        out.append((rec, tally))
+    return out
 
 
 def patient_groups(table: IndexTable, usable: np.ndarray) -> list[tuple[PatientRecord, np.ndarray]]:

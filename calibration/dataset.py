@@ -12,13 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gout_edge.bundle import InputSpec, PreprocessSpec
-from gout_edge.edge_runtime.preprocess import prepare
+from gout_edge.calibration.index import IndexTable
+from gout_edge.edge_runtime.imaging.preprocess import prepare
 from gout_edge.edge_runtime.sources import reason_of
 from gout_edge.edge_runtime.sources.images import load_still
 from gout_edge.errors import DataError, InputError
-
-from .index import IndexTable
+from gout_edge.manifest import InputSpec, PreprocessSpec
 
 __all__ = ["ImageCache", "load_cache"]
 

@@ -2,11 +2,14 @@
 
 Image level (every image of the table, as the paper's classifier tables): accuracy, sensitivity
 and specificity at the bundle's image cut-off with Wilson 95 % CIs, and the AUC with DeLong's
-95 % CI (plain normal interval, as pROC). Patient level: the runtime's own vote
-(``edge_runtime.vote.decide``) over each patient's usable images (blank, colour and out-of-scope frames do not
-vote, too few key frames give "indeterminate") with the bundle's threshold; accuracy,
-sensitivity and specificity over the patients with a decision. A bundle whose threshold was never
-calibrated gets image-level figures only; every patient is "indeterminate".
+95 % CI (plain normal interval, as pROC). Patient level: what the cart would say — each
+patient's images run through the cart's pipeline as ``scan --images`` runs them
+(``calibrate.exam_tallies``) and decided by the one verdict rule (``Tally.decide``: scope, the
+vote, completeness), so ``evaluate`` and the cart give every patient the same verdict and reason.
+Indeterminate patients are counted by reason (and as the refusal rate); accuracy, sensitivity
+and specificity are over the decided patients, and accuracy also over all patients. A bundle
+whose threshold was never calibrated gets image-level figures only; every patient is
+"indeterminate".
 
 With a second model (``compare``: another bundle, or the same bundle at another precision), the
 paper's Table I: DeLong's test of the two AUCs and McNemar's test of the paired image decisions —
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,33 +31,36 @@ from typing import Any
 import numpy as np
 
 from gout_edge._io import atomic_write_json, to_json
-from gout_edge.edge_runtime.backends import PRECISIONS
-from gout_edge.edge_runtime.bundle import open_bundle
-from gout_edge.edge_runtime.scoring import Scorer
-from gout_edge.edge_runtime.vote import GOUT, INDETERMINATE, decide
+from gout_edge.edge_runtime.inference.backends import PRECISIONS
+from gout_edge.edge_runtime.inference.loading import open_bundle
+from gout_edge.edge_runtime.inference.scoring import Scorer
+from gout_edge.edge_runtime.pipeline.stages import Tally
+from gout_edge.edge_runtime.pipeline.verdict import GOUT, INDETERMINATE, Diagnosis, Reason
 from gout_edge.errors import UsageError
+from gout_edge.manifest import Manifest
 
 from .calibrate import (
     ProgressFn,
-    ScoredTable,
     check_report_dir,
     default_report_dir,
-    patient_groups,
+    exam_tallies,
     score_table,
     update_manifest,
 )
-from .index import read_index
+from .index import PatientRecord, read_index
 from .plots import RocSeries, confusion_plot, roc_plot
 from .stats import (
     AucEstimate,
     Confusion,
     DelongTest,
     McNemarTest,
+    Proportion,
     RocCurve,
     auc_delong,
     confusion,
     delong_test,
     mcnemar_paired,
+    proportion,
     roc_curve,
 )
 
@@ -64,7 +71,7 @@ __all__ = [
     "ImageLevel",
     "ModelEvaluation",
     "PatientLevel",
-    "PatientResult",
+    "PatientOutcome",
     "compare_models",
     "evaluate",
     "image_level",
@@ -117,45 +124,53 @@ def image_level(labels: np.ndarray, probabilities: np.ndarray, cutoff: float, us
 
 
 @dataclass(frozen=True)
-class PatientResult:
+class PatientOutcome:
+    """One patient of the table as the cart would see it: the verdict and reason of ``Tally.decide``."""
+
     patient_id: str
     label: int  # 1 = gout
-    images: int  # usable images (the key frames of the vote)
-    abnormal_images: int
+    key_frames: int  # the images that voted (the cart's key frames)
+    abnormal_key_frames: int
     fraction: float | None
-    diagnosis: str  # "gout" | "no gout" | "indeterminate"
-    reason: str
+    diagnosis: Diagnosis
+    reason: Reason
 
     @property
     def decided(self) -> bool:
-
-        return self.diagnosis != INDETERMINATE
+        return self.diagnosis is not INDETERMINATE
 
     @property
     def positive(self) -> bool:
-
-        return self.diagnosis == GOUT
+        return self.diagnosis is GOUT
 
     def to_dict(self) -> dict[str, Any]:
-        return {"patient_id": self.patient_id, "label": self.label, "images": self.images,
-                "abnormal_images": self.abnormal_images, "fraction": self.fraction,
-                "decision": self.diagnosis, "reason": self.reason}
+        return {"patient_id": self.patient_id, "label": self.label, "key_frames": self.key_frames,
+                "abnormal_key_frames": self.abnormal_key_frames, "fraction": self.fraction,
+                "decision": self.diagnosis.value, "reason": self.reason.text(), "reason_code": self.reason.code.value}
 
 
 @dataclass(frozen=True)
 class PatientLevel:
+    """Every patient's verdict under the cart's rule: decided ones and indeterminate ones by reason;
+    accuracy, sensitivity and specificity over the decided patients, and accuracy over all of
+    them (an indeterminate patient counts as not right)."""
+
     calibrated: bool
     threshold: float | None
-    patients: tuple[PatientResult, ...]
+    patients: tuple[PatientOutcome, ...]
     level: float = 0.95
 
     @property
-    def decided(self) -> tuple[PatientResult, ...]:
+    def decided(self) -> tuple[PatientOutcome, ...]:
         return tuple(p for p in self.patients if p.decided)
 
     @property
     def indeterminate(self) -> int:
         return len(self.patients) - len(self.decided)
+
+    @property
+    def indeterminate_by_reason(self) -> dict[str, int]:
+        return dict(Counter(p.reason.code.value for p in self.patients if not p.decided))
 
     @property
     def confusion(self) -> Confusion | None:
@@ -165,25 +180,34 @@ class PatientLevel:
             return None
         return confusion([p.label for p in d], [int(p.positive) for p in d])
 
+    @property
+    def accuracy_all(self) -> Proportion:
+        """Right verdicts over all patients, indeterminate ones counted as not right."""
+        right = sum(p.positive == bool(p.label) for p in self.decided)
+        return proportion(right, len(self.patients), self.level)
+
     def to_dict(self) -> dict[str, Any]:
         c = self.confusion
         props = {} if c is None else {k: v.to_dict() for k, v in c.proportions(self.level).items()}
+        n = len(self.patients)
         return {"calibrated": self.calibrated, "threshold": self.threshold, "decided": len(self.decided),
-                "indeterminate": self.indeterminate, "confusion": None if c is None else c.to_dict(),
+                "indeterminate": self.indeterminate, "indeterminate_by_reason": self.indeterminate_by_reason,
+                "refusal_rate": self.indeterminate / n if n else None,
+                "confusion": None if c is None else c.to_dict(),
                 **{k: props.get(k) for k in METRICS},
+                "accuracy_all_patients": self.accuracy_all.to_dict(),
                 "patients": [p.to_dict() for p in self.patients]}
 
 
-def patient_level(scored: ScoredTable, decision, level: float = 0.95) -> PatientLevel:
-    """The runtime's vote for every patient of the table, over its usable images."""
-
+def patient_level(tallies: Sequence[tuple[PatientRecord, Tally]], manifest: Manifest, level: float = 0.95) -> PatientLevel:
+    """The cart's verdict (``Tally.decide``) for every patient of the table."""
     results = []
-    for rec, idx in patient_groups(scored.table, scored.usable):
-        d = decide(scored.probabilities[idx], decision)
-        results.append(PatientResult(rec.patient_id, rec.label, d.key_frames, d.abnormal_frames,
-                                     d.abnormal_fraction, d.diagnosis, d.reason))
-    calibrated = decision.patient_threshold is not None
-    return PatientLevel(calibrated, decision.patient_threshold, tuple(results), level)
+    for rec, tally in tallies:
+        d = tally.decide(manifest)
+        results.append(PatientOutcome(rec.patient_id, rec.label, d.key_frames, d.abnormal_frames,
+                                      d.abnormal_fraction, d.diagnosis, d.reason))
+    return PatientLevel(manifest.decision.patient_threshold is not None, manifest.decision.patient_threshold,
+                        tuple(results), level)
 
 
 @dataclass(frozen=True)
@@ -329,6 +353,7 @@ def evaluate(config: EvaluationConfig, progress: ProgressFn | None = None) -> Ev
         out = check_report_dir(config.out or default_report_dir(scorers[0].bundle.root, "evaluation"), scorers[0].bundle.root)
         table = read_index(config.data)
         scored = score_table(table, scorers, progress)
+        tallies = [exam_tallies(table, s) for s in scorers]  # the cart's pipeline, patient by patient
     finally:
         for s in scorers:
             s.close()
@@ -337,13 +362,13 @@ def evaluate(config: EvaluationConfig, progress: ProgressFn | None = None) -> Ev
     if len(names) == 2 and names[0] == names[1]:
         names = [f"{n} #{k}" for k, n in zip((1, 2), names, strict=True)]
     models = []
-    for s, sc, name in zip(scorers, scored, names, strict=True):
+    for s, sc, name, tally in zip(scorers, scored, names, tallies, strict=True):
         m = s.bundle.manifest
         models.append(ModelEvaluation(
             name, s.bundle.root, s.bundle.identity, sc.backend, sc.precision, m.decision.image_cutoff,
             m.decision.source, sc.probabilities,
             image_level(labels, sc.probabilities, m.decision.image_cutoff, sc.usable, config.level),
-            patient_level(sc, m.decision, config.level),
+            patient_level(tally, m, config.level),
         ))
     comparison = compare_models(labels, models[0], models[1], config.level) if len(models) == 2 else None
     not_clinical = any("phantom" in s.bundle.manifest.model.provenance.lower() for s in scorers)

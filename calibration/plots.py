@@ -322,7 +322,7 @@ def latency_cdf_plot(path: Path, curves: Sequence[tuple[str, Sequence[float]]], 
 
 
 def bench_latency_plot(result: Any, path: Path) -> Path:
-    """The end-to-end latency CDF of a ``gout-edge bench`` result (``edge_runtime.bench.BenchResult``),
+    """The end-to-end latency CDF of a ``gout-edge bench`` result (``edge_runtime.field.bench.BenchResult``),
     engines fastest first, with the bundle's p50/p99 end-to-end budgets."""
     budgets = {}
     for b in result.budgets:
@@ -336,7 +336,7 @@ def bench_latency_plot(result: Any, path: Path) -> Path:
         label = f"{e.name}{' (bedside)' if e.name == bedside else ''}\np50 {e.end_to_end.p50_ms:.0f} ms" + \
             ("" if p99 is None else f", p99 {p99:.0f} ms")
         curves.append((label, e.samples_ms))
-    from gout_edge.edge_runtime.device import has_vnni
+    from gout_edge.edge_runtime.inference.device import has_vnni
 
     d = result.device
     title = (f"End-to-end latency per frame: {d.cpu_model}, {d.logical_cores} cores, "

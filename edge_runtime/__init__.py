@@ -1,1 +1,3 @@
-"""The cart's side, torch-free: bundle loading, preprocessing, inference backends, CAM, voting."""
+"""The cart's side, torch-free, in layers that point one way (docs/design.md §3; import-linter
+enforces them): ``imaging`` ← ``sources`` | ``inference`` ← ``pipeline`` ← ``present`` ← ``exam`` ←
+``live`` | ``field`` | ``network``."""

@@ -14,9 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gout_edge import __version__
 from gout_edge._io import sha256_file
-from gout_edge.bundle import (
+from gout_edge._version import __version__
+from gout_edge.calibration.index import IndexTable, read_index
+from gout_edge.errors import CheckFailedError, UsageError
+from gout_edge.manifest import (
     MANIFEST_NAME,
     Budgets,
     DecisionSpec,
@@ -30,8 +32,6 @@ from gout_edge.bundle import (
     PreprocessSpec,
     write_manifest,
 )
-from gout_edge.calibration.index import IndexTable, read_index
-from gout_edge.errors import CheckFailedError, UsageError
 from gout_edge.signing import sign_manifest
 
 from .checkpoint import load_checkpoint
@@ -168,8 +168,8 @@ def export_bundle(config: ExportConfig, progress: Callable[[str], None] = lambda
     failures: tuple[str, ...] = ()
     if config.int8:
         manifest, failures = _add_int8(out, manifest, data, config, progress)
-    from .reference import add_reference_set  # the field-verification set (docs/design.md §4)
-    from .scope import add_scope_guard  # docs/design.md §14
+    from .reference_writer import add_reference_set  # the field-verification set (docs/design.md §4)
+    from .scope_fit import add_scope_guard  # docs/design.md §14
 
     manifest = add_scope_guard(out, manifest, data, lambda name, role: file_entry(out, name, role), config.threads,
                                progress)
@@ -191,7 +191,7 @@ def export_bundle(config: ExportConfig, progress: Callable[[str], None] = lambda
 def _calibration_table(config: ExportConfig, workdir: Path) -> tuple[IndexTable, str]:
     if config.calib is not None:
         return read_index(config.calib), f"index table {Path(config.calib).name}"
-    from gout_edge.calibration.phantom import write_phantoms
+    from gout_edge.phantom import write_phantoms
 
     write_phantoms(workdir, config.phantom_patients, seed=config.calib_seed, formats=("png",))
     source = f"synthetic phantoms: {config.phantom_patients} patients, seed {config.calib_seed}"

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from gout_edge.bundle import FidelityGate  # the gate is recorded in the manifest's quantization section
 from gout_edge.calibration.stats import auc
 from gout_edge.calibration.threshold import GRID
-from gout_edge.edge_runtime.cam import cam_correlation
+from gout_edge.edge_runtime.inference.cam_scale import cam_correlation
+from gout_edge.manifest import FidelityGate  # the gate is recorded in the manifest's quantization section
 
 __all__ = ["FidelityGate", "FidelityReport", "measure_fidelity"]
 

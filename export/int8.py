@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from gout_edge._io import to_json
-from gout_edge.bundle import CamScale, FileEntry, InputSpec, Manifest, PreprocessSpec, Quantization
 from gout_edge.calibration.dataset import load_cache
 from gout_edge.calibration.folds import patient_folds
 from gout_edge.calibration.index import IndexTable
-from gout_edge.edge_runtime.backends import SessionOptions, open_session
-from gout_edge.edge_runtime.bundle import Bundle
-from gout_edge.edge_runtime.cam import fit_cam_scale
-from gout_edge.edge_runtime.timing import interleaved_ms
+from gout_edge.edge_runtime.inference.backends import SessionOptions, open_session
+from gout_edge.edge_runtime.inference.cam_scale import fit_cam_scale
+from gout_edge.edge_runtime.inference.loading import Bundle
+from gout_edge.edge_runtime.inference.timing import interleaved_ms
+from gout_edge.manifest import CamScale, FileEntry, InputSpec, Manifest, PreprocessSpec, Quantization
 
 from .fidelity import FidelityGate, FidelityReport, measure_fidelity
 from .quantize import OrtQuantConfig, quantize_onnxruntime, quantize_openvino
@@ -104,7 +104,7 @@ def labelled_inputs(
             "calibration_patients": len(halves[0]),
             "fidelity_images": len(fid_rows),
             "fidelity_patients": len({r.patient_id for r in fid_table.rows}),
-            "preprocessing": "gout_edge.edge_runtime.preprocess.prepare, as on the cart",
+            "preprocessing": "gout_edge.edge_runtime.imaging.preprocess.prepare, as on the cart",
         },
     )
 
@@ -121,7 +121,7 @@ def _predict(bundle: Bundle, backend: str, precision: str, inputs: np.ndarray, t
 
 def calibration_cam_scale(bundle_dir: Path, manifest: Manifest, data: LabelledInputs, threads: int | None = None) -> CamScale:
     """The bundle's CAM display scale (docs/design.md §13), fitted on the FP32 model's abnormal-class
-    CAMs of the INT8 calibration images (``edge_runtime.cam.fit_cam_scale``)."""
+    CAMs of the INT8 calibration images (``edge_runtime.inference.cam_scale.fit_cam_scale``)."""
     session, _, cams = _predict(Bundle(Path(bundle_dir), manifest), "onnxruntime", "fp32", data.calibration, threads)
     session.close()
     source = data.summary.get("source", "index table")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gout_edge.bundle import InputSpec, OutputSpec
+from gout_edge.manifest import InputSpec, OutputSpec
 
 from .model import GoutResNet, WithCam
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gout_edge.edge_runtime.bundle import Bundle
-from gout_edge.edge_runtime.preprocess import PreparedFrame
-from gout_edge.edge_runtime.scoring import FrameScore
+from gout_edge.edge_runtime.imaging.preprocess import PreparedFrame
+from gout_edge.edge_runtime.inference.loading import Bundle
+from gout_edge.edge_runtime.inference.scoring import FrameScore
 
 from .model import GoutResNet, WithCam
 

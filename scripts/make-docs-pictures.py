@@ -36,15 +36,15 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from gout_edge.calibration.phantom import generate_cohort, write_out_of_scope
-from gout_edge.calibration.phantom.source import PhantomSource
-from gout_edge.calibration.phantom.video import write_video
-from gout_edge.edge_runtime.bundle import open_bundle
-from gout_edge.edge_runtime.cam import cam_scale_for
-from gout_edge.edge_runtime.exam import run_exam
-from gout_edge.edge_runtime.report import Tile, render_overlay
-from gout_edge.edge_runtime.scoring import Scorer
+from gout_edge.edge_runtime.exam.driver import run_exam
+from gout_edge.edge_runtime.inference.cam_scale import cam_scale_for
+from gout_edge.edge_runtime.inference.loading import open_bundle
+from gout_edge.edge_runtime.inference.scoring import Scorer
+from gout_edge.edge_runtime.present.report import Tile, render_overlay
 from gout_edge.edge_runtime.sources import open_source
+from gout_edge.phantom import generate_cohort, write_out_of_scope
+from gout_edge.phantom.source import PhantomSource
+from gout_edge.phantom.video import write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 300 * 1024

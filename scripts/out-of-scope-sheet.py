@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gout_edge.calibration.phantom import out_of_scope_sheet
+    from gout_edge.phantom import out_of_scope_sheet
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", type=Path, default=ROOT / "docs" / "out-of-scope-sheet.png")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gout_edge.bundle import InputSpec
+from gout_edge.manifest import InputSpec
 
 SMALL = InputSpec(height=96, width=224)
 

@@ -75,7 +75,7 @@ def _us_seeds(out: Path) -> list[Path]:
     import cv2
     from pydicom.sequence import Sequence as DicomSequence
 
-    from gout_edge.edge_runtime.dicom_write import region_item, set_pixels, ultrasound_dataset, write_dataset
+    from gout_edge.edge_runtime.imaging.dicom_write import region_item, set_pixels, ultrasound_dataset, write_dataset
 
     rng = np.random.default_rng(0)
     grey = np.zeros((60, 80), np.uint8)
@@ -129,7 +129,7 @@ def make_seeds(out: Path) -> dict[str, list[Path]]:
         "patient_id,image,image_label,diagnosis,view\n"
         "P1,im0.png,1,gout,dorsal\nP1,im1.png,0,gout,medial\nP2,im2.png,0,control,\nP2,im3.png,1,control,plantar\n"
     )
-    from gout_edge.edge_runtime.bundle import default_bundle_path
+    from gout_edge.edge_runtime.inference.loading import default_bundle_path
 
     manifest = out / "manifest" / "manifest.json"
     manifest.parent.mkdir(parents=True, exist_ok=True)
@@ -269,7 +269,7 @@ def _index(path: Path) -> None:
 
 
 def _manifest(path: Path) -> None:
-    from gout_edge.bundle import read_manifest
+    from gout_edge.manifest import read_manifest
 
     read_manifest(path.parent)
 

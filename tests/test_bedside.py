@@ -19,31 +19,25 @@ import pytest
 from test_session import OracleScorer, calibrated_copy, still
 from test_sources import screen
 
-from gout_edge.bundle import CamScale, Manifest, manifest_bytes, read_manifest, write_manifest
 from gout_edge.cli import main
-from gout_edge.edge_runtime.bundle import Bundle, open_bundle
-from gout_edge.edge_runtime.cam import (
-    ALPHA_MAX,
-    cam_legend,
-    cam_scale_for,
-    fit_cam_scale,
-    overlay_cam,
-    reference_cam_scale,
-    with_legend,
-)
-from gout_edge.edge_runtime.exam import Stop
-from gout_edge.edge_runtime.live import frame_state, open_view, render_live
-from gout_edge.edge_runtime.live_web import WebView
-from gout_edge.edge_runtime.report import (
+from gout_edge.edge_runtime.exam.driver import Stop
+from gout_edge.edge_runtime.exam.session import ExamSession
+from gout_edge.edge_runtime.inference.cam_scale import cam_scale_for, fit_cam_scale, reference_cam_scale
+from gout_edge.edge_runtime.inference.loading import Bundle, open_bundle
+from gout_edge.edge_runtime.live.render import frame_state, render_live
+from gout_edge.edge_runtime.live.views import open_view
+from gout_edge.edge_runtime.live.web import WebView
+from gout_edge.edge_runtime.present.overlay import ALPHA_MAX, cam_legend, overlay_cam, with_legend
+from gout_edge.edge_runtime.present.report import (
     Tile,
     render_overlay,
     render_summary,
     source_label,
     why_line,
 )
-from gout_edge.edge_runtime.session import ExamSession
 from gout_edge.edge_runtime.sources import Frame
 from gout_edge.errors import BundleError
+from gout_edge.manifest import CamScale, Manifest, manifest_bytes, read_manifest, write_manifest
 
 SCALE = CamScale(0.0, 40.0, "test")
 
@@ -174,9 +168,12 @@ def test_every_overlay_has_its_legend_and_a_caption():
 
 
 def test_source_labels_say_file_or_time_and_the_view():
-    assert source_label("P0001/03_dorsal.png", 0.0, True) == "03_dorsal.png · dorsal view"
+    """The view is the frame's field (set by its source), never re-read from the words of its origin."""
+    assert source_label("P0001/03_dorsal.png", 0.0, True, "dorsal") == "03_dorsal.png · dorsal view"
+    assert source_label("P0001/03_dorsal.png", 0.0, True) == "03_dorsal.png"  # no view field: none shown
     assert source_label("frame 149", 12.42, False) == "at 0:12.4 (frame 149)"
-    assert source_label("study/CINE_plantar.dcm frame 5", 64.0, False) == "at 1:04.0 (CINE_plantar.dcm frame 5) · plantar view"
+    assert source_label("", 64.0, False, "plantar", file="study/CINE_plantar.dcm", frame_number=5) == \
+        "at 1:04.0 (CINE_plantar.dcm frame 5) · plantar view"
     assert source_label("frame 3", 0.25, False, short=True) == "at 0:00.2"
 
 

@@ -10,11 +10,11 @@ import sys
 import cv2
 import pytest
 
-from gout_edge.bundle import read_manifest, write_manifest
-from gout_edge.calibration.phantom.video import mjpg_screens
 from gout_edge.cli import main
-from gout_edge.edge_runtime.bench import DISPLAY_STAGE, STAGES, BenchConfig, run_bench
-from gout_edge.edge_runtime.bundle import open_bundle
+from gout_edge.edge_runtime.field.bench import DISPLAY_STAGE, STAGES, BenchConfig, run_bench
+from gout_edge.edge_runtime.inference.loading import open_bundle
+from gout_edge.manifest import read_manifest, write_manifest
+from gout_edge.phantom.video import mjpg_screens
 
 
 @pytest.fixture()
@@ -137,7 +137,7 @@ def test_a_crashing_engine_under_a_cap_is_reported_not_fatal(monkeypatch):
     (("AVX2", "FMA", "AVX-512F", "AVX-512 VNNI", "AVX-512 BF16", "AMX"), "AVX512_CORE_AMX"),
 ])
 def test_the_cpu_isa_is_the_highest_onednn_level_its_features_make_up(features, isa):
-    from gout_edge.edge_runtime.device import cpu_isa, has_vnni, int8_class
+    from gout_edge.edge_runtime.inference.device import cpu_isa, has_vnni, int8_class
 
     assert cpu_isa(features) == isa
     assert has_vnni(features) == any("VNNI" in f for f in features)
@@ -147,7 +147,7 @@ def test_the_cpu_isa_is_the_highest_onednn_level_its_features_make_up(features, 
 
 
 def test_bench_says_where_this_cpu_stands_against_the_reference_cart(bundle_with_budgets):
-    from gout_edge.edge_runtime.device import int8_class
+    from gout_edge.edge_runtime.inference.device import int8_class
 
     bundle = open_bundle(bundle_with_budgets())
     result = run_bench(bundle, mjpg_screens(count=1),

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from conftest import SMALL
 
-from gout_edge.bundle import FORMAT_VERSION, Budgets, Manifest, read_manifest, write_manifest
-from gout_edge.edge_runtime.backends import SessionOptions, available_backends, get_backend, open_session
-from gout_edge.edge_runtime.bundle import open_bundle
+from gout_edge.edge_runtime.inference.backends import SessionOptions, available_backends, get_backend, open_session
+from gout_edge.edge_runtime.inference.loading import open_bundle
 from gout_edge.errors import BundleError, BundleTamperedError, UsageError
+from gout_edge.manifest import FORMAT_VERSION, Budgets, Manifest, read_manifest, write_manifest
 
 
 @pytest.fixture()
@@ -128,7 +128,7 @@ V1_MANIFEST = Path(__file__).parent / "data" / "manifest-v1.json"
 
 
 def _demo_json() -> tuple[Path, dict]:
-    from gout_edge.edge_runtime.bundle import default_bundle_path
+    from gout_edge.edge_runtime.inference.loading import default_bundle_path
 
     path = default_bundle_path() / "manifest.json"
     return path, json.loads(path.read_text(encoding="utf-8"))
@@ -274,7 +274,7 @@ def test_a_deeply_nested_or_huge_manifest_is_a_bundle_error(tmp_path, monkeypatc
     path.write_text('{"format_version": 2, "evaluation": {"held_out": ' + '{"a": ' * 100_000 + "1" + "}" * 100_001 + "}")
     with pytest.raises(BundleError, match="nested too deeply"):
         read_manifest(tmp_path)
-    monkeypatch.setattr("gout_edge.bundle.MAX_MANIFEST_BYTES", 1024)
+    monkeypatch.setattr("gout_edge.manifest.MAX_MANIFEST_BYTES", 1024)
     path.write_text(json.dumps({"format_version": 2, "padding": "x" * 2048}))
     with pytest.raises(BundleError, match="larger than"):
         read_manifest(tmp_path)

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from toy_data import make_toy_dataset
 
-from gout_edge.bundle import read_manifest, write_manifest
 from gout_edge.calibration.index import read_index
 from gout_edge.calibration.stats import auc
 from gout_edge.calibration.threshold import GRID, abnormal_fractions, fit_threshold
 from gout_edge.cli import main
-from gout_edge.edge_runtime.bundle import open_bundle
+from gout_edge.edge_runtime.inference.loading import open_bundle
 from gout_edge.errors import BundleTamperedError
+from gout_edge.manifest import read_manifest, write_manifest
 from gout_edge.signing import SIGNATURE_NAME, generate_keypair, sign_manifest
 
 

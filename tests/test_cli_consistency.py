@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from gout_edge.cli import COMMANDS, app, main
 from gout_edge.commands._options import Backend, Precision
-from gout_edge.edge_runtime.bundle import default_bundle_path
+from gout_edge.edge_runtime.inference.loading import default_bundle_path
 
 GROUP = typer.main.get_command(app)
 BUNDLE_COMMANDS = ("info", "calibrate", "evaluate", "verify", "scan", "bench")
@@ -92,7 +92,7 @@ def test_a_missing_bundle_is_a_bundle_error(command, capsys, tmp_path, monkeypat
 
 
 def test_the_choice_enums_match_the_runtime():
-    from gout_edge.edge_runtime.backends import PRECISIONS, REGISTRY
+    from gout_edge.edge_runtime.inference.backends import PRECISIONS, REGISTRY
 
     assert [b.value for b in Backend] == ["auto", *REGISTRY]
     assert {p.value for p in Precision} == {"auto", *PRECISIONS}

@@ -9,14 +9,15 @@ import shutil
 import pytest
 from test_session import calibrated_copy
 
-from gout_edge.bundle import DecisionSpec
-from gout_edge.calibration.phantom import write_phantoms
-from gout_edge.calibration.phantom.source import PhantomSource
-from gout_edge.edge_runtime.bundle import open_bundle
-from gout_edge.edge_runtime.exam import run_exam
-from gout_edge.edge_runtime.scoring import Scorer
+from gout_edge.edge_runtime.exam.driver import run_exam
+from gout_edge.edge_runtime.imaging.views import view_named
+from gout_edge.edge_runtime.inference.loading import open_bundle
+from gout_edge.edge_runtime.inference.scoring import Scorer
+from gout_edge.edge_runtime.pipeline.verdict import INDETERMINATE, Vote, missing_coverage
 from gout_edge.edge_runtime.sources import open_source
-from gout_edge.edge_runtime.vote import INDETERMINATE, missing_coverage, view_of
+from gout_edge.manifest import DecisionSpec
+from gout_edge.phantom import write_phantoms
+from gout_edge.phantom.source import PhantomSource
 
 DECISION = DecisionSpec(patient_threshold=0.2, calibrated=True)
 
@@ -30,29 +31,36 @@ def scorer(small_bundle, tmp_path_factory):
 
 
 def test_views_are_read_from_file_names():
-    views = DECISION.views
-    assert view_of("IM03_medial.dcm", views) == "medial" and view_of("P0001/07_plantar.png", views) == "plantar"
-    assert view_of("dorsal/frame2.png", views) == "dorsal"
-    assert view_of("CINE.dcm#4", views) is None and view_of("frame 12", views) is None
-    assert view_of("dorsal-medial.png", views) is None  # two views named: not known
+    assert view_named("IM03_medial.dcm") == "medial" and view_named("P0001/07_plantar.png") == "plantar"
+    assert view_named("dorsal/frame2.png") == "dorsal"
+    assert view_named("CINE.dcm#4") is None and view_named("frame 12") is None
+    assert view_named("dorsal-medial.png") is None  # two views named: not known
+    assert view_named("IM04_dorsal.dcm", also=["medial"]) is None  # name and tags disagree: not known
+    assert view_named("IM04.dcm", also=["medial"]) == "medial" and view_named("IM04_medial.dcm", also=["medial"]) == "medial"
+
+
+def _votes(times, stills, views):
+    return [Vote(0.5, t, still, v) for t, still, v in zip(times, stills, views, strict=True)]
 
 
 def test_coverage_rules():
     moving = [False] * 6
-    assert "cover only 2.0 s" in missing_coverage([0, 0.4, 0.8, 1.2, 1.6, 2.0], moving, [""] * 6, DECISION)
-    assert missing_coverage([0, 1, 2, 3, 4, 5], moving, [""] * 6, DECISION) is None
+    short = missing_coverage(_votes([0, 0.4, 0.8, 1.2, 1.6, 2.0], moving, [None] * 6), DECISION)
+    assert short is not None and "cover only 2.0 s" in short.text() and short.span_s == 2.0
+    assert missing_coverage(_votes([0, 1, 2, 3, 4, 5], moving, [None] * 6), DECISION) is None
     stills = [True] * 6
-    origins = ["01_dorsal.png", "02_dorsal.png", "03_medial.png", "04_medial.png", "05_dorsal.png", "06_medial.png"]
-    assert "plantar" in missing_coverage([0] * 6, stills, origins, DECISION)
-    assert missing_coverage([0] * 6, stills, [*origins[:5], "09_plantar.png"], DECISION) is None
-    assert missing_coverage([0] * 6, stills, ["a.png"] * 6, DECISION) is None  # views unknown: not required
+    views = ["dorsal", "dorsal", "medial", "medial", "dorsal", "medial"]
+    gap = missing_coverage(_votes([0] * 6, stills, views), DECISION)
+    assert gap is not None and gap.missing == ("plantar",) and "plantar" in gap.text()
+    assert missing_coverage(_votes([0] * 6, stills, [*views[:5], "plantar"]), DECISION) is None
+    assert missing_coverage(_votes([0] * 6, stills, [None] * 6), DECISION) is None  # views unknown: not required
 
 
 def test_two_seconds_of_video_give_no_firm_answer(scorer, tmp_path):
     source = PhantomSource(seed=0, patient_index=0, realtime=False, workdir=tmp_path / "demo")
     result = run_exam(source, scorer.bundle, scorer, tmp_path / "short", max_frames=24)  # 2 s at 12 frames/s
     (p,) = result.patients
-    assert p.diagnosis == INDETERMINATE and "scan longer" in p.reason, p.reason
+    assert p.diagnosis == INDETERMINATE and "scan longer" in str(p.reason), p.reason
     source = PhantomSource(seed=0, patient_index=0, realtime=False, workdir=tmp_path / "demo2")
     (full,) = run_exam(source, scorer.bundle, scorer, tmp_path / "full").patients
     assert full.diagnosis != INDETERMINATE, full.reason
@@ -67,7 +75,7 @@ def test_stills_missing_a_view_are_indeterminate_and_say_which(scorer, tmp_path)
         if "plantar" not in png.name:
             shutil.copy(png, partial / png.name)
     (p,) = run_exam(open_source("images", partial), scorer.bundle, scorer, tmp_path / "scans").patients
-    assert p.diagnosis == INDETERMINATE and "plantar view" in p.reason, p.reason
+    assert p.diagnosis == INDETERMINATE and "plantar view" in str(p.reason), p.reason
     (whole,) = run_exam(open_source("images", folder), scorer.bundle, scorer, tmp_path / "scans2").patients
     assert whole.diagnosis != INDETERMINATE, whole.reason
 

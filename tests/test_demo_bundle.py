@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from gout_edge.cli import main
-from gout_edge.edge_runtime.bundle import default_bundle_path, open_bundle
+from gout_edge.edge_runtime.inference.loading import default_bundle_path, open_bundle
 
 
 def test_demo_bundle_is_installed_intact_and_says_what_it_is():

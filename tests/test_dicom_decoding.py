@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 from test_sources import region
 
-from gout_edge.edge_runtime.preprocess import Roi, find_roi, to_gray
+from gout_edge.edge_runtime.imaging.preprocess import Roi, find_roi, to_gray
+from gout_edge.edge_runtime.pipeline.verdict import Vote, missing_coverage
 from gout_edge.edge_runtime.sources import open_source
 from gout_edge.edge_runtime.sources._base import to_uint8
 from gout_edge.edge_runtime.sources.dicom import (
@@ -32,7 +33,6 @@ from gout_edge.edge_runtime.sources.dicom import (
     ultrasound_region,
 )
 from gout_edge.edge_runtime.sources.images import load_still
-from gout_edge.edge_runtime.vote import missing_coverage, view_of
 from gout_edge.errors import InputError
 
 VIEWS = ("dorsal", "medial", "plantar")
@@ -75,7 +75,7 @@ def scorer():
     import dataclasses
 
     from gout_edge import Scorer, open_bundle
-    from gout_edge.edge_runtime.bundle import Bundle
+    from gout_edge.edge_runtime.inference.loading import Bundle
 
     demo = open_bundle()
     s = Scorer(Bundle(demo.root, dataclasses.replace(demo.manifest, scope=None), demo.blobs), threads=1)
@@ -410,41 +410,42 @@ def _us_file(path: Path, source: str = "OBXXXX1A.dcm", **tags) -> Path:
 def test_the_view_comes_from_the_tags(tmp_path, tags, view):
     path = _us_file(tmp_path / "IM0001.dcm", **tags)
     (frame,) = frames_of_source(path)
-    assert view_of(frame.origin, VIEWS) == view
-    assert frame.origin == ("IM0001.dcm" if view is None else f"IM0001.dcm [{view}]")
+    assert frame.view == view
+    assert frame.origin == frame.file == "IM0001.dcm"  # the view is a field, never appended to the origin
 
 
-def test_views_in_origins_of_cines_image_folders_and_file_names(tmp_path, caplog):
+def test_views_of_cines_image_folders_and_file_names(tmp_path, caplog):
     cine = _us_file(tmp_path / "cine.dcm", "OBXXXX1A_2frame.dcm", ViewName="plantar")
-    assert [f.origin for f in frames_of_source(cine)] == ["cine.dcm frame 1 [plantar]", "cine.dcm frame 2 [plantar]"]
+    frames = frames_of_source(cine)
+    assert [f.origin for f in frames] == ["cine.dcm frame 1", "cine.dcm frame 2"]
+    assert [(f.file, f.frame_number, f.view) for f in frames] == [("cine.dcm", 1, "plantar"), ("cine.dcm", 2, "plantar")]
     # --images reads DICOM files the same way
     folder = tmp_path / "images"
     _us_file(folder / "a.dcm", ViewName="dorsal")
-    assert [f.origin for f in open_source("images", folder)] == ["a.dcm [dorsal]"]
-    # a file name naming the same view already: nothing added
+    assert [(f.origin, f.view) for f in open_source("images", folder)] == [("a.dcm", "dorsal")]
+    # a file name naming the same view
     same = _us_file(tmp_path / "IM03_medial.dcm", ViewName="medial")
-    assert frames_of_source(same)[0].origin == "IM03_medial.dcm"
-    # a file name naming another view: both stay, the view counts as unknown, with a warning
+    assert frames_of_source(same)[0].view == "medial"
+    # a file name naming another view: the view counts as unknown, with a warning
     with caplog.at_level(logging.WARNING):
         (odd,) = frames_of_source(_us_file(tmp_path / "IM04_dorsal.dcm", ViewName="medial"))
-    assert odd.origin == "IM04_dorsal.dcm [medial]" and view_of(odd.origin, VIEWS) is None
+    assert odd.origin == "IM04_dorsal.dcm" and odd.view is None
     assert "IM04_dorsal.dcm" in caplog.text and "unknown" in caplog.text
     file = read_dicom_file(same)
-    assert frame_origin("x/y.dcm", file) == "x/y.dcm [medial]"
+    assert frame_origin("x/y.dcm", file) == "x/y.dcm"
 
 
 def test_tagged_views_count_for_the_protocol(tmp_path):
     study = tmp_path / "study"
     for k, view in enumerate(("dorsal", "medial", "plantar"), 1):
         _us_file(study / f"IM{k:04d}.dcm", SeriesDescription=f"MTP1 {view}", InstanceNumber=k)
-    frames = frames_of_source(study)
-    origins = [f.origin for f in frames]
-    assert missing_coverage([0.0] * 3, [True] * 3, origins, _decision()) is None
-    assert "plantar" in missing_coverage([0.0] * 2, [True] * 2, origins[:2], _decision())
+    votes = [Vote(0.5, 0.0, True, f.view) for f in frames_of_source(study)]
+    assert missing_coverage(votes, _decision()) is None
+    assert missing_coverage(votes[:2], _decision()).missing == ("plantar",)
 
 
 def _decision():
-    from gout_edge.bundle import DecisionSpec
+    from gout_edge.manifest import DecisionSpec
 
     return DecisionSpec()
 
@@ -470,7 +471,7 @@ def stills(tmp_path_factory) -> Path:
 
 def _scanned(scorer, kind: str, target: Path, out: Path) -> dict[str, float]:
     """Every frame's probability as ``scan`` computes it (run_exam, as the command does)."""
-    from gout_edge.edge_runtime.exam import run_exam
+    from gout_edge.edge_runtime.exam.driver import run_exam
 
     seen: dict[str, float] = {}
 

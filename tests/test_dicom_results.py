@@ -18,17 +18,17 @@ from dicom_tools import require
 from test_session import OracleScorer, still
 from test_sources import phantom_data
 
-from gout_edge.edge_runtime.bundle import open_bundle
-from gout_edge.edge_runtime.dicom_results import (
+from gout_edge.edge_runtime.exam.driver import run_exam
+from gout_edge.edge_runtime.exam.session import ExamSession
+from gout_edge.edge_runtime.inference.loading import open_bundle
+from gout_edge.edge_runtime.inference.scoring import Scorer
+from gout_edge.edge_runtime.present.dicom_results import (
     GOUT,
     PRESENCE,
     not_for_clinical_use,
     result_files,
     write_dicom_results,
 )
-from gout_edge.edge_runtime.exam import run_exam
-from gout_edge.edge_runtime.scoring import Scorer
-from gout_edge.edge_runtime.session import ExamSession
 from gout_edge.edge_runtime.sources import open_source
 
 COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
@@ -220,7 +220,7 @@ def test_an_uncalibrated_threshold_is_left_out_not_invented(demo, tmp_path):
 
 
 def test_a_failing_dicom_writer_leaves_the_report_and_logs_no_patient(demo, tmp_path, monkeypatch, caplog):
-    import gout_edge.edge_runtime.dicom_results as dicom_results
+    import gout_edge.edge_runtime.present.dicom_results as dicom_results
 
     def broken(*args, **kwargs):
         raise RuntimeError("PHANTOM^SECRET")

@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 from test_sources import screen, write_video
 
-from gout_edge.bundle import InputSpec, PreprocessSpec
-from gout_edge.edge_runtime.preprocess import (
+from gout_edge.edge_runtime.imaging.preprocess import (
     COLOUR_STRIDE,
     Roi,
     crop_to_tensor,
@@ -26,9 +25,10 @@ from gout_edge.edge_runtime.preprocess import (
     is_doppler,
     prepare,
 )
+from gout_edge.edge_runtime.pipeline.stream import FramePreparer, FrameStream, RoiTracker, contrast
 from gout_edge.edge_runtime.sources import Frame, open_source
 from gout_edge.edge_runtime.sources.video import CaptureSource, ScreenDecoder
-from gout_edge.edge_runtime.stream import FramePreparer, FrameStream, RoiTracker, contrast
+from gout_edge.manifest import InputSpec, PreprocessSpec
 
 SMALL = InputSpec(height=96, width=224)
 
@@ -66,9 +66,9 @@ def _new_path(data: bytes, decoder: ScreenDecoder, tracker: RoiTracker, preparer
 def phantom_screens():
     """1080p screen recordings of two phantom patients (live views, freezes, probe lifts), every
     third frame with colour flow drawn into the region, JPEG-encoded as an MJPG grabber sends them."""
-    from gout_edge.calibration.phantom import generate_cohort
-    from gout_edge.calibration.phantom._screen import layout_for
-    from gout_edge.calibration.phantom.video import clip
+    from gout_edge.phantom import generate_cohort
+    from gout_edge.phantom._screen import layout_for
+    from gout_edge.phantom.video import clip
 
     out = []
     for patient in generate_cohort(2, seed=11):
@@ -79,7 +79,7 @@ def phantom_screens():
 
 
 def test_every_frame_scores_within_the_int8_tolerance_by_the_old_and_the_new_path(demo_bundle_or_skip, phantom_screens):
-    from gout_edge.edge_runtime.scoring import Scorer
+    from gout_edge.edge_runtime.inference.scoring import Scorer
 
     bundle = demo_bundle_or_skip
     m = bundle.manifest
@@ -120,7 +120,7 @@ def test_every_frame_scores_within_the_int8_tolerance_by_the_old_and_the_new_pat
 
 @pytest.fixture
 def demo_bundle_or_skip():
-    from gout_edge.edge_runtime.bundle import open_bundle
+    from gout_edge.edge_runtime.inference.loading import open_bundle
 
     try:
         return open_bundle()
@@ -273,8 +273,8 @@ def _doppler_screen() -> tuple[np.ndarray, Roi]:
 def test_a_yuyv_capture_carries_its_colour_sample_to_the_session(demo_bundle_or_skip, tmp_path):
     """Y plane as the image, the colour sample in ``Frame.colour_sample``, and ``ExamSession.feed``
     hands it to the preparer: a Doppler frame from a YUYV grabber is flagged colour."""
-    from gout_edge.edge_runtime.scoring import FrameScore
-    from gout_edge.edge_runtime.session import ExamSession
+    from gout_edge.edge_runtime.exam.session import ExamSession
+    from gout_edge.edge_runtime.inference.scoring import FrameScore
 
     image, _ = _doppler_screen()
     cap = RawCapture([cv2.cvtColor(image, cv2.COLOR_BGR2YUV_YUY2)])

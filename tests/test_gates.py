@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from test_sources import screen
 
-from gout_edge.bundle import InputSpec, PreprocessSpec
-from gout_edge.edge_runtime.preprocess import Roi, is_doppler, prepare
-from gout_edge.edge_runtime.stream import FramePreparer
+from gout_edge.edge_runtime.imaging.preprocess import Roi, is_doppler, prepare
+from gout_edge.edge_runtime.pipeline.stream import FramePreparer
+from gout_edge.manifest import InputSpec, PreprocessSpec
 
 RECT = (40, 30, 600, 440)  # the B-mode rectangle of the test screens (x0, y0, x1, y1)
 

@@ -11,9 +11,9 @@ from toy_data import make_toy_dataset
 
 from gout_edge.calibration.dataset import load_cache
 from gout_edge.calibration.index import read_index
-from gout_edge.edge_runtime.backends import SessionOptions, open_session
-from gout_edge.edge_runtime.bundle import open_bundle
-from gout_edge.edge_runtime.cam import cam_correlation
+from gout_edge.edge_runtime.inference.backends import SessionOptions, open_session
+from gout_edge.edge_runtime.inference.cam_scale import cam_correlation
+from gout_edge.edge_runtime.inference.loading import open_bundle
 from gout_edge.errors import CheckFailedError
 from gout_edge.export.build import ExportConfig, export_bundle
 from gout_edge.export.fidelity import FidelityGate, measure_fidelity
@@ -97,9 +97,9 @@ def test_fidelity_metrics_on_known_values():
 def test_a_deliberately_damaged_quantization_fails_the_gate(tmp_path):
     """The demo model quantized from a calibration set 50× too dim (activation ranges far too
     narrow: everything saturates) must fail the gate that its proper quantization passes."""
-    from gout_edge.calibration.phantom import generate_cohort, render_image
-    from gout_edge.edge_runtime.preprocess import prepare
+    from gout_edge.edge_runtime.imaging.preprocess import prepare
     from gout_edge.export.quantize import quantize_onnxruntime
+    from gout_edge.phantom import generate_cohort, render_image
 
     demo = open_bundle()
     m = demo.manifest

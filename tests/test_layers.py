@@ -26,21 +26,34 @@ def test_the_contracts_hold_for_the_tree(tmp_path):
     script = _script()
     result = script.lint(script.assemble(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 kept, 0 broken" in result.stdout
-    assert (tmp_path / "gout_edge" / "edge_runtime" / "scoring.py").is_file()  # the mapped folders are there
+    assert "5 kept, 0 broken" in result.stdout
+    assert (tmp_path / "gout_edge" / "edge_runtime" / "inference" / "scoring.py").is_file()  # the mapped folders are there
 
 
-@pytest.mark.parametrize("line", [
-    "def f():\n    from gout_edge.calibration import index\n",  # even inside a function
-    "import gout_edge.export.model\n",
-    "import torch\n",
+@pytest.mark.parametrize(("where", "line"), [
+    ("imaging", "def f():\n    from gout_edge.calibration import index\n"),  # even inside a function
+    ("imaging", "import gout_edge.export.model\n"),
+    ("imaging", "import torch\n"),
+    ("imaging", "from gout_edge.edge_runtime.pipeline import verdict\n"),  # up a layer inside the runtime
+    ("pipeline", "def f():\n    from gout_edge.edge_runtime.exam import session\n"),  # a circle hidden in a function
+    ("present", "from gout_edge.edge_runtime.inference.scoring import Scorer\n"),  # rendering never runs a model
+    ("sources", "from gout_edge.edge_runtime.inference import loading\n"),  # inputs and inference are independent
 ])
-def test_a_runtime_module_reaching_up_breaks_a_contract(tmp_path, line):
+def test_a_module_reaching_up_breaks_a_contract(tmp_path, where, line):
     script = _script()
     tree = script.assemble(tmp_path)
-    (tree / "gout_edge" / "edge_runtime" / "bad_idea.py").write_text(line)
+    (tree / "gout_edge" / "edge_runtime" / where / "bad_idea.py").write_text(line)
     result = script.lint(tree)
     assert result.returncode == 1 and "BROKEN" in result.stdout
+
+
+def test_a_module_outside_the_runtime_layers_breaks_the_contract(tmp_path):
+    """The runtime's contract is exhaustive: a new top-level module must be given a layer."""
+    script = _script()
+    tree = script.assemble(tmp_path)
+    (tree / "gout_edge" / "edge_runtime" / "misc.py").write_text("X = 1\n")
+    result = script.lint(tree)
+    assert result.returncode == 1 and "misc" in result.stdout
 
 
 def test_no_runtime_file_names_calibration_or_export():

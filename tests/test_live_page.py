@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 from test_torch_free import CLI_WITHOUT_TORCH
 
-from gout_edge.bundle import CamScale
-from gout_edge.edge_runtime.cam import cam_legend
+from gout_edge.edge_runtime.present.overlay import cam_legend
+from gout_edge.manifest import CamScale
 
 BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
 BROWSER = next((b for b in BROWSERS if shutil.which(b)), None)
@@ -79,8 +79,8 @@ def _count(image: np.ndarray, rgb: tuple[int, int, int], tol: int = 12) -> int:
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory) -> Path:
     """A phantom patient with gout as a console screen recording (synthetic, no patient data)."""
-    from gout_edge.calibration.phantom import generate_cohort
-    from gout_edge.calibration.phantom.video import write_video
+    from gout_edge.phantom import generate_cohort
+    from gout_edge.phantom.video import write_video
 
     phantom = generate_cohort(1, 0)[0]
     assert phantom.diagnosis == "gout"

@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gout_edge.calibration.phantom import (
+from gout_edge.edge_runtime.imaging.preprocess import find_roi, prepare, to_gray
+from gout_edge.errors import UsageError
+from gout_edge.phantom import (
     OUT_OF_SCOPE_CATEGORIES,
     OutOfScopeImage,
     generate_out_of_scope,
     write_out_of_scope,
 )
-from gout_edge.calibration.phantom import out_of_scope as oos
-from gout_edge.edge_runtime.preprocess import find_roi, prepare, to_gray
-from gout_edge.errors import UsageError
+from gout_edge.phantom import out_of_scope as oos
 
 ROOT = Path(__file__).resolve().parents[1]
 ONE_PER_CATEGORY = ("cardiac_sector", "doppler_carotid", "off_joint", "xray")

@@ -12,7 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from gout_edge.calibration.phantom import (
+from gout_edge.edge_runtime.imaging.preprocess import find_roi
+from gout_edge.errors import UsageError
+from gout_edge.phantom import (
     LESION_KINDS,
     VIEWS,
     contact_sheet,
@@ -22,11 +24,9 @@ from gout_edge.calibration.phantom import (
     render_image,
     write_phantoms,
 )
-from gout_edge.calibration.phantom import _physics as physics
-from gout_edge.calibration.phantom.render import image_geometry
-from gout_edge.calibration.phantom.sheet import SHEET_ROWS
-from gout_edge.edge_runtime.preprocess import find_roi
-from gout_edge.errors import UsageError
+from gout_edge.phantom import _physics as physics
+from gout_edge.phantom.render import image_geometry
+from gout_edge.phantom.sheet import SHEET_ROWS
 
 # ------------------------------------------------------------------ physics
 

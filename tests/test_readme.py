@@ -22,7 +22,7 @@ def _example() -> str:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    from gout_edge.calibration.phantom import write_phantoms
+    from gout_edge.phantom import write_phantoms
 
     data = tmp_path_factory.mktemp("phantoms")
     write_phantoms(data, 1, seed=3, formats=("png",))

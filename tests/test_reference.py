@@ -13,13 +13,13 @@ from conftest import SMALL
 from toy_data import make_toy_dataset
 
 from gout_edge._io import sha256_file
-from gout_edge.edge_runtime.bundle import open_bundle
-from gout_edge.edge_runtime.reference_set import load_expected, load_reference_frames, refresh_expected_decisions
-from gout_edge.edge_runtime.verify import verify_bundle
+from gout_edge.edge_runtime.field.reference_inputs import load_reference_frames, refresh_expected_decisions
+from gout_edge.edge_runtime.field.verify import verify_bundle
+from gout_edge.edge_runtime.inference.loading import load_expected, open_bundle
 from gout_edge.export.build import ExportConfig, export_bundle
 from gout_edge.export.model import GoutResNet
-from gout_edge.export.reference import SIZE_BUDGET_BYTES, select_reference
-from gout_edge.reference import EXPECTED_NAME, INPUTS_NAME, write_npz
+from gout_edge.export.reference_writer import SIZE_BUDGET_BYTES, select_reference
+from gout_edge.reference_format import EXPECTED_NAME, INPUTS_NAME, write_npz
 
 
 def test_every_bundle_carries_a_hashed_compact_reference_set(small_bundle):

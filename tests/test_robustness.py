@@ -17,7 +17,7 @@ import pytest
 from test_sources import region, screen, write_dicom
 
 from gout_edge.cli import main
-from gout_edge.edge_runtime.bundle import default_bundle_path, open_bundle
+from gout_edge.edge_runtime.inference.loading import default_bundle_path, open_bundle
 from gout_edge.edge_runtime.sources import open_source
 from gout_edge.edge_runtime.sources._guard import MAX_FRAME_PIXELS, raster_size
 from gout_edge.edge_runtime.sources.dicom import read_dicom_file
@@ -414,7 +414,7 @@ def _other_model(path: Path) -> bytes:
 
 @pytest.mark.parametrize("backend, precision", [("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "int8")])
 def test_a_model_replaced_after_open_bundle_is_never_run(tmp_path, backend, precision):
-    from gout_edge.edge_runtime.backends import SessionOptions, open_session
+    from gout_edge.edge_runtime.inference.backends import SessionOptions, open_session
 
     copy = demo_copy(tmp_path / "b")
     bundle = open_bundle(copy)

@@ -8,13 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from gout_edge.bundle import DecisionSpec
-from gout_edge.edge_runtime.backends import resolve
-from gout_edge.edge_runtime.bundle import Bundle, open_bundle
-from gout_edge.edge_runtime.cam import cam_heatmap, overlay_cam
-from gout_edge.edge_runtime.scoring import Scorer
-from gout_edge.edge_runtime.vote import GOUT, INDETERMINATE, NO_GOUT, decide
+from gout_edge.edge_runtime.inference.backends import resolve
+from gout_edge.edge_runtime.inference.loading import Bundle, open_bundle
+from gout_edge.edge_runtime.inference.scoring import Scorer
+from gout_edge.edge_runtime.pipeline.verdict import GOUT, INDETERMINATE, NO_GOUT, decide
+from gout_edge.edge_runtime.present.overlay import cam_heatmap, overlay_cam
 from gout_edge.errors import UsageError
+from gout_edge.manifest import DecisionSpec
 
 CALIBRATED = DecisionSpec(image_cutoff=0.5, patient_threshold=0.33, min_key_frames=5, calibrated=True)
 
@@ -32,9 +32,9 @@ def test_vote_follows_the_paper_rule():
 
 def test_vote_is_indeterminate_with_too_few_frames_or_no_threshold():
     few = decide([0.9, 0.9, 0.9], CALIBRATED)
-    assert few.diagnosis == INDETERMINATE and "at least 5" in few.reason
+    assert few.diagnosis == INDETERMINATE and "at least 5" in str(few.reason)
     uncalibrated = decide([0.9] * 10, DecisionSpec())
-    assert uncalibrated.diagnosis == INDETERMINATE and "not calibrated" in uncalibrated.reason
+    assert uncalibrated.diagnosis == INDETERMINATE and "not calibrated" in str(uncalibrated.reason)
     assert decide([], CALIBRATED).abnormal_fraction is None
 
 
@@ -86,7 +86,7 @@ def test_scorer_scores_raw_scanner_frames(small_bundle):
 
 def test_a_no_signal_screen_with_console_overlays_is_blank():
     """A black screen with text and a ruler has no B-mode region: flagged blank, kept out of the vote."""
-    from gout_edge.edge_runtime.preprocess import find_roi, prepare
+    from gout_edge.edge_runtime.imaging.preprocess import find_roi, prepare
 
     screen = np.zeros((768, 1024, 3), np.uint8)
     cv2.putText(screen, "ID: P0001  GAIN 50  DR 60  13MHz", (20, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (230, 230, 230), 2)

@@ -170,10 +170,11 @@ def test_the_live_view_is_headless_here_and_never_shows_the_patient(bundle_dir, 
 
     import numpy as np
 
-    from gout_edge.edge_runtime.bundle import open_bundle
-    from gout_edge.edge_runtime.live import ProgressLine, display_available, open_view, render_live
-    from gout_edge.edge_runtime.scoring import Scorer
-    from gout_edge.edge_runtime.session import ExamSession
+    from gout_edge.edge_runtime.exam.session import ExamSession
+    from gout_edge.edge_runtime.inference.loading import open_bundle
+    from gout_edge.edge_runtime.inference.scoring import Scorer
+    from gout_edge.edge_runtime.live.render import ProgressLine, render_live
+    from gout_edge.edge_runtime.live.views import display_available, open_view
 
     monkeypatch.setenv("DISPLAY", ":0")
     ok, why = display_available()  # opencv-python-headless: no GUI backend, whatever DISPLAY says

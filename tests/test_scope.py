@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from test_session import calibrated_copy, still
 
-from gout_edge.bundle import SCOPE_ROLE, Manifest, manifest_bytes
 from gout_edge.calibration.stats import auc
-from gout_edge.edge_runtime.bundle import Bundle, open_bundle
-from gout_edge.edge_runtime.scope import ScopeGuard, scope_distances
-from gout_edge.edge_runtime.scoring import Scorer
-from gout_edge.edge_runtime.session import ExamSession
-from gout_edge.edge_runtime.verify import verify_bundle
-from gout_edge.edge_runtime.vote import INDETERMINATE, SCOPE_REASON, scope_refusal
+from gout_edge.edge_runtime.exam.session import ExamSession
+from gout_edge.edge_runtime.field.verify import verify_bundle
+from gout_edge.edge_runtime.inference.loading import Bundle, open_bundle
+from gout_edge.edge_runtime.inference.scope_guard import ScopeGuard, scope_distances
+from gout_edge.edge_runtime.inference.scoring import Scorer
+from gout_edge.edge_runtime.pipeline.verdict import INDETERMINATE, SCOPE_REASON, ReasonCode, scope_refusal
 from gout_edge.errors import BundleError
-from gout_edge.export.scope import _ledoit_wolf, fit_mahalanobis
+from gout_edge.export.scope_fit import _ledoit_wolf, fit_mahalanobis
+from gout_edge.manifest import SCOPE_ROLE, Manifest, manifest_bytes
 
 
 def test_mahalanobis_distance_is_the_textbook_one_with_the_shrunk_covariance():
@@ -69,7 +69,7 @@ def test_the_exam_rule_refuses_when_most_judged_frames_are_out_of_scope(refused,
     reason = scope_refusal(refused, judged, fraction)
     assert (reason is not None) == refuses
     if refuses:
-        assert reason.startswith(SCOPE_REASON) and f"{refused} of {judged}" in reason
+        assert reason.text().startswith(SCOPE_REASON) and f"{refused} of {judged}" in reason.text()
 
 
 def test_export_fits_stores_and_signs_in_the_guard(small_bundle):
@@ -135,12 +135,12 @@ def test_out_of_scope_frames_stay_out_of_the_vote_and_end_the_exam_with_the_scop
     assert (result.scope_judged, result.scope_refused, result.out_of_scope_frames) == (6, 6 * refused, 6 * refused)
     assert result.not_key_frames + result.key_frames == (0 if refused else 6)  # refused frames are not "passed over"
     if refused:
-        assert result.diagnosis == INDETERMINATE and result.reason.startswith(SCOPE_REASON)
+        assert result.diagnosis == INDETERMINATE and result.reason.code is ReasonCode.OUT_OF_SCOPE
         assert result.key_frames == 0 and session.excluded.counts == {"scope": 6}
         end = [line for line in result.journal.read_text().splitlines() if '"type":"end"' in line][0]
         assert '"out_of_scope":6' in end
     else:
-        assert not result.reason.startswith(SCOPE_REASON) and result.key_frames >= 1
+        assert result.reason.code is not ReasonCode.OUT_OF_SCOPE and result.key_frames >= 1
 
 
 def test_verify_checks_the_guard_on_out_of_scope_references(small_bundle, tmp_path):

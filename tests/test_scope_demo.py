@@ -10,13 +10,13 @@ import itertools
 
 import pytest
 
-from gout_edge.calibration.phantom import generate_out_of_scope, write_phantoms
-from gout_edge.edge_runtime.bundle import open_bundle
-from gout_edge.edge_runtime.exam import run_exam
-from gout_edge.edge_runtime.scoring import Scorer
-from gout_edge.edge_runtime.session import ExamSession
+from gout_edge.edge_runtime.exam.driver import run_exam
+from gout_edge.edge_runtime.exam.session import ExamSession
+from gout_edge.edge_runtime.inference.loading import open_bundle
+from gout_edge.edge_runtime.inference.scoring import Scorer
+from gout_edge.edge_runtime.pipeline.verdict import INDETERMINATE, ReasonCode
 from gout_edge.edge_runtime.sources import open_source
-from gout_edge.edge_runtime.vote import INDETERMINATE, SCOPE_REASON
+from gout_edge.phantom import generate_out_of_scope, write_phantoms
 
 pydicom_data = pytest.importorskip("pydicom.data")
 
@@ -40,7 +40,7 @@ def test_generated_out_of_scope_exams_end_indeterminate_for_scope(demo, tmp_path
             for image in group:
                 session.feed(image.screen)
         result = session.result()
-        outcomes[kind] = (result.diagnosis, result.reason.startswith(SCOPE_REASON))
+        outcomes[kind] = (result.diagnosis, result.reason.code is ReasonCode.OUT_OF_SCOPE)
     refused = [k for k, (d, scope) in outcomes.items() if d == INDETERMINATE and scope]
     assert len(refused) >= 0.95 * len(outcomes), {k: v for k, v in outcomes.items() if k not in refused}
 
@@ -54,7 +54,7 @@ def test_real_images_of_other_things_get_no_verdict(demo, tmp_path, name):
     result = run_exam(open_source("dicom", path), bundle, scorer, tmp_path, overlays=0).patients[0]
     assert result.diagnosis == INDETERMINATE
     if result.scope_judged:  # a frame the guard saw (not blank): refused, and the exam says why
-        assert result.scope_refused == result.scope_judged and result.reason.startswith(SCOPE_REASON), result.reason
+        assert result.scope_refused == result.scope_judged and result.reason.code is ReasonCode.OUT_OF_SCOPE, result.reason
 
 
 def test_in_scope_phantoms_of_an_unseen_seed_are_answered(demo, tmp_path):
@@ -65,7 +65,7 @@ def test_in_scope_phantoms_of_an_unseen_seed_are_answered(demo, tmp_path):
         result = run_exam(open_source("images", folder), bundle, scorer, tmp_path / "s" / folder.name,
                           overlays=0).patients[0]
         outcomes.append(result)
-        assert not result.reason.startswith(SCOPE_REASON), (folder.name, result.reason)
+        assert result.reason.code is not ReasonCode.OUT_OF_SCOPE, (folder.name, result.reason)
     judged = sum(r.scope_judged for r in outcomes)
     assert sum(r.scope_refused for r in outcomes) <= 0.1 * judged  # false refusals, frame level
     assert sum(r.diagnosis == INDETERMINATE for r in outcomes) <= 1

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 from test_sources import phantom_data, screen
 
-from gout_edge.bundle import DecisionSpec, write_manifest
-from gout_edge.edge_runtime.bundle import Bundle, open_bundle
-from gout_edge.edge_runtime.exam import Stop, run_exam
-from gout_edge.edge_runtime.scoring import FrameScore, Scorer
-from gout_edge.edge_runtime.session import ExamSession
+from gout_edge.edge_runtime.exam.driver import Stop, run_exam
+from gout_edge.edge_runtime.exam.session import ExamSession
+from gout_edge.edge_runtime.inference.loading import Bundle, open_bundle
+from gout_edge.edge_runtime.inference.scoring import FrameScore, Scorer
+from gout_edge.edge_runtime.pipeline.verdict import GOUT, INDETERMINATE, NO_GOUT
 from gout_edge.edge_runtime.sources import Frame, open_source
-from gout_edge.edge_runtime.vote import GOUT, INDETERMINATE, NO_GOUT
 from gout_edge.errors import UsageError
+from gout_edge.manifest import DecisionSpec, write_manifest
 
 DECISION = DecisionSpec(patient_threshold=0.3, calibrated=True, min_key_frames=3, source="test")
 
@@ -90,7 +90,7 @@ def test_identical_frames_are_scored_once(bundle, scorer, tmp_path):
 
     with ExamSession(bundle, Counting(), tmp_path / "s") as session:
         results = [session.feed(Frame(screen(seed=1), i, i / 30)) for i in range(6)]
-    assert sum(calls) == 1 and session.frames_scored == 1 and session.duplicates == 5
+    assert sum(calls) == 1 and session.tally.frames_scored == 1 and session.tally.duplicates == 5
     assert [r.duplicate for r in results] == [False] + [True] * 5
     assert len({r.probability for r in results}) == 1 and results[0].key_frame
     assert not any(r.key_frame for r in results[1:])
@@ -103,7 +103,7 @@ def test_too_few_key_frames_is_indeterminate_never_a_guess(bundle, tmp_path):
     for i in range(2):
         session.feed(still(i))
     result = session.close()
-    assert result.key_frames == 2 and result.diagnosis == INDETERMINATE and "at least 3" in result.reason
+    assert result.key_frames == 2 and result.diagnosis == INDETERMINATE and "at least 3" in str(result.reason)
     report = json.loads(result.report.read_text())
     assert report["diagnosis"] == INDETERMINATE and report["abnormal_fraction"] == 1.0
 
@@ -168,9 +168,9 @@ def test_every_key_frame_is_journalled_before_feed_returns_and_the_report_is_com
 CRASH_SCRIPT = textwrap.dedent("""
     import sys, numpy as np
     from pathlib import Path
-    from gout_edge.edge_runtime.bundle import open_bundle
-    from gout_edge.edge_runtime.scoring import Scorer
-    from gout_edge.edge_runtime.session import ExamSession
+    from gout_edge.edge_runtime.inference.loading import open_bundle
+    from gout_edge.edge_runtime.inference.scoring import Scorer
+    from gout_edge.edge_runtime.exam.session import ExamSession
     from gout_edge.edge_runtime.sources import Frame
     bundle = open_bundle(sys.argv[1])
     session = ExamSession(bundle, Scorer(bundle, threads=1), Path(sys.argv[2]), patient="P-crash")

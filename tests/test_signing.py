@@ -11,7 +11,7 @@ import torch
 from conftest import SMALL
 
 from gout_edge.cli import main
-from gout_edge.edge_runtime.bundle import open_bundle
+from gout_edge.edge_runtime.inference.loading import open_bundle
 from gout_edge.errors import BundleTamperedError, InputError, UsageError
 from gout_edge.export.build import ExportConfig, export_bundle
 from gout_edge.export.model import GoutResNet

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gout_edge.edge_runtime.preprocess import Roi
+from gout_edge.edge_runtime.imaging.preprocess import Roi
 from gout_edge.edge_runtime.sources import FrameSource, open_source, video_kind
 from gout_edge.edge_runtime.sources.dicom import DicomSource, read_dicom_file
 from gout_edge.edge_runtime.sources.video import CaptureSource
@@ -126,7 +126,7 @@ def write_dicom(path: Path, frames: Sequence[np.ndarray], *, photometric: str = 
 
 def phantom_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two phantom patients (1 gout, 1 control) as PNG, DICOM and video, written once per test run."""
-    from gout_edge.calibration.phantom import write_phantoms
+    from gout_edge.phantom import write_phantoms
 
     root = tmp_path_factory.getbasetemp() / "scan-phantoms"
     done = root / ".complete"

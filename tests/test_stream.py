@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from test_sources import screen, write_video
 
-from gout_edge.bundle import InputSpec, PreprocessSpec
-from gout_edge.edge_runtime.preprocess import Roi, prepare
+from gout_edge.edge_runtime.imaging.preprocess import Roi, prepare
+from gout_edge.edge_runtime.pipeline.stream import FramePreparer, FrameStream, KeyFrameSelector, RoiTracker, StreamSpec
 from gout_edge.edge_runtime.sources import Frame, open_source
-from gout_edge.edge_runtime.stream import FramePreparer, FrameStream, KeyFrameSelector, RoiTracker, StreamSpec
+from gout_edge.manifest import InputSpec, PreprocessSpec
 
 SMALL = InputSpec(height=96, width=224)
 

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from gout_edge.bundle import DecisionSpec
 from gout_edge.calibration.threshold import (
     GRID,
     abnormal_fractions,
@@ -18,7 +17,8 @@ from gout_edge.calibration.threshold import (
     fit_threshold,
     threshold_grid,
 )
-from gout_edge.edge_runtime.vote import GOUT, NO_GOUT, decide
+from gout_edge.edge_runtime.pipeline.verdict import GOUT, NO_GOUT, decide
+from gout_edge.manifest import DecisionSpec
 
 
 def test_grid_is_0_to_1_in_steps_of_0_02_with_exact_decimals():

@@ -8,7 +8,7 @@ import sys
 SCRIPT = """
 import importlib, pkgutil, sys
 import gout_edge, gout_edge.cli, gout_edge.edge_runtime as er
-names = ["gout_edge.cli", "gout_edge.bundle", "gout_edge.errors"]
+names = ["gout_edge.cli", "gout_edge.manifest", "gout_edge.errors"]
 for info in pkgutil.walk_packages(er.__path__, er.__name__ + "."):
     importlib.import_module(info.name)
     names.append(info.name)

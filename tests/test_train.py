@@ -18,13 +18,13 @@ from safetensors.torch import load_file
 from toy_data import IMAGES_PER_PATIENT, PATIENTS, make_toy_dataset
 from typer.testing import CliRunner
 
-from gout_edge.bundle import InputSpec
 from gout_edge.calibration.dataset import load_cache
 from gout_edge.calibration.index import read_index
 from gout_edge.errors import BackendUnavailableError, DataError, UsageError
-from gout_edge.export import train as train_module
 from gout_edge.export.model import GoutResNet
-from gout_edge.export.train import TrainConfig, train, translate
+from gout_edge.manifest import InputSpec
+from gout_edge.training import train as train_module
+from gout_edge.training.train import TrainConfig, train, translate
 
 TOY_INPUT = InputSpec(height=64, width=140)
 
@@ -92,7 +92,7 @@ def test_config_rejects_bad_settings(tmp_path):
 
 
 def test_cache_is_prepare_output_in_float16(toy_data):
-    from gout_edge.edge_runtime.preprocess import prepare
+    from gout_edge.edge_runtime.imaging.preprocess import prepare
     from gout_edge.edge_runtime.sources.images import load_image
 
     table = read_index(toy_data)

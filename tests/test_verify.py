@@ -11,14 +11,14 @@ import shutil
 import numpy as np
 import pytest
 
-from gout_edge.bundle import DecisionSpec, ReferenceInput, ReferenceSet, ToleranceSet, read_manifest, write_manifest
 from gout_edge.cli import main
-from gout_edge.edge_runtime.reference_set import refresh_expected_decisions
-from gout_edge.edge_runtime.verify import _compare, verify_bundle
-from gout_edge.edge_runtime.vote import decide
+from gout_edge.edge_runtime.field.reference_inputs import refresh_expected_decisions
+from gout_edge.edge_runtime.field.verify import _compare, verify_bundle
+from gout_edge.edge_runtime.pipeline.verdict import decide
 from gout_edge.errors import BundleError
 from gout_edge.export.build import file_entry
-from gout_edge.reference import EXPECTED_NAME, ReferenceOutputs, write_npz
+from gout_edge.manifest import DecisionSpec, ReferenceInput, ReferenceSet, ToleranceSet, read_manifest, write_manifest
+from gout_edge.reference_format import EXPECTED_NAME, ReferenceOutputs, write_npz
 from gout_edge.signing import generate_keypair, sign_manifest
 
 FAST = ["--backends", "onnxruntime", "--latency-frames", "0"]
@@ -122,7 +122,7 @@ def test_json_output_and_default_record_name(bundle, tmp_path, capsys, monkeypat
 
 
 def test_missing_demo_bundle_is_named(tmp_path, monkeypatch):
-    monkeypatch.setattr("gout_edge.edge_runtime.bundle.default_bundle_path", lambda: tmp_path / "nowhere")
+    monkeypatch.setattr("gout_edge.edge_runtime.inference.loading.default_bundle_path", lambda: tmp_path / "nowhere")
     with pytest.raises(BundleError, match="demo bundle is not installed"):
         verify_bundle(None)
 

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gout_edge.edge_runtime.pipeline.results import PatientResult
 from gout_edge.errors import GoutEdgeError, UsageError
 
-from ..results import PatientResult
 from .forward import ForwardQueue
 from .peer import DEFAULT_AE_TITLE
 from .spool import Spool, StudyState, disk_free_bytes
@@ -63,8 +63,8 @@ class ListenConfig:
 
 def exam_scanner(bundle: Any, scorer: Any, out_dir: str | Path) -> ScanFn:
     """A study folder → ``run_exam`` over its DICOM files → one result per patient/study group."""
-    from ..exam import run_exam
-    from ..sources.dicom import DicomSource
+    from gout_edge.edge_runtime.exam.driver import run_exam
+    from gout_edge.edge_runtime.sources.dicom import DicomSource
 
     def scan(folder: Path) -> Sequence[PatientResult]:
         source = DicomSource(folder)

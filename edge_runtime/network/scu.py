@@ -15,10 +15,11 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gout_edge.errors import InputError
 
-from .peer import DEFAULT_AE_TITLE, Peer, PeerUnavailableError
+from .peer import DEFAULT_AE_TITLE, Peer, PeerUnavailableError, parse_peer
 
 __all__ = ["STORED", "SendOutcome", "echo", "send_files"]
 
@@ -194,3 +195,22 @@ def send_files(paths: Sequence[Path], peer: Peer, *, calling_aet: str = DEFAULT_
         if assoc.is_established:
             assoc.release()
     return outcomes
+
+
+def push(files: list[Path], to: str, *, calling_aet: str = "GOUT_EDGE", tls: Any = None,
+         timeout_s: float = 30.0) -> tuple[dict[str, Any], str | None]:
+    """Send ``files`` to ``to`` (HOST:PORT:AET): (a JSON-ready summary, an error message or None)."""
+    peer = parse_peer(to, "--to")
+    doc: dict[str, Any] = {"peer": str(peer), "objects": len(files), "stored": 0, "files": []}
+    try:
+        outcomes = send_files(files, peer, calling_aet=calling_aet, tls=tls, timeout_s=timeout_s)
+    except PeerUnavailableError as exc:
+        doc["error"] = str(exc)
+        return doc, f"{exc}; nothing was sent (the results stay in their session folders)"
+    doc["files"] = [o.to_dict() for o in outcomes]
+    doc["stored"] = sum(o.stored for o in outcomes)
+    failed = [o for o in outcomes if not o.stored]
+    if failed:
+        doc["error"] = f"{len(failed)} of {len(outcomes)} object(s) not stored"
+        return doc, f"{peer}: {len(failed)} of {len(outcomes)} object(s) not stored (first: {failed[0].path.name}, {failed[0].error})"
+    return doc, None

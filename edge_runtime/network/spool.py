@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gout_edge._io import atomic_write_bytes, atomic_write_json, fsync_dir
-
-from ..dicom_identity import study_key
+from gout_edge.edge_runtime.imaging.dicom_identity import study_key
 
 __all__ = ["STATE_NAME", "Spool", "StudyState"]
 

@@ -17,10 +17,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from gout_edge.edge_runtime.imaging.dicom_identity import SourceInstance
+from gout_edge.edge_runtime.imaging.preprocess import Roi
 from gout_edge.errors import InputError
 
-from ..dicom_identity import SourceInstance
-from ..preprocess import Roi
 from ._guard import SkippedFile
 
 __all__ = ["BACKOFF_S", "FileSource", "Frame", "FrameSource", "Reconnect", "SkippedFile", "SourceGroup", "to_uint8"]
@@ -41,8 +41,10 @@ class Frame:
     arrive together. ``patient_id``: for the report only — never log it.
     ``still``: a stored still image (each distinct one is a key-frame candidate), as opposed to
     live video or a cine loop, whose neighbouring frames repeat each other.
-    ``origin``: where the frame came from (a file relative to the source's root and a frame
-    number), for the journal and the report.
+    ``origin``: where the frame came from, in words (a file relative to the source's root and a
+    frame number), for the journal and the report; ``file`` and ``frame_number`` (from 1, in a
+    multi-frame file; None for a still or a video) say the same as fields. ``view``: the protocol
+    view the file's name or DICOM tags name (``imaging.views``); None when unknown.
     ``colour_sample``: for a grey ``image`` taken from colour video (a YUYV grabber's Y plane), a
     BGR sample of the frame at every ``preprocess.COLOUR_STRIDE``-th pixel of every
     ``COLOUR_STRIDE``-th row, set by the decoder, for the Doppler gate; ``None`` otherwise.
@@ -56,6 +58,9 @@ class Frame:
     patient_id: str | None = None
     still: bool = False
     origin: str = ""
+    file: str = ""
+    frame_number: int | None = None
+    view: str | None = None
     pixel_mm: float | None = None
     dicom: SourceInstance | None = None  # the source image's study and UIDs (DICOM input), for DICOM results
     colour_sample: np.ndarray | None = field(default=None, repr=False, compare=False)

@@ -27,8 +27,7 @@ analysed as well.
 
 The protocol view (dorsal, medial, plantar) is read from the tags — View Code Sequence's Code
 Meaning, then View Name, Image Comments, Series Description, Protocol Name: the first naming
-exactly one view — and appended to each frame's origin as ``IM0001.dcm [medial]``
-(``frame_origin``), where ``vote.view_of`` finds it. Only the view word leaves the tags.
+exactly one view — and, with what the file's name says (``frame_view``), becomes each frame's ``view``. Only the view word leaves the tags.
 
 Decoders are pydicom's plugins: native and RLE always, JPEG Baseline/Extended and JPEG 2000 with
 pillow, the rest with pylibjpeg, pyjpegls or python-gdcm when installed; a file whose decoder
@@ -47,7 +46,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -57,13 +55,15 @@ import cv2
 import numpy as np
 from pydicom import uid
 
-from gout_edge.bundle import DecisionSpec, PreprocessSpec
+from gout_edge.edge_runtime.imaging.dicom_identity import SourceInstance, StudyIdentity
+from gout_edge.edge_runtime.imaging.preprocess import Roi
+from gout_edge.edge_runtime.imaging.views import view_named, views_named
 from gout_edge.errors import InputError
+from gout_edge.manifest import DecisionSpec, PreprocessSpec
 
-from ..dicom_identity import SourceInstance, StudyIdentity
-from ..preprocess import Roi
 from ._base import FileSource, Frame, SourceGroup, to_uint8
 from ._guard import check_dicom_size, file_error, limit_pillow, reason_of, without_name
+from ._values import FRAME_INTERVAL_MS, FRAME_RATE_HZ, PIXEL_SPACING_CM, ValueChecks
 
 __all__ = [
     "DicomFile",
@@ -72,6 +72,7 @@ __all__ = [
     "check_decoder",
     "decode_frames",
     "frame_origin",
+    "frame_view",
     "is_dicom_file",
     "read_dicom_file",
     "ultrasound_region",
@@ -197,16 +198,8 @@ def _int(value: object, default: int = 0) -> int:
         return default
 
 
-def _float(value: object) -> float | None:
-    """A single finite number, or None (absent, several values, text that is not a number)."""
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return x if x == x and abs(x) != float("inf") else None
-
-
-def ultrasound_region(ds: object, rows: int, columns: int, min_fraction: float | None = None) -> RegionInfo:
+def ultrasound_region(ds: object, rows: int, columns: int, min_fraction: float | None = None,
+                      checks: ValueChecks | None = None) -> RegionInfo:
     """The largest 2-D tissue region of the Sequence of Ultrasound Regions, fitted to the image.
 
     Corners are inclusive in DICOM; the ``Roi`` is end-exclusive. Pixel spacing in mm comes from
@@ -262,8 +255,9 @@ def ultrasound_region(ds: object, rows: int, columns: int, min_fraction: float |
     area, roi, fitted, raw, item = best
     pixel_mm = None
     if _int(item.get("PhysicalUnitsXDirection")) == 3:
-        delta = _float(item.get("PhysicalDeltaX"))  # VM 1; anything else is ignored
-        pixel_mm = delta * 10.0 if delta is not None and 0 < delta < 1e3 else None
+        checks = checks if checks is not None else ValueChecks("")
+        delta = checks.number("Physical Delta X (0018,602C)", item.get("PhysicalDeltaX"), PIXEL_SPACING_CM)  # VM 1, in cm
+        pixel_mm = delta * 10.0 if delta is not None else None
     if pixel_mm is not None and scale is not None:
         pixel_mm /= float(scale)  # a reduced image has larger pixels
     clipped = roi != fitted or scale is not None
@@ -308,12 +302,6 @@ def _rescaled(raw: Roi, scale: Fraction) -> Roi:
 _VIEW_TAGS = ("ViewName", "ImageComments", "SeriesDescription", "ProtocolName")
 
 
-def _views_named(text: str, views: Sequence[str]) -> list[str]:
-    """The views ``text`` names as whole words (as ``vote.view_of`` reads an origin)."""
-    words = set(re.split(r"[^a-z]+", text.lower()))
-    return [v for v in views if v in words]
-
-
 def view_from_tags(ds: object, views: Sequence[str] | None = None) -> str | None:
     """The protocol view a file's tags name: View Code Sequence's Code Meaning, then View Name,
     Image Comments, Series Description and Protocol Name — the first naming exactly one of
@@ -335,7 +323,7 @@ def view_from_tags(ds: object, views: Sequence[str] | None = None) -> str | None
     for text in texts:
         if text is None:
             continue
-        found = _views_named(str(text), views)
+        found = views_named(str(text), views)
         if len(found) == 1:
             return found[0]
     return None
@@ -343,13 +331,14 @@ def view_from_tags(ds: object, views: Sequence[str] | None = None) -> str | None
 
 def frame_origin(rel: str, file: DicomFile, frame: int | None = None) -> str:
     """Where a frame came from, for the journal and the report: ``rel`` (a still) or
-    ``rel frame K`` (frame K of a cine, from 1), followed by `` [view]`` when the tags name a view
-    that ``rel`` does not already name (``IM0001.dcm [medial]``). A file name naming another view
-    keeps both, so the frame's view counts as unknown."""
-    origin = rel if frame is None or file.frames == 1 else f"{rel} frame {frame}"
-    if file.view is None or _views_named(rel, DecisionSpec().views) == [file.view]:
-        return origin
-    return f"{origin} [{file.view}]"
+    ``rel frame K`` (frame K of a cine, from 1)."""
+    return rel if frame is None or file.frames == 1 else f"{rel} frame {frame}"
+
+
+def frame_view(rel: str, file: DicomFile) -> str | None:
+    """The view of a file's frames: the one its name and its tags name together; None when they
+    name none, or different ones (``IM04_dorsal.dcm`` whose tags say medial: unknown)."""
+    return view_named(rel, also=[file.view])
 
 
 def check_decoder(transfer_syntax: str, where: str) -> None:
@@ -447,11 +436,10 @@ def _read_header(path: Path, strict_image: bool) -> DicomFile | None:
     rows, columns = _int(ds.Rows), _int(ds.Columns)
     check_dicom_size(name, rows, columns, max(1, _int(ds.get("NumberOfFrames"), 1)),
                      _int(ds.get("SamplesPerPixel"), 1), _int(ds.get("BitsAllocated"), 8))
-    frame_time = ds.get("FrameTime")
-    try:
-        frame_time_ms = float(frame_time) if frame_time not in (None, "") else None
-    except (TypeError, ValueError):
-        frame_time_ms = None
+    checks = ValueChecks(name)  # timing and spacing: checked here, as they enter (docs/design.md §8)
+    frame_time_ms = _frame_interval_ms(ds, checks)
+    region = ultrasound_region(ds, rows, columns, checks=checks)
+    checks.warn()
     patient_id = str(ds.get("PatientID", "") or "").strip() or None
     return DicomFile(
         path=path,
@@ -470,11 +458,36 @@ def _read_header(path: Path, strict_image: bool) -> DicomFile | None:
         columns=columns,
         bits_stored=min(max(_int(ds.get("BitsStored"), 8), 0), 64) or 8,
         frame_time_ms=frame_time_ms,
-        region=ultrasound_region(ds, rows, columns),
+        region=region,
         sop_uid=str(ds.get("SOPInstanceUID", "") or ""),
         study=StudyIdentity.from_dataset(ds),
         view=view_from_tags(ds),
     )
+
+
+_UNREADABLE = object()
+
+
+def _frame_interval_ms(ds: object, checks: ValueChecks) -> float | None:
+    """The time between frames a header states, in ms: Frame Time, else 1000 / Cine Rate, else
+    1000 / Recommended Display Frame Rate. Each is checked as it is read (a finite interval above 0
+    and at most an hour, a rate above 0 and at most 10 000 a second); one that fails counts as absent,
+    and None (no timing: the frames of a cine share time 0) when none is usable."""
+    def get(keyword: str) -> object:
+        try:
+            return ds.get(keyword)  # type: ignore[attr-defined]
+        except Exception:  # a value pydicom cannot convert: no number either
+            return _UNREADABLE
+
+    interval = checks.number("Frame Time (0018,1063)", get("FrameTime"), FRAME_INTERVAL_MS)
+    if interval is not None:
+        return interval
+    for tag, keyword in (("Cine Rate (0018,0040)", "CineRate"),
+                         ("Recommended Display Frame Rate (0008,2144)", "RecommendedDisplayFrameRate")):
+        rate = checks.number(tag, get(keyword), FRAME_RATE_HZ)
+        if rate is not None:
+            return 1000.0 / rate
+    return None
 
 
 def _syntax_of_encoding(ds: object) -> str:
@@ -749,7 +762,7 @@ class DicomSource(FileSource):
         for f in files:
             if f.region.clipped or (f.region.declared and f.region.roi is None):
                 log.warning("%s: ultrasound region %s", f.name, f.region.note)
-            named = _views_named(f.name, DecisionSpec().views)
+            named = views_named(f.name)
             if f.view is not None and named and named != [f.view]:
                 log.warning("%s: its tags name the %s view, its name the %s view; its view counts as unknown",
                             f.name, f.view, " and ".join(named))
@@ -788,6 +801,7 @@ class DicomSource(FileSource):
                         return
                     yield Frame(image, index, (k - 1) * step_s, roi=file.region.roi, group=file.group,
                                 patient_id=file.patient_id, still=still, origin=frame_origin(rel, file, k),
+                                file=rel, frame_number=None if still else k, view=frame_view(rel, file),
                                 pixel_mm=file.region.pixel_mm, dicom=_source_instance(file, None if still else k))
                     index += 1
             except InputError as exc:

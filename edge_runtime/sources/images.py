@@ -12,6 +12,7 @@ OpenCV decodes anything.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,14 +21,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gout_edge.edge_runtime.imaging.preprocess import Roi
+from gout_edge.edge_runtime.imaging.views import view_named
 from gout_edge.errors import InputError
 
-from ..preprocess import Roi
 from ._base import FileSource, Frame, SourceGroup, to_uint8
 from ._guard import MAX_RASTER_FILE_BYTES, check_raster_size, file_error, raster_size, without_name
-from .dicom import decode_frames, frame_origin, is_dicom_file, read_dicom_file
+from .dicom import decode_frames, frame_origin, frame_view, is_dicom_file, read_dicom_file
 
-__all__ = ["IMAGE_SUFFIXES", "ImageFolderSource", "load_image", "load_still", "read_image"]
+__all__ = ["IMAGE_SUFFIXES", "ImageFolderSource", "frames_of_file", "load_image", "load_still", "read_image"]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,25 @@ def load_still(path: Path | str) -> tuple[np.ndarray, Roi | None]:
         getattr(frames, "close", lambda: None)()
 
 
+def frames_of_file(path: Path, rel: str, dicom: bool | None = None) -> Iterator[Frame]:
+    """The frames of one image file as ``scan --images`` reads them (index 0, no group or patient:
+    the caller numbers and groups them): a PNG or JPEG is one still; a DICOM file gives its frames
+    with the region it declares. ``rel`` (the path under the folder scanned) is the frame's file
+    and origin, and with the DICOM tags, its view (``imaging.views``)."""
+    path = Path(path)
+    if dicom is None:
+        dicom = is_dicom_file(path)
+    if dicom:
+        file = read_dicom_file(path)
+        assert file is not None
+        still, view = file.frames == 1, frame_view(rel, file)
+        for k, image in enumerate(decode_frames(file), 1):
+            yield Frame(image, 0, 0.0, roi=file.region.roi, still=still, origin=frame_origin(rel, file, k),
+                        file=rel, frame_number=None if still else k, view=view, pixel_mm=file.region.pixel_mm)
+    else:
+        yield Frame(read_image(path), 0, 0.0, still=True, origin=rel, file=rel, view=view_named(rel))
+
+
 @dataclass(frozen=True)
 class _Item:
     path: Path
@@ -171,15 +192,8 @@ class ImageFolderSource(FileSource):
             out[it.group] = out.get(it.group, 0) + 1
         return [SourceGroup(g, self._patients[g], n, n) for g, n in out.items()]
 
-    def _frames_of(self, item: _Item) -> Iterator[tuple[np.ndarray, object, bool, str, float | None]]:
-        if item.dicom:
-
-            file = read_dicom_file(item.path)
-            assert file is not None
-            for k, image in enumerate(decode_frames(file), 1):
-                yield image, file.region.roi, file.frames == 1, frame_origin(item.rel, file, k), file.region.pixel_mm
-        else:
-            yield read_image(item.path), None, True, item.rel, None
+    def _frames_of(self, item: _Item) -> Iterator[Frame]:
+        return frames_of_file(item.path, item.rel, item.dicom)
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
@@ -187,11 +201,10 @@ class ImageFolderSource(FileSource):
         for item in self.items:
             used = 0
             try:
-                for image, roi, still, origin, mm in self._frames_of(item):
+                for frame in self._frames_of(item):
                     if self._closed:
                         return
-                    yield Frame(image, index, 0.0, roi=roi, group=item.group,  # type: ignore[arg-type]
-                                patient_id=self._patients[item.group], still=still, origin=origin, pixel_mm=mm)
+                    yield dataclasses.replace(frame, index=index, group=item.group, patient_id=self._patients[item.group])
                     index += 1
                     used += 1
             except InputError as exc:

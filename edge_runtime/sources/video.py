@@ -36,10 +36,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from gout_edge.edge_runtime.imaging.preprocess import COLOUR_STRIDE
 from gout_edge.errors import CaptureError, InputError
 
-from ..preprocess import COLOUR_STRIDE
 from ._base import BACKOFF_S, Frame, Reconnect
+from ._values import FRAME_RATE_HZ, FRAME_TIME_S, ValueChecks
 
 __all__ = ["CaptureSource", "ScreenDecoder", "VideoSource", "is_stream_url"]
 
@@ -138,7 +139,11 @@ class CaptureSource:
         self._reconnect = Reconnect(backoff_s)
         self._iterating = False
         self._cap = opener()
-        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        # what the container or device states is checked as it enters: NaN, negative or absurd → absent
+        self._checks = ValueChecks(describe)
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = (self._checks.number("frame rate (CAP_PROP_FPS)", fps, FRAME_RATE_HZ) or 0.0) if fps else 0.0
+        self._checks.warn()
         self.complete = True  # False: a file that ended before its promised frames, or with errors
         self.promised_frames = 0  # the frame count a file's container declares (0: unknown)
         self.damaged_frames = 0
@@ -186,8 +191,7 @@ class CaptureSource:
             if self.live and not self.realtime:
                 stamp = time.monotonic() - start
             else:
-                msec = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
-                stamp = msec / 1000.0 if msec > 0 or index == 0 else index / (self.fps or 30.0)
+                stamp = self._file_time(cap, index)
             if period:
                 delay = start + index * period - time.monotonic()
                 if delay > 0 and self._reconnect.closed.wait(delay):
@@ -195,6 +199,18 @@ class CaptureSource:
             yield Frame(image, index, stamp, patient_id=self.patient, origin=f"frame {index}",
                         colour_sample=colour_sample)
             index += 1
+
+    def _file_time(self, cap: Any, index: int) -> float:
+        """A file's frame time: its position as the container states it, or, where that is absent
+        (0 after the first frame) or fails its check (NaN, negative, beyond a day: one warning per
+        file), the index over the frame rate."""
+        msec = cap.get(cv2.CAP_PROP_POS_MSEC)
+        seconds = self._checks.number("frame position (CAP_PROP_POS_MSEC)", msec / 1000.0 if msec else 0.0,
+                                      FRAME_TIME_S)
+        self._checks.warn()
+        if seconds is not None and (seconds > 0 or index == 0):
+            return seconds
+        return index / (self.fps or 30.0)
 
     # Reads after a failed one, before the promised end, to tell a damaged frame from a cut file.
     RETRIES_AFTER_FAILURE = 3

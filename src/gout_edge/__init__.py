@@ -20,7 +20,7 @@ The public API for integrators who embed gout-edge in a cart's own software::
 - ``Scorer(bundle, backend="auto", precision="auto")``: images → ``FrameScore`` (probability,
   image decision, CAM, region, blank/colour flags);
 - ``ExamSession``: one patient's exam fed frame by frame, journalled, with the paper's vote and
-  a report when it closes (``run_exam`` in ``gout_edge.edge_runtime.exam`` drives sessions from
+  a report when it closes (``run_exam`` in ``gout_edge.edge_runtime.exam.driver`` drives sessions from
   a source);
 - ``Frame`` and ``open_source(kind, target)``: frame sources (``v4l2``, ``video``, ``images``,
   ``dicom``).
@@ -36,6 +36,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .errors import (
     BackendUnavailableError,
     BundleError,
@@ -50,19 +51,18 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .edge_runtime.bundle import Bundle, open_bundle
-    from .edge_runtime.scoring import Scorer
-    from .edge_runtime.session import ExamSession
-    from .edge_runtime.sources import Frame, open_source
+    from gout_edge.edge_runtime.exam.session import ExamSession
+    from gout_edge.edge_runtime.inference.loading import Bundle, open_bundle
+    from gout_edge.edge_runtime.inference.scoring import Scorer
+    from gout_edge.edge_runtime.sources import Frame, open_source
 
-__version__ = "0.1.0"
 
 # public name → module that defines it (imported on first use)
 _LAZY = {
-    "Bundle": "gout_edge.edge_runtime.bundle",
-    "open_bundle": "gout_edge.edge_runtime.bundle",
-    "Scorer": "gout_edge.edge_runtime.scoring",
-    "ExamSession": "gout_edge.edge_runtime.session",
+    "Bundle": "gout_edge.edge_runtime.inference.loading",
+    "open_bundle": "gout_edge.edge_runtime.inference.loading",
+    "Scorer": "gout_edge.edge_runtime.inference.scoring",
+    "ExamSession": "gout_edge.edge_runtime.exam.session",
     "Frame": "gout_edge.edge_runtime.sources",
     "open_source": "gout_edge.edge_runtime.sources",
 }

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import typer
 
-from . import __version__
+from gout_edge._version import __version__
+
 from .errors import INTERNAL_ERROR_EXIT, GoutEdgeError
 
 COMMANDS = ("info", "export", "keygen", "phantom", "train", "calibrate", "evaluate", "verify", "scan", "bench",

@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 
 from ._io import atomic_write_bytes
-from .bundle import MANIFEST_NAME
 from .errors import BundleError, BundleTamperedError, InputError, UsageError
+from .manifest import MANIFEST_NAME
 
 __all__ = [
     "SIGNATURE_NAME",

@@ -39,7 +39,7 @@ __all__ = [
 
 
 class Backend(str, Enum):
-    """``--backend``: the inference engine (names of ``edge_runtime.backends.REGISTRY``, or auto)."""
+    """``--backend``: the inference engine (names of ``edge_runtime.inference.backends.REGISTRY``, or auto)."""
 
     auto = "auto"
     onnxruntime = "onnxruntime"
@@ -47,7 +47,7 @@ class Backend(str, Enum):
 
 
 class Precision(str, Enum):
-    """``--precision`` of one engine (``edge_runtime.backends.PRECISIONS``, or auto)."""
+    """``--precision`` of one engine (``edge_runtime.inference.backends.PRECISIONS``, or auto)."""
 
     auto = "auto"
     int8 = "int8"
@@ -89,7 +89,7 @@ def pick_bundle(option: Path | None, positional: Path | None, command: str) -> P
 
 def is_installed_bundle(bundle: Path | None) -> bool:
     """Whether ``bundle`` (None: the default) is the demo bundle inside the installed package."""
-    from gout_edge.edge_runtime.bundle import default_bundle_path
+    from gout_edge.edge_runtime.inference.loading import default_bundle_path
 
     if bundle is None:
         return True
@@ -101,7 +101,7 @@ def is_installed_bundle(bundle: Path | None) -> bool:
 
 def demo_bundle_refusal(command: str, what: str) -> UsageError:
     """The usage error for a command that would change the installed demo bundle."""
-    from gout_edge.edge_runtime.bundle import default_bundle_path
+    from gout_edge.edge_runtime.inference.loading import default_bundle_path
 
     return UsageError(
         f"{what} into the bundle's manifest, and the demo bundle belongs to the installed gout-edge "

@@ -75,3 +75,14 @@ class ProgressBar:
         name = task or self._description
         if name in self._tasks:
             self._progress.update(self._tasks[name], description=text)
+
+
+def percent(p: Any) -> str:
+    """A ``stats.Proportion`` as the paper writes it: 83.3 (334/401) [81.2, 85.4]."""
+    if not p.n:
+        return "– (0/0)"
+    return f"{100 * p.estimate:.1f} ({p.k}/{p.n}) [{100 * p.ci_low:.1f}, {100 * p.ci_high:.1f}]"
+
+
+def short_percent(p: Any) -> str:
+    return "– (0/0)" if not p.n else f"{100 * p.estimate:.1f} ({p.k}/{p.n})"

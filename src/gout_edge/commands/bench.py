@@ -49,16 +49,16 @@ def register(app: typer.Typer) -> None:
 
         Exit 0: every budget is met; 1: one is missed (with --isa: by the bedside engine under a
         cap, or it crashed)."""
-        from gout_edge.calibration.phantom.video import mjpg_screens
-        from gout_edge.edge_runtime.backends import PRECISIONS, REGISTRY
-        from gout_edge.edge_runtime.bench import BenchConfig, run_bench
-        from gout_edge.edge_runtime.bundle import open_bundle
+        from gout_edge.edge_runtime.field.bench import BenchConfig, run_bench
+        from gout_edge.edge_runtime.inference.backends import PRECISIONS, REGISTRY
+        from gout_edge.edge_runtime.inference.loading import open_bundle
+        from gout_edge.phantom.video import mjpg_screens
 
         config = BenchConfig(comma_list(backends, "--backends", tuple(REGISTRY)), comma_list(precision, "--precision", PRECISIONS),
                              frames, warmup, threads, cold_start, memory_frames)
         opened = open_bundle(bundle, public_key)
         if isa is not None:
-            from gout_edge.edge_runtime.bench_isa import ISA_CHOICES
+            from gout_edge.edge_runtime.field.bench_isa import ISA_CHOICES
 
             caps = tuple(c.upper() for c in comma_list(isa, "--isa", tuple(c.lower() for c in ISA_CHOICES)) or ())
             if not _isa_bench(opened, config, caps, json_out):
@@ -86,11 +86,11 @@ def register(app: typer.Typer) -> None:
 
 def _isa_bench(bundle, config, caps: tuple[str, ...], json_out: bool) -> bool:
     """``--isa``: run, render, and say whether the bedside engine met the budgets under every cap."""
-    from gout_edge.calibration.phantom.video import mjpg_screens
-    from gout_edge.edge_runtime.backends import resolve
-    from gout_edge.edge_runtime.bench import engine_pairs
-    from gout_edge.edge_runtime.bench_isa import run_isa_bench
-    from gout_edge.edge_runtime.device import cpu_isa, device_info
+    from gout_edge.edge_runtime.field.bench import engine_pairs
+    from gout_edge.edge_runtime.field.bench_isa import run_isa_bench
+    from gout_edge.edge_runtime.inference.backends import resolve
+    from gout_edge.edge_runtime.inference.device import cpu_isa, device_info
+    from gout_edge.phantom.video import mjpg_screens
 
     cpu = cpu_isa(device_info().features)
     with ProgressBar("fresh processes") as bar:

@@ -22,7 +22,7 @@ from ._options import (
     seed_option,
     threads_option,
 )
-from ._output import ProgressBar, emit_json, stdout
+from ._output import ProgressBar, emit_json, percent, short_percent, stdout
 
 
 def register(app: typer.Typer) -> None:
@@ -71,17 +71,6 @@ def register(app: typer.Typer) -> None:
             emit_json(result.to_dict())
         else:
             render(result)
-
-
-def percent(p: Any) -> str:
-    """A ``stats.Proportion`` as the paper writes it: 83.3 (334/401) [81.2, 85.4]."""
-    if not p.n:
-        return "– (0/0)"
-    return f"{100 * p.estimate:.1f} ({p.k}/{p.n}) [{100 * p.ci_low:.1f}, {100 * p.ci_high:.1f}]"
-
-
-def short_percent(p: Any) -> str:
-    return "– (0/0)" if not p.n else f"{100 * p.estimate:.1f} ({p.k}/{p.n})"
 
 
 def mean_sd_text(mean: float, sd: float, scale: float = 100.0, digits: int = 1) -> str:

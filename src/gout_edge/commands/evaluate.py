@@ -20,8 +20,7 @@ from ._options import (
     public_key_option,
     threads_option,
 )
-from ._output import ProgressBar, emit_json, stdout
-from .calibrate import percent
+from ._output import ProgressBar, emit_json, percent, stdout
 
 
 def register(app: typer.Typer) -> None:
@@ -101,7 +100,7 @@ def render(result: Any) -> None:
                   *([_p(cmp.auc)] if cmp is not None else []))
     stdout.print(image)
 
-    patient = Table(title="Patient level: the runtime's vote with the bundle's threshold", caption="% (n/N) [95% CI]")
+    patient = Table(title="Patient level: what the cart would say (its pipeline and verdict rule)", caption="% (n/N) [95% CI]")
     patient.add_column("metric")
     for m in result.models:
         patient.add_column(escape(m.name), justify="right", no_wrap=True)
@@ -118,8 +117,9 @@ def render(result: Any) -> None:
             c = m.patient.confusion
             cells.append("indeterminate" if not m.patient.calibrated else
                          "–" if c is None else percent(c.proportions(result.level)[metric]))
-        patient.add_row(f"{short} %", *cells,
+        patient.add_row(f"{short} % (decided)", *cells,
                         *([_p(cmp.patient[metric]) if with_p else "–"] if cmp is not None else []))
+    patient.add_row("ACC % (all patients)", *(percent(m.patient.accuracy_all) for m in result.models), *extra)
     stdout.print(patient)
 
     for m in result.models:
@@ -127,7 +127,9 @@ def render(result: Any) -> None:
             stdout.print(f"[yellow]{escape(m.name)}: the patient threshold is not calibrated (run `gout-edge calibrate`); "
                          "image-level figures only, every patient indeterminate[/]")
         elif m.patient.indeterminate:
-            stdout.print(f"[yellow]{escape(m.name)}: {m.patient.indeterminate} patient(s) indeterminate (too few usable images)[/]")
+            reasons = ", ".join(f"{n} {code.replace('_', ' ')}" for code, n in m.patient.indeterminate_by_reason.items())
+            stdout.print(f"[yellow]{escape(m.name)}: {m.patient.indeterminate} of {len(m.patient.patients)} patient(s) "
+                         f"indeterminate, as the cart would say ({reasons})[/]")
         if m.image.unusable:
             stdout.print(f"{escape(m.name)}: {m.image.unusable} blank, colour or out-of-scope image(s) counted at image level, left out of the vote")
     if cmp is not None:

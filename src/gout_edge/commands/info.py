@@ -23,8 +23,8 @@ def register(app: typer.Typer) -> None:
         bundle = pick_bundle(bundle, old_bundle, "info")
         from rich.table import Table
 
-        from gout_edge.edge_runtime.bundle import default_bundle_path, open_bundle
-        from gout_edge.edge_runtime.device import device_info
+        from gout_edge.edge_runtime.inference.device import device_info
+        from gout_edge.edge_runtime.inference.loading import default_bundle_path, open_bundle
 
         device = device_info()
         opened = None

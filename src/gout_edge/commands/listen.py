@@ -82,7 +82,8 @@ def register(app: typer.Typer) -> None:
         import signal
         import threading
 
-        from gout_edge.edge_runtime.bundle import open_bundle
+        from gout_edge.edge_runtime.inference.loading import open_bundle
+        from gout_edge.edge_runtime.inference.scoring import Scorer
         from gout_edge.edge_runtime.network import (
             ForwardQueue,
             ListenConfig,
@@ -94,7 +95,6 @@ def register(app: typer.Typer) -> None:
             parse_peer,
             server_tls,
         )
-        from gout_edge.edge_runtime.scoring import Scorer
 
         log = logging.getLogger("gout_edge.listen")
         title = check_ae_title(ae_title)

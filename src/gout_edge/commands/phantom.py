@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
             _write_out_of_scope(out, seed, per_category or 3, formats, sheet, json_out)
             return
 
-        from gout_edge.calibration.phantom import contact_sheet, write_phantoms
+        from gout_edge.phantom import contact_sheet, write_phantoms
 
         with ProgressBar("phantom") as bar:
             bar.update(0, None)
@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
 
 def _write_out_of_scope(out: Path, seed: int, per_category: int, formats: tuple[str, ...], sheet: bool,
                         json_out: bool) -> None:
-    from gout_edge.calibration.phantom import out_of_scope_sheet, write_out_of_scope
+    from gout_edge.phantom import out_of_scope_sheet, write_out_of_scope
 
     with ProgressBar("out of scope") as bar:
         bar.update(0, None)

@@ -1,7 +1,8 @@
 """``gout-edge scan``: bedside scan → per-patient result (live capture, video, images or DICOM).
 
 Thin: parse the options, open the bundle, the source and the scorer, hand them to
-``edge_runtime.exam.run_exam`` and render its ``ExamResult`` (a table, or ``--json``).
+``edge_runtime.exam.driver.run_exam`` and render its ``ExamResult`` (a table, or ``--json``: one shape
+whatever the number of patients, ``ExamResult.to_dict``, published as docs/schemas/scan.schema.json).
 SIGINT and SIGTERM end the exam and still write the report (``run_exam(handle_signals=True)``).
 Exit codes (docs/design.md §8): 0 done · 2 usage · 3 bad input · 4 bundle · 5 capture device missing
 or lost (a lost device still gives its report and result first), or the ``--send-to`` PACS could
@@ -104,10 +105,10 @@ def register(app: typer.Typer) -> None:
         json_out: bool = json_option("Print the result as one JSON document on stdout."),
     ) -> None:
         """Scan a patient: frames → region → CAM → key frames → the paper's vote, with a journal and a report."""
-        from gout_edge.edge_runtime.bundle import open_bundle
-        from gout_edge.edge_runtime.exam import Stop, run_exam
-        from gout_edge.edge_runtime.live import open_view
-        from gout_edge.edge_runtime.scoring import Scorer
+        from gout_edge.edge_runtime.exam.driver import Stop, run_exam
+        from gout_edge.edge_runtime.inference.loading import open_bundle
+        from gout_edge.edge_runtime.inference.scoring import Scorer
+        from gout_edge.edge_runtime.live.views import open_view
         from gout_edge.edge_runtime.sources import open_source
 
         kind, target = _source_options(video, dicom, images, demo)
@@ -120,7 +121,7 @@ def register(app: typer.Typer) -> None:
         if kind in ("dicom", "images"):
             options["strict"] = strict
         if kind == "phantom":  # the demo recording comes from the phantom generator, not the runtime
-            from gout_edge.calibration.phantom.source import PhantomSource
+            from gout_edge.phantom.source import PhantomSource
 
             source: Any = PhantomSource(**options)
         else:
@@ -148,7 +149,7 @@ def register(app: typer.Typer) -> None:
         doc = result.to_dict()
         send_error = None
         if send_to is not None:  # docs/design.md §12: the SR and SC objects of every patient of the exam
-            from .send import push
+            from gout_edge.edge_runtime.network.scu import push
 
             files = [p for patient_result in result.patients for p in patient_result.dicom]
             if files:
@@ -161,7 +162,7 @@ def register(app: typer.Typer) -> None:
             emit_json(doc)
         else:
             _render(result, doc.get("phantom_diagnosis"))
-            if "sent" in doc:
+            if doc["sent"] is not None:
                 stdout.print(f"sent to {send_to}: {doc['sent']['stored']} of {doc['sent']['objects']} DICOM object(s) stored")
         if send_error is not None and not result.capture_lost:
             from gout_edge.edge_runtime.network import PeerUnavailableError
@@ -177,7 +178,7 @@ def register(app: typer.Typer) -> None:
 
 
 class LiveKind(str, Enum):
-    """``--live-view``: which live view ``--display`` opens (``edge_runtime.live.LIVE_KINDS``)."""
+    """``--live-view``: which live view ``--display`` opens (``edge_runtime.live.views.LIVE_KINDS``)."""
 
     auto = "auto"
     web = "web"
@@ -188,7 +189,7 @@ def _render(result: Any, truth: str | None = None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from gout_edge.edge_runtime.report import why_line
+    from gout_edge.edge_runtime.present.report import why_line
 
     colours = {"gout": "red", "no gout": "green"}
     for p in result.patients:

@@ -13,29 +13,10 @@ from typing import Any, Optional
 
 import typer
 
+from gout_edge.edge_runtime.network.scu import push
+
 from ._options import json_option
 from ._output import emit_json, stdout
-
-
-def push(files: list[Path], to: str, *, calling_aet: str = "GOUT_EDGE", tls: Any = None,
-         timeout_s: float = 30.0) -> tuple[dict[str, Any], str | None]:
-    """Send ``files`` to ``to`` (HOST:PORT:AET): (a JSON-ready summary, an error message or None)."""
-    from gout_edge.edge_runtime.network import PeerUnavailableError, parse_peer, send_files
-
-    peer = parse_peer(to, "--to")
-    doc: dict[str, Any] = {"peer": str(peer), "objects": len(files), "stored": 0, "files": []}
-    try:
-        outcomes = send_files(files, peer, calling_aet=calling_aet, tls=tls, timeout_s=timeout_s)
-    except PeerUnavailableError as exc:
-        doc["error"] = str(exc)
-        return doc, f"{exc}; nothing was sent (the results stay in their session folders)"
-    doc["files"] = [o.to_dict() for o in outcomes]
-    doc["stored"] = sum(o.stored for o in outcomes)
-    failed = [o for o in outcomes if not o.stored]
-    if failed:
-        doc["error"] = f"{len(failed)} of {len(outcomes)} object(s) not stored"
-        return doc, f"{peer}: {len(failed)} of {len(outcomes)} object(s) not stored (first: {failed[0].path.name}, {failed[0].error})"
-    return doc, None
 
 
 def register(app: typer.Typer) -> None:
@@ -57,8 +38,8 @@ def register(app: typer.Typer) -> None:
         json_out: bool = json_option("Print the outcome as one JSON document on stdout."),
     ) -> None:
         """Send the SR and SC objects an exam wrote (<session>/dicom/) to a PACS by C-STORE."""
-        from gout_edge.edge_runtime.dicom_results import result_files
         from gout_edge.edge_runtime.network import PeerUnavailableError, check_ae_title, client_tls, parse_peer
+        from gout_edge.edge_runtime.present.dicom_results import result_files
         from gout_edge.errors import InputError
 
         parse_peer(to, "--to")  # a bad address is a usage error before anything else

@@ -57,9 +57,9 @@ def register(app: typer.Typer) -> None:
             raise BackendUnavailableError(
                 'training needs torch, which is not installed here: pip install "gout-edge[torch]"'
             ) from None
-        from gout_edge.bundle import InputSpec
         from gout_edge.errors import UsageError
-        from gout_edge.export.train import TrainConfig, train
+        from gout_edge.manifest import InputSpec
+        from gout_edge.training.train import TrainConfig, train
 
         spec = InputSpec()
         if input_size:

@@ -95,8 +95,8 @@ def register(app: typer.Typer) -> None:
         Writes a JSON record, also when the bundle is refused. Exit 0: all checks pass; 1: a check
         failed; 4: the bundle is invalid or tampered with."""
         from gout_edge._io import atomic_write_json
-        from gout_edge.edge_runtime.backends import PRECISIONS, REGISTRY
-        from gout_edge.edge_runtime.verify import refused_record, verify_bundle
+        from gout_edge.edge_runtime.field.verify import refused_record, verify_bundle
+        from gout_edge.edge_runtime.inference.backends import PRECISIONS, REGISTRY
         from gout_edge.errors import BundleError, CheckFailedError
 
         bundle = pick_bundle(bundle, old_bundle, "verify")
@@ -117,12 +117,12 @@ def register(app: typer.Typer) -> None:
             record = refused_record(bundle, exc, public_key, options)
             write(record)
             if json_out:
-                emit_json(record)
+                emit_json(record.to_dict())  # the record as written (docs/schemas/verify.schema.json)
             stderr.print(f"verification record (refused) written to {path}")
             raise
         write(record)
         if json_out:
-            emit_json(record)
+            emit_json(record.to_dict())
             stderr.print(f"verification record written to {path}")
         else:
             _render(record)
@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
             groups = {c.group for c in record.failures}
             why = [text for group, text in _WHY.items() if group in groups]
             if "latency" in groups:  # where this CPU stands, for the one who reads the record
-                from gout_edge.edge_runtime.device import int8_class
+                from gout_edge.edge_runtime.inference.device import int8_class
 
                 why.append(int8_class(record.device["cpu_features"]).capitalize() + ".")
             raise CheckFailedError(

@@ -1,0 +1,449 @@
+"""An exam's result as DICOM: a structured report and secondary captures (docs/design.md §12).
+
+Every closed exam session writes, into ``<session>/dicom/``:
+
+- ``SR.dcm``: a Comprehensive SR holding a TID 1500 Measurement Report (highdicom). One
+  measurement group (TID 1501) carries the coded verdict (SNOMED CT Gout 90560007: Present,
+  Absent or Indeterminate), the abnormal fraction, the patient threshold (DCM 122411), the image
+  cut-off, the key-frame counts and the frames left out by reason (blank, colour, repeated, scored
+  but not a key frame, dropped), the algorithm's identity (TID 4019: bundle name and version,
+  with the checkpoint SHA-256, the bundle identity, the engine and the decision settings as
+  parameters, as the IHE AI Results profile asks) and, for DICOM input, the key images by SOP
+  Instance UID (and frame number in a cine) as the group's source images. The report's
+  Qualitative Evaluations (TID 1500 rows 12–14) say why, where the threshold came from, the
+  decision rule and the intended use — "NOT FOR CLINICAL USE" for a bundle trained on phantoms.
+  An Image Library (TID 1600) lists the secondary captures. Codes without a standard equivalent
+  use the private scheme ``99GOUTEDGE``, declared in the Coding Scheme Identification Sequence.
+- ``SC_summary.dcm`` and ``SC_overlay_NN_keyKKKK.dcm``: Secondary Capture images (highdicom) of
+  ``summary.png`` and of the CAM overlays of the most abnormal key frames; an overlay of a DICOM
+  frame names it in its Source Image Sequence.
+
+DICOM input: the objects join the source's patient and study (copied from the frames'
+``SourceInstance``), in two new series (SR and SC) with new UIDs. Other input: a new study for the
+patient named with ``--patient`` (``StudyIdentity.create``). Files are written atomically with
+``dicom_write.write_dataset``, the one DICOM file writer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from gout_edge.edge_runtime.imaging.dicom_identity import SourceInstance, StudyIdentity
+from gout_edge.edge_runtime.imaging.dicom_write import write_dataset
+from gout_edge.edge_runtime.pipeline.results import PatientResult
+
+__all__ = [
+    "DICOM_DIR",
+    "SCHEME",
+    "DicomResults",
+    "KeyImage",
+    "not_for_clinical_use",
+    "result_files",
+    "write_dicom_results",
+]
+
+# highdicom narrates every attribute it copies at INFO; the cart's log keeps to its own lines
+if logging.getLogger("highdicom").level == logging.NOTSET:
+    logging.getLogger("highdicom").setLevel(logging.WARNING)
+
+DICOM_DIR = "dicom"  # inside the session folder
+SCHEME = "99GOUTEDGE"  # private coding scheme (the "99" prefix marks a local scheme)
+SR_SERIES_NUMBER = 9101
+SC_SERIES_NUMBER = 9102
+MANUFACTURER = "gout-edge"
+NOT_FOR_CLINICAL_USE = "NOT FOR CLINICAL USE"
+
+# SNOMED CT and DICOM codes (PS3.16): the finding and its presence
+GOUT = ("90560007", "SCT", "Gout")
+PRESENCE = {
+    "gout": ("52101004", "SCT", "Present"),
+    "no gout": ("272519000", "SCT", "Absent"),
+    "indeterminate": ("82334004", "SCT", "Indeterminate"),
+}
+PROCEDURE = ("16310003", "SCT", "Diagnostic ultrasonography")
+THRESHOLD = ("122411", "DCM", "Threshold Value")
+SOURCE_FOR_PROCESSING = ("121322", "DCM", "Source image for image processing operation")
+QUALITATIVE_EVALUATIONS = ("C0034", "NCIt", "Qualitative Evaluations")
+UNITLESS = ("1", "UCUM", "no units")
+FRAMES = ("{frames}", "UCUM", "frames")
+
+# the private codes: value (at most 16 characters), meaning
+LOCAL = {
+    "fraction": ("ABN-FRACTION", "Abnormal fraction of key frames"),
+    "cutoff": ("IMAGE-CUTOFF", "Image probability cut-off"),
+    "key_frames": ("KEY-FRAMES", "Key frames"),
+    "abnormal_key_frames": ("ABN-KEY-FRAMES", "Abnormal key frames"),
+    "min_key_frames": ("MIN-KEY-FRAMES", "Minimum key frames for a verdict"),
+    "frames_seen": ("FRAMES-SEEN", "Frames seen"),
+    "frames_scored": ("FRAMES-SCORED", "Frames scored"),
+    "blank": ("EXCL-BLANK", "Frames left out: blank"),
+    "colour": ("EXCL-COLOUR", "Frames left out: colour (Doppler)"),
+    "scope": ("EXCL-SCOPE", "Frames left out: out of scope"),
+    "repeated": ("EXCL-REPEATED", "Frames left out: repeated frame"),
+    "not_key": ("EXCL-NOT-KEY", "Frames left out: scored but not a key frame"),
+    "dropped": ("EXCL-DROPPED", "Frames left out: dropped by the capture"),
+    "reason": ("REASON", "Reason for the verdict"),
+    "threshold_source": ("THRESHOLD-SOURCE", "Source of the patient threshold"),
+    "rule": ("DECISION-RULE", "Decision rule"),
+    "intended_use": ("INTENDED-USE", "Intended use"),
+}
+
+
+@dataclass(frozen=True)
+class KeyImage:
+    """A CAM overlay PNG to capture: which key frame it shows and the source frame, if DICOM."""
+
+    path: Path
+    key_index: int
+    probability: float
+    source: SourceInstance | None = None
+
+
+@dataclass(frozen=True)
+class DicomResults:
+    """What ``write_dicom_results`` wrote."""
+
+    sr: Path
+    sc: tuple[Path, ...]
+    study_uid: str
+    sr_series_uid: str
+    sc_series_uid: str
+    sr_sop_uid: str
+    referenced_sources: int  # source instances (frames) the SR references
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return (self.sr, *self.sc)
+
+
+def not_for_clinical_use(bundle: dict[str, Any]) -> bool:
+    """Whether the bundle says it was trained on phantoms or is not for clinical use."""
+    text = f"{bundle.get('intended_use', '')} {bundle.get('provenance', '')}".lower()
+    return "phantom" in text or "not for clinical use" in text
+
+
+def _code(triple: tuple[str, str, str]) -> Any:
+    from highdicom.sr import CodedConcept
+
+    value, scheme, meaning = triple
+    return CodedConcept(value=value, scheme_designator=scheme, meaning=meaning)
+
+
+def _local(name: str) -> Any:
+    value, meaning = LOCAL[name]
+    return _code((value, SCHEME, meaning))
+
+
+def _version() -> str:
+    from gout_edge._version import __version__
+
+    return str(__version__)
+
+
+_PLAIN = str.maketrans({"≤": "<=", "≥": ">=", "→": "->", "–": "-", "—": "-", "…": "...", "·": "|", "×": "x"})
+
+
+def _plain(text: str) -> str:
+    """Our own texts in Latin-1 (typographic signs spelt out), so they fit either character set."""
+    return text.translate(_PLAIN).encode("latin-1", "replace").decode("latin-1")
+
+
+def _lo(text: str, limit: int = 64) -> str:
+    """A value for an LO element (at most 64 characters, no backslash)."""
+    return _plain(text).replace("\\", "/")[:limit]
+
+
+def _intended_use(bundle: dict[str, Any]) -> str:
+    use = str(bundle.get("intended_use") or "").strip() or "Research software."
+    if not_for_clinical_use(bundle):
+        use = f"{NOT_FOR_CLINICAL_USE}. {use}"
+    provenance = str(bundle.get("provenance") or "").strip()
+    return _plain(f"{use} Training data: {provenance}" if provenance else use)
+
+
+def _series_description(kind: str, research: bool) -> str:
+    text = f"gout-edge {kind}"
+    return _lo(f"{text} - {NOT_FOR_CLINICAL_USE}" if research else text)
+
+
+def _device_uid(bundle: dict[str, Any]) -> str:
+    from pydicom.uid import generate_uid
+
+    return str(generate_uid(entropy_srcs=["gout-edge device", str(bundle.get("identity", "")),
+                                          str(bundle.get("checkpoint_sha256", ""))]))
+
+
+def _rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"{path.name} cannot be read as an image")
+    return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+
+
+def _describe(ds: Any, study: StudyIdentity, series_description: str, bundle: dict[str, Any]) -> None:
+    """The study and series description and the software identity every result object carries."""
+    if study.issuer_of_patient_id:
+        ds.IssuerOfPatientID = study.issuer_of_patient_id
+    if study.study_description:
+        ds.StudyDescription = _lo(study.study_description)
+    ds.SeriesDescription = series_description
+    ds.ManufacturerModelName = _lo(str(bundle.get("name", "")))
+    ds.SoftwareVersions = [_lo(f"gout-edge {_version()}"), _lo(f"bundle {bundle.get('version', '')}")]
+
+
+def _secondary_capture(rgb: np.ndarray, study: StudyIdentity, series_uid: str, number: int, *,
+                       description: str, comments: str, research: bool, bundle: dict[str, Any],
+                       source: SourceInstance | None, when: datetime, burned_in: bool) -> Any:
+    from highdicom import UID
+    from highdicom.sc import SCImage
+    from pydicom.dataset import Dataset
+
+    ident = study.to_dataset()
+    sc = SCImage(
+        pixel_array=rgb, photometric_interpretation="RGB", bits_allocated=8,
+        coordinate_system="PATIENT", patient_orientation=("L", "F"),  # cleared below: a screen has none
+        study_instance_uid=study.study_uid, series_instance_uid=series_uid, series_number=SC_SERIES_NUMBER,
+        sop_instance_uid=UID(), instance_number=number, manufacturer=MANUFACTURER,
+        patient_id=ident.PatientID, patient_name=ident.PatientName, patient_birth_date=ident.PatientBirthDate,
+        patient_sex=ident.PatientSex or None, accession_number=ident.AccessionNumber, study_id=ident.StudyID,
+        study_date=ident.StudyDate or None, study_time=ident.StudyTime or None,
+        referring_physician_name=ident.ReferringPhysicianName,
+        laterality=study.laterality if study.laterality in ("R", "L") else None,
+        specific_character_set=study.character_set,
+    )
+    sc.PatientOrientation = ""  # type 2: a screen capture has no patient orientation
+    if "Laterality" not in sc:
+        sc.Laterality = ""  # type 2C: unknown (video input, or a source that does not say)
+    _describe(sc, study, _series_description("key images (CAM)", research), bundle)
+    sc.ContentDate = when.strftime("%Y%m%d")
+    sc.ContentTime = when.strftime("%H%M%S")
+    # the summary draws the patient and exam identity; CAM overlays carry labels only
+    sc.BurnedInAnnotation = "YES" if burned_in else "NO"
+    sc.DerivationDescription = _plain(description)[:1024]
+    sc.ImageComments = _plain(comments)[:10240]
+    if source is not None:
+        item = Dataset()
+        item.ReferencedSOPClassUID = source.sop_class_uid
+        item.ReferencedSOPInstanceUID = source.sop_instance_uid
+        if source.frame_number is not None:
+            item.ReferencedFrameNumber = source.frame_number
+        purpose = Dataset()
+        purpose.CodeValue, purpose.CodingSchemeDesignator, purpose.CodeMeaning = SOURCE_FOR_PROCESSING
+        item.PurposeOfReferenceCodeSequence = [purpose]
+        sc.SourceImageSequence = [item]
+    return sc
+
+
+def _evidence_stub(source: SourceInstance) -> Any:
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.StudyInstanceUID = source.study.study_uid
+    ds.SeriesInstanceUID = source.series_uid
+    ds.SOPClassUID = source.sop_class_uid
+    ds.SOPInstanceUID = source.sop_instance_uid
+    return ds
+
+
+def _measurements(result: PatientResult) -> list[Any]:
+    from highdicom.sr import Measurement
+
+    unitless, frames = _code(UNITLESS), _code(FRAMES)
+    values: list[tuple[Any, float | int | None, Any]] = [
+        (_local("fraction"), result.abnormal_fraction, unitless),
+        (_code(THRESHOLD), result.threshold, unitless),
+        (_local("cutoff"), result.image_cutoff, unitless),
+        (_local("key_frames"), result.key_frames, frames),
+        (_local("abnormal_key_frames"), result.abnormal_key_frames, frames),
+        (_local("min_key_frames"), result.min_key_frames, frames),
+        (_local("frames_seen"), result.frames_seen, frames),
+        (_local("frames_scored"), result.frames_scored, frames),
+        (_local("blank"), result.blank_frames, frames),
+        (_local("colour"), result.colour_frames, frames),
+        (_local("scope"), result.out_of_scope_frames, frames),
+        (_local("repeated"), result.duplicates, frames),
+        (_local("not_key"), result.not_key_frames, frames),
+        (_local("dropped"), result.dropped, frames),
+    ]
+    out = []
+    for name, value, unit in values:
+        if value is None:  # no key frames, or no calibrated threshold: the reason says so
+            continue
+        out.append(Measurement(name=name, value=value, unit=unit))
+    return out
+
+
+def _algorithm(result: PatientResult) -> Any:
+    from highdicom.sr import AlgorithmIdentification
+
+    b = result.bundle
+    parameters = [
+        f"checkpoint SHA-256 {b.get('checkpoint_sha256', '')}",
+        f"bundle {b.get('identity', '')}",
+        f"engine {b.get('backend') or 'unknown'} {b.get('precision') or ''}".strip(),
+        f"image cut-off {result.image_cutoff:g}",
+        "patient threshold " + ("not calibrated" if result.threshold is None else f"{result.threshold:g}"),
+        f"minimum key frames {result.min_key_frames}",
+        f"gout-edge {_version()}",
+    ]
+    return AlgorithmIdentification(name=_lo(str(b.get("name") or "gout-edge")), version=_lo(str(b.get("version") or "")),
+                                   parameters=[_plain(p)[:1024] for p in parameters], manufacturer=MANUFACTURER)
+
+
+def _structured_report(result: PatientResult, study: StudyIdentity, series_uid: str, sc_datasets: Sequence[Any],
+                       sources: Sequence[SourceInstance], research: bool) -> Any:
+    from highdicom import UID
+    from highdicom.sr import (
+        ComprehensiveSR,
+        ContainerContentItem,
+        DeviceObserverIdentifyingAttributes,
+        MeasurementReport,
+        MeasurementsAndQualitativeEvaluations,
+        ObservationContext,
+        ObserverContext,
+        QualitativeEvaluation,
+        RelationshipTypeValues,
+        SourceImageForMeasurementGroup,
+        TextContentItem,
+        TrackingIdentifier,
+    )
+    from pydicom.dataset import Dataset
+    from pydicom.sr.codedict import codes
+
+    b = result.bundle
+    algorithm = _algorithm(result)
+    observer = ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
+            uid=_device_uid(b), name="gout-edge", manufacturer_name=MANUFACTURER,
+            model_name=_lo(f"{b.get('name', '')} {b.get('version', '')}".strip()),
+        ),
+    )
+    group = MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=TrackingIdentifier(uid=UID(), identifier=_lo(f"gout-edge vote, session {result.session_id}")),
+        algorithm_id=algorithm,
+        measurements=_measurements(result),
+        qualitative_evaluations=[QualitativeEvaluation(_code(GOUT), _code(PRESENCE[result.diagnosis]))],
+        source_images=[SourceImageForMeasurementGroup(s.sop_class_uid, s.sop_instance_uid,
+                                                      None if s.frame_number is None else [s.frame_number])
+                       for s in sources] or None,
+    )
+    report = MeasurementReport(
+        observation_context=ObservationContext(observer_device_context=observer),
+        procedure_reported=_code(PROCEDURE),
+        imaging_measurements=[group],
+        referenced_images=list(sc_datasets) or None,
+    )
+    # TID 1500 rows 12 and 14: qualitative evaluations of the whole subject, in words
+    evaluations = ContainerContentItem(name=_code(QUALITATIVE_EVALUATIONS), relationship_type=RelationshipTypeValues.CONTAINS)
+    texts = [
+        ("reason", str(result.reason)),
+        ("threshold_source", result.threshold_source or "not recorded"),
+        ("rule", "abnormal fraction of key frames > patient threshold: gout; otherwise no gout; "
+                 f"fewer than {result.min_key_frames} key frames or an uncalibrated bundle: indeterminate"),
+        ("intended_use", _intended_use(b)),
+    ]
+    evaluations.ContentSequence = [
+        TextContentItem(name=_local(k), value=_plain(v)[:10240], relationship_type=RelationshipTypeValues.CONTAINS)
+        for k, v in texts
+    ]
+    report[0].ContentSequence.append(evaluations)
+
+    evidence = [*sc_datasets, *(_evidence_stub(s) for s in sources)]
+    sr = ComprehensiveSR(
+        evidence=evidence, content=report[0], series_instance_uid=series_uid, series_number=SR_SERIES_NUMBER,
+        sop_instance_uid=UID(), instance_number=1, manufacturer=MANUFACTURER,
+        is_complete=result.complete, is_final=False, is_verified=False,
+        specific_character_set=study.character_set,
+    )
+    _describe(sr, study, _series_description("AI result (structured report)", research), b)
+    scheme = Dataset()
+    scheme.CodingSchemeDesignator = SCHEME
+    scheme.CodingSchemeName = "gout-edge result codes"
+    scheme.CodingSchemeResponsibleOrganization = "gout-edge project"
+    sr.CodingSchemeIdentificationSequence = [scheme]
+    return sr
+
+
+def write_dicom_results(result: PatientResult, *, study: StudyIdentity | None = None,
+                        key_sources: Sequence[SourceInstance | None] = (), overlays: Sequence[KeyImage] = (),
+                        out_dir: Path | None = None) -> DicomResults:
+    """Write the SR and SC objects of one exam into ``out_dir`` (default ``<session>/dicom``).
+
+    ``study``: the source's patient and study (None: a new study for ``result.patient_id``).
+    ``key_sources``: the source instance of each key frame (None where it has none), referenced
+    by the SR. ``overlays``: the CAM overlays to capture; ``result.summary`` is captured too.
+    """
+    when = datetime.now()
+    if study is None:
+        study = StudyIdentity.create(result.patient_id, when)
+    else:
+        study = study.with_patient(result.patient_id)
+    out_dir = Path(out_dir) if out_dir is not None else result.session_dir / DICOM_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    research = not_for_clinical_use(result.bundle)
+    from highdicom import UID
+
+    sc_series, sr_series = str(UID()), str(UID())
+    note = f"{NOT_FOR_CLINICAL_USE}: research software; the model was trained on synthetic phantoms. " if research else ""
+    name = f"{result.bundle.get('name', '')} {result.bundle.get('version', '')}".strip()
+    fraction = "n/a" if result.abnormal_fraction is None else f"{result.abnormal_fraction:.3f}"
+    written: list[tuple[Path, Any]] = []
+    if result.summary is not None and Path(result.summary).is_file():
+        ds = _secondary_capture(
+            _rgb(result.summary), study, sc_series, 1, research=research, bundle=result.bundle, source=None, when=when,
+            burned_in=True,
+            description=f"gout-edge exam summary: verdict, most abnormal key frames with their CAM, key-frame probabilities ({name})",
+            comments=f"{note}Verdict {result.diagnosis} (abnormal fraction {fraction} over {result.key_frames} key frames).",
+        )
+        written.append((out_dir / "SC_summary.dcm", ds))
+    for rank, k in enumerate(overlays, 1):
+        ds = _secondary_capture(
+            _rgb(k.path), study, sc_series, rank + 1, research=research, bundle=result.bundle, source=k.source, when=when,
+            burned_in=False,
+            description=f"class activation map (abnormal class) of key frame {k.key_index} over its B-mode region ({name})",
+            comments=f"{note}Key frame {k.key_index}: probability of a gout lesion {k.probability:.3f}.",
+        )
+        written.append((out_dir / f"SC_overlay_{rank:02d}_key{k.key_index:04d}.dcm", ds))
+
+    seen: set[tuple[str, int | None]] = set()
+    sources: list[SourceInstance] = []
+    for s in key_sources:
+        if s is not None and (s.sop_instance_uid, s.frame_number) not in seen:
+            seen.add((s.sop_instance_uid, s.frame_number))
+            sources.append(s)
+    sc_datasets = [ds for _, ds in written]
+    if not sc_datasets and not sources:  # an SR needs evidence: fall back on the study alone
+        raise ValueError("no summary, overlay or source image to reference; nothing to report as DICOM")
+    sr = _structured_report(result, study, sr_series, sc_datasets, sources, research)
+    sc_paths = tuple(write_dataset(ds, path) for path, ds in written)
+    sr_path = write_dataset(sr, out_dir / "SR.dcm")
+    return DicomResults(sr=sr_path, sc=sc_paths, study_uid=study.study_uid, sr_series_uid=sr_series,
+                        sc_series_uid=sc_series, sr_sop_uid=str(sr.SOPInstanceUID), referenced_sources=len(sources))
+
+
+def result_files(target: str | Path) -> list[Path]:
+    """The DICOM result objects under ``target``: a ``.dcm`` file itself; a session folder's
+    ``dicom/*.dcm``; a folder of session folders, each one's (SR first, then the captures)."""
+    target = Path(target).expanduser()
+    if target.is_file():
+        return [target]
+    if not target.is_dir():
+        return []
+    own = target / DICOM_DIR
+    if own.is_dir():
+        files = sorted(own.glob("*.dcm"), key=lambda p: (p.name != "SR.dcm", p.name))
+        return [p for p in files if not p.name.startswith(".")]
+    found: list[Path] = []
+    for child in sorted(p for p in target.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if (child / DICOM_DIR).is_dir():
+            found.extend(result_files(child))
+    return found

@@ -1,0 +1,562 @@
+"""The exam's pictures, drawn with OpenCV and Pillow (the cart's base install has no plotting
+library): a CAM overlay PNG for each of the most abnormal key frames, ``summary.png`` and the
+one-page printable ``report.pdf`` (docs/design.md §13).
+
+The summary is made to be read in ten seconds: the verdict and one line of why; the abnormal
+fraction on a labelled 0…1 scale against the threshold; the most abnormal key frames with their
+CAM on the bundle's fixed scale, each saying where it came from (file, or time in the exam, and
+the view when known); every key frame's probability against the image cut-off; the frames left
+out of the vote counted by reason with examples; and who and what the exam was. Patient identity
+is drawn on the pictures (they are the patient's report) and never written to a log.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from gout_edge._io import atomic_write_bytes
+from gout_edge.edge_runtime.pipeline.results import PatientResult
+from gout_edge.edge_runtime.pipeline.verdict import ReasonCode
+from gout_edge.manifest import CamScale
+
+from ._draw import Canvas, text_width
+from .overlay import cam_legend, overlay_cam, with_legend
+
+__all__ = [
+    "EXCLUSION_REASONS",
+    "OVERLAY_MAX_WIDTH",
+    "PDF_NAME",
+    "ExamIdentity",
+    "ExamPictures",
+    "ExcludedFrames",
+    "Tile",
+    "ascii_text",
+    "fit_width",
+    "label",
+    "render_overlay",
+    "render_report_page",
+    "render_summary",
+    "source_label",
+    "why_line",
+    "write_exam_pictures",
+    "write_pdf",
+    "write_png",
+]
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+_ASCII = str.maketrans({"≤": "<=", "≥": ">=", "→": "->", "–": "-", "—": "-", "…": "...", "·": "|", "×": "x"})
+
+OVERLAY_MAX_WIDTH = 1024  # overlay PNGs are scaled down to this width at most
+PDF_NAME = "report.pdf"
+PDF_DPI = 200  # A4 at 200 dpi: 1654 × 2339 px
+
+# Why a frame is not counted, in the clinician's words (the keys are ExcludedFrames' reasons).
+EXCLUSION_REASONS: dict[str, str] = {
+    "blank": "no signal (probe lifted, blank screen)",
+    "colour": "colour Doppler",
+    "scope": "out of scope (unlike the first-MTP scans this model knows)",
+    "duplicate": "repeat(s) of an earlier frame (scored once)",
+}
+
+# colours (BGR)
+INK = (30, 30, 30)
+MUTED = (110, 110, 110)
+RULE = (215, 215, 215)
+VERDICT_COLOURS = {"gout": (40, 40, 200), "no gout": (60, 140, 40), "indeterminate": (0, 130, 220)}
+ABNORMAL, NORMAL = (50, 50, 210), (70, 160, 60)
+
+
+def write_png(path: Path, image: np.ndarray) -> Path:
+    """An image as PNG, atomically (the folder is made if needed): the one PNG writer of the
+    runtime's reports and the phantom generator."""
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+        raise OSError(f"could not encode {path.name} as PNG")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_bytes(path, buf.tobytes())
+
+
+def ascii_text(text: str) -> str:
+    """OpenCV's Hershey fonts draw ASCII only."""
+    return text.translate(_ASCII).encode("ascii", "replace").decode("ascii")
+
+
+def fit_width(image: np.ndarray, max_width: int = OVERLAY_MAX_WIDTH) -> np.ndarray:
+    if image.shape[1] <= max_width:
+        return image
+    h = max(1, round(image.shape[0] * max_width / image.shape[1]))
+    return cv2.resize(image, (max_width, h), interpolation=cv2.INTER_AREA)
+
+
+def label(image: np.ndarray, text: str) -> np.ndarray:
+    """``image`` (BGR) with ``text`` in white on a darkened band at its top left."""
+    size = max(13, int(round(28 * max(0.5, image.shape[1] / 1400))))
+    out = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    band = out[: size + 14, : min(out.shape[1], text_width(text, size) + 16)]
+    band[:] = (band * 0.25).astype(np.uint8)
+    c = Canvas.of(out)
+    c.text((8, 6), text, size, (255, 255, 255), max_width=out.shape[1] - 16)
+    return c.bgr()
+
+
+# ------------------------------------------------------------------------------------ the pieces
+
+
+def _clock(seconds: float) -> str:
+    """``m:ss.s``; "–" for a time that is no finite number (sources check times as they enter, §8)."""
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        return "–"
+    if seconds != seconds or abs(seconds) == float("inf"):
+        return "–"
+    m, s = divmod(max(0.0, seconds), 60.0)
+    return f"{int(m)}:{s:04.1f}"
+
+
+def source_label(origin: str, timestamp_s: float, still: bool, view: str | None = None, short: bool = False,
+                 file: str = "", frame_number: int | None = None) -> str:
+    """Where a frame came from, for a caption: the file (stills, DICOM), or the time in the exam
+    and the frame (video, capture, cine); and its view when known. ``short``: the time alone for
+    moving frames. ``file`` and ``frame_number`` (``Frame``'s fields) name the file when given,
+    else ``origin`` does."""
+    name = (f"{Path(file).name} frame {frame_number}" if frame_number else Path(file).name) if file \
+        else Path(origin).name if origin else ""
+    if still and name:
+        text = name
+    else:
+        text = f"at {_clock(timestamp_s)}" + (f" ({name})" if name and not short else "")
+    return f"{text} · {view} view" if view else text
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A key frame as the report shows it: its region, CAM and where it came from."""
+
+    key_index: int | None  # None: a frame that is not a key frame
+    probability: float
+    crop: np.ndarray  # the B-mode region, grey or BGR uint8
+    cam: np.ndarray  # abnormal-class CAM on the model grid
+    origin: str = ""
+    timestamp_s: float = 0.0
+    still: bool = False
+    abnormal: bool | None = None  # above the image cut-off (None: compare with 0.5)
+    view: str | None = None
+    file: str = ""
+    frame_number: int | None = None
+
+
+@dataclass
+class _Example:
+    frame_index: int
+    timestamp_s: float
+    origin: str
+    still: bool
+    thumbnail: np.ndarray
+    view: str | None = None
+    file: str = ""
+    frame_number: int | None = None
+
+
+class ExcludedFrames:
+    """Frames left out of the vote, by reason (``EXCLUSION_REASONS``' keys, or any other a gate
+    adds), with the first and the latest of each kept as examples for the summary (the first as a
+    small picture at once, the latest as a reference to its frame)."""
+
+    def __init__(self, width: int = 240) -> None:
+        self.width = width
+        self.counts: dict[str, int] = {}
+        self._first: dict[str, _Example] = {}
+        self._latest: dict[str, Any] = {}
+
+    def _example(self, frame: Any, thumbnail: bool = True) -> _Example:
+        image = frame.image
+        if thumbnail:
+            h = max(1, round(image.shape[0] * self.width / image.shape[1]))
+            image = cv2.resize(image, (self.width, h), interpolation=cv2.INTER_AREA)
+        return _Example(frame.index, frame.timestamp_s, frame.origin, frame.still, image, frame.view, frame.file,
+                        frame.frame_number)
+
+    def observe(self, frame: Any, reason: str) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        if reason not in self._first:
+            self._first[reason] = self._example(frame)
+        else:
+            self._latest[reason] = frame
+
+    def examples(self, reason: str) -> list[_Example]:
+        """The first and the latest frame left out for ``reason`` (fewer when there were fewer)."""
+        out = [self._first[reason]] if reason in self._first else []
+        if reason in self._latest:
+            out.append(self._example(self._latest[reason]))
+        return out
+
+
+@dataclass(frozen=True)
+class ExamIdentity:
+    """Who and what the exam was, as the pictures show it (never logged)."""
+
+    patient_id: str | None = None
+    patient_name: str = ""
+    study: str = ""  # DICOM study date, description, accession
+    source: str = ""  # the kind of input: video, dicom, images, phantom …
+
+    @classmethod
+    def of(cls, patient_id: str | None, study: Any = None, source: str = "") -> ExamIdentity:
+        if study is None or getattr(study, "new", True):
+            return cls(patient_id, source=source)
+        date = getattr(study, "study_date", "")
+        date = f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 and date.isdigit() else date
+        parts = [p for p in (date, getattr(study, "study_description", ""),
+                             f"accession {study.accession_number}" if getattr(study, "accession_number", "") else "") if p]
+        name = str(getattr(study, "patient_name", "") or "").replace("^", " ").strip()
+        return cls(patient_id or getattr(study, "patient_id", "") or None, name, " · ".join(parts), source)
+
+
+def why_line(result: PatientResult) -> str:
+    """The verdict's reason in one line a clinician reads (the words: ``Reason.clinician_text``)."""
+    f, t = result.abnormal_fraction, result.threshold
+    n, a = result.key_frames, result.abnormal_key_frames
+    if result.diagnosis == "gout" and f is not None and t is not None:
+        return f"{a} of {n} key frames abnormal: fraction {f:.2f} is above the threshold {t:.2f}"
+    if result.diagnosis == "no gout" and f is not None and t is not None:
+        return f"{a} of {n} key frames abnormal: fraction {f:.2f} is not above the threshold {t:.2f}"
+    reason = result.reason.clinician_text()
+    left_out = result.blank_frames + result.colour_frames + result.out_of_scope_frames
+    if result.frames_seen and left_out >= result.frames_seen / 3 and result.reason.code is not ReasonCode.OUT_OF_SCOPE:
+        parts = [f"{result.blank_frames} without signal" if result.blank_frames else "",
+                 f"{result.colour_frames} colour Doppler" if result.colour_frames else "",
+                 f"{result.out_of_scope_frames} out of scope" if result.out_of_scope_frames else ""]
+        reason += f"; {left_out} of {result.frames_seen} frames were not usable ({', '.join(p for p in parts if p)})"
+    return "No verdict: " + reason[:1].lower() + reason[1:]
+
+
+# ------------------------------------------------------------------------------------ overlays
+
+
+def render_overlay(tile: Tile, scale: CamScale | None, width: int = OVERLAY_MAX_WIDTH) -> np.ndarray:
+    """One key frame's region with its CAM on ``scale``, the legend beside it and a caption above
+    (key frame, probability, source), ``width`` px wide at most (the region is never enlarged)."""
+    crop = tile.crop
+    legend_w = cam_legend(scale, max(90, round(crop.shape[0] * min(1.0, width / crop.shape[1])))).shape[1]
+    image = overlay_cam(fit_width(crop, max(32, width - legend_w)), tile.cam, scale)
+    body = with_legend(image, scale)
+    w = body.shape[1]
+    size = int(np.clip(w / 30, 13, 26))
+    cap = Canvas(w, int(size * 1.9), (255, 255, 255))
+    abnormal = tile.probability > 0.5 if tile.abnormal is None else tile.abnormal
+    y = size * 0.4
+    x = 4
+    if tile.key_index is not None:
+        x += 12 + cap.text((x, y), f"key frame {tile.key_index}", size, INK, bold=True)
+    x += 12 + cap.text((x, y), f"p = {tile.probability:.2f}", size, ABNORMAL if abnormal else NORMAL, bold=True)
+    cap.text((x, y), source_label(tile.origin, tile.timestamp_s, tile.still, tile.view, file=tile.file, frame_number=tile.frame_number), size, MUTED, max_width=w - x - 4)
+    return np.vstack([cap.bgr(), body])
+
+
+# ------------------------------------------------------------------------------------ the summary
+
+
+def _s(width: int) -> float:
+    return width / 1200.0
+
+
+def _header(result: PatientResult, identity: ExamIdentity, width: int) -> np.ndarray:
+    k = _s(width)
+    colour = VERDICT_COLOURS.get(result.diagnosis, VERDICT_COLOURS["indeterminate"])
+    h = int(184 * k)
+    c = Canvas(width, h)
+    split = int(width * 0.64)
+    c.rect(0, 0, split - int(16 * k), h - int(14 * k), fill=colour)
+    c.text((int(22 * k), int(14 * k)), "Verdict", int(20 * k), (255, 255, 255))
+    c.text((int(22 * k), int(40 * k)), result.diagnosis.upper(), int(54 * k), (255, 255, 255), bold=True)
+    c.paragraph((int(22 * k), int(102 * k)), why_line(result), int(18 * k), (255, 255, 255),
+                max_width=split - int(40 * k), max_lines=3, leading=1.22)
+    x, y = split + int(6 * k), int(6 * k)
+    rows = [("Patient", identity.patient_id or "not given")]
+    if identity.patient_name:
+        rows.append(("Name", identity.patient_name))
+    rows.append(("Exam", f"{result.session_id}"))
+    rows.append(("Started", (result.started_at or "").replace("T", " ")[:19]))
+    if identity.study:
+        rows.append(("Study", identity.study))
+    if identity.source:
+        rows.append(("Source", identity.source))
+    size = int(19 * k)
+    for name, value in rows[:6]:
+        c.text((x, y), name, size, MUTED)
+        c.text((x + int(90 * k), y), value, size, INK, bold=name == "Patient", max_width=width - x - int(96 * k))
+        y += int(size * 1.35)
+    return c.bgr()
+
+
+def _fraction_scale(result: PatientResult, width: int) -> np.ndarray:
+    """The abnormal fraction on a labelled 0…1 scale, the threshold marked."""
+    k = _s(width)
+    h = int(128 * k)
+    c = Canvas(width, h)
+    size = int(19 * k)
+    c.text((int(22 * k), int(6 * k)), "Abnormal fraction of key frames", size, INK, bold=True)
+    left, right = int(30 * k), width - int(30 * k)
+    top, bar_h = int(58 * k), int(22 * k)
+
+    def x(v: float) -> float:
+        return left + v * (right - left)
+
+    t = result.threshold
+    zones = []
+    if t is not None:
+        c.rect(left, top, x(t), top + bar_h, fill=(200, 232, 200))
+        c.rect(x(t), top, right, top + bar_h, fill=(205, 205, 240))
+        zones = [((x(t) / 2 + left / 2, top + bar_h / 2), "no gout", NORMAL, (200, 232, 200)),
+                 (((x(t) + right) / 2, top + bar_h / 2), "gout", ABNORMAL, (205, 205, 240))]
+    else:
+        c.rect(left, top, right, top + bar_h, fill=(230, 230, 230))
+        zones = [(((left + right) / 2, top + bar_h / 2), "threshold not calibrated: no verdict possible", MUTED,
+                  (230, 230, 230))]
+    c.rect(left, top, right, top + bar_h, outline=MUTED)
+    t_label = f"threshold {t:.2f}" if t is not None else ""
+    t_left = x(t) - text_width(t_label, int(15 * k), True) / 2 if t is not None else 0.0
+    t_left = min(max(t_left, left), right - text_width(t_label, int(15 * k), True))
+    t_right = t_left + text_width(t_label, int(15 * k), True)
+    for v in (0.0, 0.25, 0.5, 0.75, 1.0):
+        c.line([(x(v), top + bar_h), (x(v), top + bar_h + int(6 * k))], MUTED, 1)
+        if t is None or not (t_left - int(24 * k) < x(v) < t_right + int(24 * k)):
+            c.text((x(v), top + bar_h + int(8 * k)), f"{v:g}", int(15 * k), MUTED, anchor="ma")
+    if t is not None:
+        c.line([(x(t), top - int(6 * k)), (x(t), top + bar_h + int(6 * k))], INK, max(2, int(3 * k)))
+        c.text((t_left, top + bar_h + int(8 * k)), t_label, int(15 * k), INK, bold=True)
+    f = result.abnormal_fraction
+    if f is not None:
+        fx = x(f)
+        colour = ABNORMAL if (t is not None and f > t) else NORMAL if t is not None else INK
+        r = int(9 * k)
+        c.polygon([(fx - r, top - 2 * r), (fx + r, top - 2 * r), (fx, top)], colour)
+        c.line([(fx, top), (fx, top + bar_h)], colour, max(2, int(3 * k)))
+        text = f"this exam {f:.2f}  ({result.abnormal_key_frames} of {result.key_frames} key frames abnormal)"
+        right_side = f > 0.6
+        c.text((fx + (-1.6 * r if right_side else 1.6 * r), top - int(3 * k)), text, int(16 * k), colour, bold=True,
+               anchor="rs" if right_side else "ls")
+    else:
+        c.text((right, int(6 * k)), "no key frames: no fraction", int(16 * k), MUTED, anchor="ra")
+    for xy, label_text, colour, fill in zones:  # on top of the markers, legible across them
+        c.text(xy, label_text, int(15 * k), colour, anchor="mm", halo=fill)
+    return c.bgr()
+
+
+def _heading(text: str, width: int, note: str = "") -> np.ndarray:
+    k = _s(width)
+    c = Canvas(width, int(40 * k))
+    c.line([(int(22 * k), int(4 * k)), (width - int(22 * k), int(4 * k))], RULE, 1)
+    w = c.text((int(22 * k), int(12 * k)), text, int(19 * k), INK, bold=True)
+    if note:
+        c.text((int(34 * k) + w, int(14 * k)), note, int(15 * k), MUTED, max_width=width - w - int(60 * k))
+    return c.bgr()
+
+
+def _tiles(tiles: Sequence[Tile], scale: CamScale | None, width: int) -> list[np.ndarray]:
+    k = _s(width)
+    cols = 3
+    gap = int(12 * k)
+    cell = (width - int(44 * k) - gap * (cols - 1)) // cols
+    rows = []
+    for r in range(0, len(tiles), cols):
+        cells = [render_overlay(t, scale, width=cell) for t in tiles[r : r + cols]]
+        h = max(c.shape[0] for c in cells)
+        row = Canvas(width, h + gap)
+        for i, c in enumerate(cells):
+            row.paste(c, (int(22 * k) + i * (cell + gap), 0))
+        rows.append(row.bgr())
+    return rows
+
+
+def _probability_chart(result: PatientResult, width: int) -> np.ndarray:
+    """Every key frame's probability, in exam order, against the image cut-off."""
+    k = _s(width)
+    h = int(190 * k)
+    c = Canvas(width, h)
+    left, right, top, bottom = int(76 * k), width - int(30 * k), int(14 * k), h - int(34 * k)
+    size = int(15 * k)
+
+    def y(p: float) -> float:
+        return bottom - p * (bottom - top)
+
+    for p in (0.0, 0.5, 1.0):
+        c.line([(left - int(5 * k), y(p)), (right, y(p))], RULE, 1)
+        c.text((left - int(9 * k), y(p)), f"{p:g}", size, MUTED, anchor="rm")
+    c.text((int(22 * k), top), "p", size + 2, MUTED, anchor="lm")
+    probs = [kf.probability for kf in result.key_frame_list]
+    n = len(probs)
+    if n:
+        step = (right - left) / n
+        bar = max(1.0, min(22 * k, step * 0.7))
+        for i, p in enumerate(probs):
+            cx = left + (i + 0.5) * step
+            colour = ABNORMAL if p > result.image_cutoff else NORMAL
+            c.rect(cx - bar / 2, y(p), cx + bar / 2, bottom, fill=colour)
+    else:
+        c.text(((left + right) / 2, top + (bottom - top) / 4), "no key frames", size, MUTED, anchor="mm")
+    cut = y(result.image_cutoff)
+    for x0 in range(left, right, int(14 * k) or 1):  # dashed: the cut-off
+        c.line([(x0, cut), (min(x0 + int(8 * k), right), cut)], INK, max(1, int(2 * k)))
+    c.text((left, bottom + int(8 * k)), "key frames in exam order", size, MUTED)
+    return c.bgr()
+
+
+def _excluded(result: PatientResult, excluded: ExcludedFrames | None, width: int) -> np.ndarray:
+    """The frames not counted, by reason, with examples."""
+    k = _s(width)
+    size = int(17 * k)
+    not_key = result.not_key_frames
+    counts = [("blank", result.blank_frames), ("colour", result.colour_frames), ("scope", result.out_of_scope_frames),
+              ("duplicate", result.duplicates)]
+    extra = [(r, n) for r, n in (excluded.counts.items() if excluded else ()) if r not in EXCLUSION_REASONS]
+    lines = [f"{n} {EXCLUSION_REASONS.get(r, r)}" for r, n in counts + extra if n]
+    if not_key:
+        lines.append(f"{not_key} scored but not key frames (probe moving, or like a recent key frame)")
+    examples = [(r, e) for r, _ in counts + extra for e in (excluded.examples(r) if excluded else [])]
+    thumb_w = int(200 * k)
+    thumb_h = int(thumb_w * 9 / 16)
+    line_h = int(size * 1.4)
+    h = int(8 * k) + line_h * max(1, len(lines)) + (thumb_h + int(40 * k) if examples else 0) + int(8 * k)
+    c = Canvas(width, h)
+    y = int(4 * k)
+    if not lines:
+        c.text((int(22 * k), y), "none: every frame was usable", size, MUTED)
+    for line in lines:
+        c.text((int(30 * k), y), "•  " + line, size, INK)
+        y += line_h
+    if examples:
+        y += int(6 * k)
+        for i, (reason, e) in enumerate(examples[: max(1, (width - int(44 * k)) // (thumb_w + int(12 * k)))]):
+            x = int(22 * k) + i * (thumb_w + int(12 * k))
+            th = e.thumbnail
+            th = cv2.resize(th, (thumb_w, max(1, round(th.shape[0] * thumb_w / th.shape[1]))), interpolation=cv2.INTER_AREA)
+            th = th[:thumb_h]
+            c.paste(th if th.ndim == 3 else cv2.cvtColor(th, cv2.COLOR_GRAY2BGR), (x, y))
+            c.rect(x, y, x + thumb_w - 1, y + th.shape[0] - 1, outline=RULE)
+            short = {"blank": "no signal", "colour": "colour Doppler", "scope": "out of scope",
+                     "duplicate": "repeat"}.get(reason, reason)
+            where = source_label(e.origin, e.timestamp_s, e.still, e.view, short=True, file=e.file, frame_number=e.frame_number)
+            c.text((x, y + th.shape[0] + int(4 * k)), f"{short}, {where}", int(14 * k), MUTED, max_width=thumb_w)
+    return c.bgr()
+
+
+def _footer(result: PatientResult, scale: CamScale | None, width: int) -> np.ndarray:
+    k = _s(width)
+    size = int(14 * k)
+    b = result.bundle
+    lines = [
+        f"Frames: {result.frames_seen} seen, {result.frames_scored} scored, {result.key_frames} key frames voted, "
+        f"{result.dropped} dropped while the model was busy · ended by {result.ended_by}"
+        + ("" if result.complete else " (incomplete)"),
+        f"Model: {b.get('identity', '')} on {b.get('backend') or '?'} {b.get('precision') or ''} · threshold: "
+        f"{result.threshold_source}",
+        "CAM colour scale: " + (f"{scale.lo:.3g} to {scale.hi:.3g}, fixed for this model ({scale.fitted_on})" if scale
+                                else "per image (this model has no fixed scale): colours are not comparable"),
+        "Research software: not for clinical use. A model trained on synthetic phantoms.",
+    ]
+    c = Canvas(width, int(12 * k) + int(size * 1.45) * len(lines) + int(8 * k))
+    c.line([(int(22 * k), int(4 * k)), (width - int(22 * k), int(4 * k))], RULE, 1)
+    y = int(12 * k)
+    for i, line in enumerate(lines):
+        c.text((int(22 * k), y), line, size, ABNORMAL if i == len(lines) - 1 else MUTED, bold=i == len(lines) - 1,
+               max_width=width - int(44 * k))
+        y += int(size * 1.45)
+    return c.bgr()
+
+
+def render_summary(result: PatientResult, tiles: Sequence[Tile], *, scale: CamScale | None = None,
+                   excluded: ExcludedFrames | None = None, identity: ExamIdentity | None = None,
+                   width: int = 1200) -> np.ndarray:
+    """``summary.png``: verdict and why, patient and exam, the fraction against the threshold, the
+    most abnormal key frames with their CAM, every key frame's probability, the frames not
+    counted. BGR uint8, ``width`` wide (text scales with it)."""
+    identity = identity or ExamIdentity(result.patient_id)
+    parts = [_header(result, identity, width), _fraction_scale(result, width)]
+    if tiles:
+        parts.append(_heading("Most abnormal key frames", width,
+                              "CAM over the region: warmer = more evidence of a lesion, on this model's fixed scale"))
+        parts += _tiles(tiles, scale, width)
+    parts.append(_heading("Every key frame's probability", width,
+                          f"{result.key_frames} key frames voted; red: above the image cut-off "
+                          f"{result.image_cutoff:.2f} (dashed), counted as abnormal"))
+    parts.append(_probability_chart(result, width))
+    parts.append(_heading("Frames not counted", width))
+    parts.append(_excluded(result, excluded, width))
+    parts.append(_footer(result, scale, width))
+    return np.vstack(parts)
+
+
+# ------------------------------------------------------------------------------------ the printable page
+
+
+def render_report_page(result: PatientResult, tiles: Sequence[Tile], *, dpi: int = PDF_DPI, **summary: Any) -> np.ndarray:
+    """One A4 portrait page (BGR, ``dpi``): a title line, the summary, a line for the reader's
+    signature."""
+    page_w, page_h = round(8.268 * dpi), round(11.693 * dpi)
+    margin = round(0.45 * dpi)
+    inner = page_w - 2 * margin
+    body = render_summary(result, tiles, width=inner, **summary)
+    k = inner / 1200
+    c = Canvas(page_w, page_h)
+    c.text((margin, margin * 0.55), "gout-edge · ultrasound exam of the first MTP joint", int(24 * k), INK, bold=True)
+    c.text((page_w - margin, margin * 0.55), (result.ended_at or result.started_at or "").replace("T", " ")[:19],
+           int(18 * k), MUTED, anchor="ra")
+    top = int(margin * 0.55 + 44 * k)
+    room = page_h - top - int(margin * 1.4)
+    if body.shape[0] > room:  # keep it to one page
+        f = room / body.shape[0]
+        body = cv2.resize(body, (max(1, round(body.shape[1] * f)), room), interpolation=cv2.INTER_AREA)
+    c.paste(body, (margin + (inner - body.shape[1]) // 2, top))
+    y = page_h - int(margin * 1.05)
+    c.text((margin, y), "Reviewed by: ______________________________      Date: ______________", int(18 * k), INK)
+    c.text((page_w - margin, y + int(30 * k)), "page 1 of 1", int(14 * k), MUTED, anchor="ra")
+    return c.bgr()
+
+
+def write_pdf(path: Path, page: np.ndarray, dpi: int = PDF_DPI) -> Path:
+    """A one-page PDF of ``page`` (BGR) at ``dpi``, atomically (Pillow writes it)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(cv2.cvtColor(page, cv2.COLOR_BGR2RGB)).save(buf, "PDF", resolution=float(dpi), quality=90,
+                                                               subsampling=0, title="gout-edge exam report")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+# ------------------------------------------------------------------------------------ all of it
+
+
+@dataclass(frozen=True)
+class ExamPictures:
+    overlays: tuple[Path, ...] = ()
+    summary: Path | None = None
+    pdf: Path | None = None
+    tiles: tuple[Tile, ...] = field(default=(), repr=False)
+
+
+def write_exam_pictures(out_dir: Path, result: PatientResult, tiles: Sequence[Tile], *, scale: CamScale | None,
+                        excluded: ExcludedFrames | None = None, identity: ExamIdentity | None = None,
+                        summary_name: str = "summary.png") -> ExamPictures:
+    """The overlay PNGs (``overlay_NN_keyKKKK.png``, most abnormal first), ``summary.png`` and
+    ``report.pdf`` of an exam, each written atomically."""
+    out_dir = Path(out_dir)
+    overlays = []
+    for rank, tile in enumerate(tiles, 1):
+        path = out_dir / f"overlay_{rank:02d}_key{tile.key_index or 0:04d}.png"
+        write_png(path, render_overlay(tile, scale))
+        overlays.append(path)
+    options = {"scale": scale, "excluded": excluded, "identity": identity}
+    summary = write_png(out_dir / summary_name, render_summary(result, tiles, **options))
+    pdf = write_pdf(out_dir / PDF_NAME, render_report_page(result, tiles, **options))
+    return ExamPictures(tuple(overlays), summary, pdf, tuple(tiles))
