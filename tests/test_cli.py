@@ -7,6 +7,7 @@ import pickle
 import shutil
 
 import torch
+from json_schemas import validate
 from typer.testing import CliRunner
 
 from gout_edge.cli import COMMANDS, app, main
@@ -59,7 +60,7 @@ def test_export_command_writes_a_bundle(tmp_path):
     torch.save(GoutResNet(2).state_dict(), tmp_path / "m.pt")
     out = runner.invoke(app, ["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "b"), "--no-int8", "--json"])
     assert out.exit_code == 0, out.output
-    doc = json.loads(out.stdout)
+    doc = validate("export", out.stdout)  # docs/schemas/export.schema.json
     assert doc["blocks"] == 2 and doc["parity"]["logits_max_abs_diff"] <= 1e-4
     assert (tmp_path / "b" / "manifest.json").is_file()
     # Exporting again into the same directory is refused unless --overwrite.

@@ -93,3 +93,45 @@ def test_stills_give_the_same_probability_through_scan_and_evaluate(scorer, tmp_
     for origin, p in scanned.items():
         alone = scorer.score([load_image(root / origin)])[0].probability
         assert abs(alone - p) <= 1e-6, (origin, alone, p)
+
+
+def test_evaluate_says_what_the_cart_says_for_every_patient(tmp_path):
+    """The model owner's ``evaluate`` and the cart's ``scan --images`` give every patient of a phantom
+    set the same verdict and reason — including a patient whose plantar view is missing, whom
+    ``evaluate`` used to call "gout" while the cart said indeterminate (issue 20). Demo bundle
+    (trained, calibrated, with its scope guard), so the verdicts are real ones."""
+    import csv
+
+    from gout_edge.calibration.evaluate import EvaluationConfig, evaluate
+    from gout_edge.edge_runtime.inference.loading import default_bundle_path
+
+    write_phantoms(tmp_path / "data", 4, seed=2, formats=("png",))
+    images = tmp_path / "data" / "images"
+    first = sorted(images.iterdir())[0]
+    for png in first.glob("*plantar*.png"):
+        png.unlink()
+    index = tmp_path / "data" / "index.csv"
+    with index.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    kept = [r for r in rows if (index.parent / r["image"]).is_file()]
+    assert len(kept) < len(rows)
+    with index.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+
+    bundle = open_bundle(default_bundle_path())
+    scorer = Scorer(bundle, threads=1)
+    try:
+        cart = {p.patient_id: p for p in run_exam(open_source("images", images), bundle, scorer, tmp_path / "scans").patients}
+    finally:
+        scorer.close()
+    owner = {p.patient_id: p for p in evaluate(EvaluationConfig(default_bundle_path(), index, threads=1,
+                                                                 out=tmp_path / "evaluation")).model.patient.patients}
+    assert set(cart) == set(owner) and len(cart) == 4
+    for pid, p in cart.items():
+        assert (owner[pid].diagnosis, owner[pid].reason) == (p.diagnosis, p.reason), pid
+        assert owner[pid].key_frames == p.key_frames and owner[pid].abnormal_key_frames == p.abnormal_key_frames
+    missing = cart[first.name]
+    assert missing.diagnosis == INDETERMINATE and missing.reason.missing == ("plantar",), missing.reason
+    assert any(p.diagnosis != INDETERMINATE for p in cart.values())  # real verdicts, not only refusals

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import typer
+from json_schemas import validate
 from safetensors import safe_open
 from safetensors.torch import load_file
 from toy_data import IMAGES_PER_PATIENT, PATIENTS, make_toy_dataset
@@ -259,7 +260,7 @@ def test_cli_trains_and_prints_json(small_cli, toy_data, tmp_path):
             "--epochs", "1", "--batch-size", "8", "--threads", "2", "--json"]
     result = CliRunner().invoke(small_cli, args)
     assert result.exit_code == 0, result.output
-    doc = json.loads(result.stdout)
+    doc = validate("train", result.stdout)  # docs/schemas/train.schema.json
     assert [f["fold"] for f in doc["folds"]] == [1, 2]
     assert doc["final_checkpoint"] == str(out / "final" / "model.safetensors")
     assert set(doc["mean"]) == {"auc", "accuracy", "sensitivity", "specificity"}
