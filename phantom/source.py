@@ -43,7 +43,13 @@ class PhantomSource:
         self._video = VideoSource(path, realtime=realtime, patient=patient or phantom.patient_id)
         self.live = self._video.live
         self.lost = False
+        self.complete = True
         self.end_reason: str | None = None
+        self.skipped: tuple = ()
+        self.read_ahead = self._video.read_ahead
+
+    def defer_decoding(self) -> None:
+        return None
 
     def __iter__(self) -> Iterator[Frame]:
         yield from self._video

@@ -11,13 +11,12 @@ import json
 import logging
 import threading
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from test_session import OracleScorer, calibrated_copy, still
-from test_sources import screen
+from support.fakes import OracleScorer
+from support.screens import screen, still
 
 from gout_edge.cli import main
 from gout_edge.edge_runtime.exam.driver import Stop
@@ -43,13 +42,8 @@ SCALE = CamScale(0.0, 40.0, "test")
 
 
 @pytest.fixture(scope="module")
-def bundle_dir(small_bundle, tmp_path_factory) -> Path:
-    return calibrated_copy(small_bundle, tmp_path_factory.getbasetemp() / "scan-bundle")
-
-
-@pytest.fixture(scope="module")
-def bundle(bundle_dir) -> Bundle:
-    return open_bundle(bundle_dir)
+def bundle(scan_bundle_dir) -> Bundle:
+    return open_bundle(scan_bundle_dir)
 
 
 # ------------------------------------------------------------------------------------ the scale
@@ -352,8 +346,8 @@ def test_a_busy_port_is_a_usage_error_that_says_what_to_do():
 # ------------------------------------------------------------------------------------ plain output
 
 
-def test_plain_scan_prints_verdict_why_and_the_files_and_the_demo_its_truth(capsys, bundle_dir, tmp_path):
-    code = main(["scan", "--demo", "--bundle", str(bundle_dir), "--out", str(tmp_path), "--no-display",
+def test_plain_scan_prints_verdict_why_and_the_files_and_the_demo_its_truth(capsys, scan_bundle_dir, tmp_path):
+    code = main(["scan", "--demo", "--bundle", str(scan_bundle_dir), "--out", str(tmp_path), "--no-display",
                  "--max-frames", "40"])
     out, err = capsys.readouterr()
     assert code == 0, err

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMALL
+from support.bundles import SMALL
 
 from gout_edge.edge_runtime.inference.backends import SessionOptions, available_backends, get_backend, open_session
 from gout_edge.edge_runtime.inference.loading import open_bundle

@@ -11,7 +11,6 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from toy_data import make_toy_dataset
 
 from gout_edge.calibration.index import read_index
 from gout_edge.calibration.stats import auc
@@ -21,11 +20,6 @@ from gout_edge.edge_runtime.inference.loading import open_bundle
 from gout_edge.errors import BundleTamperedError
 from gout_edge.manifest import read_manifest, write_manifest
 from gout_edge.signing import SIGNATURE_NAME, generate_keypair, sign_manifest
-
-
-@pytest.fixture(scope="module")
-def toy_csv(tmp_path_factory):
-    return make_toy_dataset(tmp_path_factory.mktemp("toy"))
 
 
 @pytest.fixture

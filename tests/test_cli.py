@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
 import shutil
 
 import torch
-from json_schemas import validate
+from support.bundles import SMALL
+from support.json_schemas import validate
 from typer.testing import CliRunner
 
 from gout_edge.cli import COMMANDS, app, main
@@ -56,13 +58,21 @@ def test_info_on_a_tampered_bundle_exits_4_naming_the_file(small_bundle, tmp_pat
     assert "model.fp32.onnx" in err and "Traceback" not in err
 
 
-def test_export_command_writes_a_bundle(tmp_path):
+def test_export_command_writes_a_bundle(tmp_path, toy_csv, monkeypatch):
+    """The command's wiring, at the tests' small input (the CLI exports at the paper's 320 × 700)
+    with the toy data set as its calibration images (``--calib``) instead of 24 phantom patients."""
+    import gout_edge.export.build as build
+
+    monkeypatch.setattr(build, "ExportConfig", functools.partial(build.ExportConfig, input=SMALL))
     torch.save(GoutResNet(2).state_dict(), tmp_path / "m.pt")
-    out = runner.invoke(app, ["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "b"), "--no-int8", "--json"])
+    out = runner.invoke(app, ["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "b"), "--no-int8",
+                              "--calib", str(toy_csv), "--json"])
     assert out.exit_code == 0, out.output
     doc = validate("export", out.stdout)  # docs/schemas/export.schema.json
     assert doc["blocks"] == 2 and doc["parity"]["logits_max_abs_diff"] <= 1e-4
     assert (tmp_path / "b" / "manifest.json").is_file()
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["input"]["height"] == SMALL.height and toy_csv.name in manifest["reference"]["source"]
     # Exporting again into the same directory is refused unless --overwrite.
     assert main(["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "b")]) == 2
 

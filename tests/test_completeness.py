@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from test_session import calibrated_copy
 
 from gout_edge.edge_runtime.exam.driver import run_exam
 from gout_edge.edge_runtime.imaging.views import view_named
@@ -23,8 +22,8 @@ DECISION = DecisionSpec(patient_threshold=0.2, calibrated=True)
 
 
 @pytest.fixture(scope="module")
-def scorer(small_bundle, tmp_path_factory):
-    bundle = open_bundle(calibrated_copy(small_bundle, tmp_path_factory.getbasetemp() / "complete-bundle"))
+def scorer(scan_bundle_dir):
+    bundle = open_bundle(scan_bundle_dir)
     s = Scorer(bundle, threads=1)
     yield s
     s.close()

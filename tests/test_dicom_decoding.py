@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_sources import region
+from support.screens import region
 
 from gout_edge.edge_runtime.imaging.preprocess import Roi, find_roi, to_gray
 from gout_edge.edge_runtime.pipeline.verdict import Vote, missing_coverage

@@ -17,7 +17,6 @@ from pathlib import Path
 import pydicom
 import pytest
 from dicom_tools import Node, Orthanc, require, storescu, wait_for
-from test_sources import phantom_data
 
 from gout_edge.cli import main
 from gout_edge.edge_runtime.network import (
@@ -33,11 +32,6 @@ from gout_edge.errors import UsageError
 
 SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.33"
 QUIET = "1"  # seconds without a new instance before a study counts as complete
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    return phantom_data(tmp_path_factory)
 
 
 def _study(data: Path, patient: str, stills: int | None = None) -> list[Path]:
@@ -174,7 +168,7 @@ def _cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_listen_receives_a_study_and_its_results_reach_orthanc(tools, data, tmp_path, capsys):
+def test_listen_receives_a_study_and_its_results_reach_orthanc(tools, phantom_dir, tmp_path, capsys):
     pacs = Orthanc(tmp_path / "orthanc").start()
     node = Node(tmp_path / "node", "--allow", "SCANNER", "--quiet-period", QUIET, "--forward", pacs.peer,
                 "--retry-interval", "0.5")
@@ -186,7 +180,7 @@ def test_listen_receives_a_study_and_its_results_reach_orthanc(tools, data, tmp_
         intruder = subprocess.run([tools["echoscu"], "-aet", "INTRUDER", "-aec", "GOUT_EDGE", "127.0.0.1", str(node.port)],
                                   capture_output=True, text=True, timeout=30)
         assert intruder.returncode != 0 and "Calling AE Title Not Recognized" in intruder.stdout + intruder.stderr
-        files = _study(data, "P0001")
+        files = _study(phantom_dir, "P0001")
         sent = _uids(files)
         out = storescu(tools["storescu"], node.port, files)
         assert out.returncode == 0, out.stdout + out.stderr
@@ -221,14 +215,14 @@ def test_listen_receives_a_study_and_its_results_reach_orthanc(tools, data, tmp_
     assert code == 5 and "nothing was sent" in err and "Traceback" not in err
 
 
-def test_a_pacs_that_is_down_loses_nothing_and_a_killed_listener_resumes(tools, data, tmp_path):
+def test_a_pacs_that_is_down_loses_nothing_and_a_killed_listener_resumes(tools, phantom_dir, tmp_path):
     pacs = Orthanc(tmp_path / "orthanc")  # not started: the PACS is down
     node = Node(tmp_path / "node", "--quiet-period", QUIET, "--forward", pacs.peer, "--retry-interval", "0.3",
                 "--allow", "SCANNER")
     try:
         node.start()
         # 1. the PACS is down while the listener delivers, then comes up: the retries deliver, once
-        assert storescu(tools["storescu"], node.port, _study(data, "P0001", stills=4)).returncode == 0
+        assert storescu(tools["storescu"], node.port, _study(phantom_dir, "P0001", stills=4)).returncode == 0
         node.wait_log(r"object\(s\) kept, next try", 60)
         mark = node.mark()
         pacs.start()
@@ -237,7 +231,7 @@ def test_a_pacs_that_is_down_loses_nothing_and_a_killed_listener_resumes(tools, 
         # 2. down again; this time the listener is killed with SIGKILL while it waits to retry
         pacs.stop()
         mark = node.mark()
-        assert storescu(tools["storescu"], node.port, _study(data, "P0002", stills=4)).returncode == 0
+        assert storescu(tools["storescu"], node.port, _study(phantom_dir, "P0002", stills=4)).returncode == 0
         node.wait_log(r"study \w+: session .*queued for", 60, since=mark)
         node.wait_log(r"object\(s\) kept, next try", 60, since=mark)
         node.kill9()
@@ -262,9 +256,9 @@ def test_a_pacs_that_is_down_loses_nothing_and_a_killed_listener_resumes(tools, 
         pacs.stop()
 
 
-def test_kill_9_mid_study_keeps_every_acknowledged_instance(tools, data, tmp_path):
+def test_kill_9_mid_study_keeps_every_acknowledged_instance(tools, phantom_dir, tmp_path):
     # a long study: copies of one phantom frame under new SOP Instance UIDs
-    src = pydicom.dcmread(next(f for f in _study(data, "P0001") if pydicom.dcmread(f, stop_before_pixels=True)
+    src = pydicom.dcmread(next(f for f in _study(phantom_dir, "P0001") if pydicom.dcmread(f, stop_before_pixels=True)
                                .file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
                                and "NumberOfFrames" not in pydicom.dcmread(f, stop_before_pixels=True)))
     study = tmp_path / "study"
@@ -307,10 +301,10 @@ def test_kill_9_mid_study_keeps_every_acknowledged_instance(tools, data, tmp_pat
         node.stop()
 
 
-def test_listen_over_tls_takes_dcmtk_and_gout_edge_clients_and_refuses_plain_calls(tools, data, tmp_path, capsys):
+def test_listen_over_tls_takes_dcmtk_and_gout_edge_clients_and_refuses_plain_calls(tools, phantom_dir, tmp_path, capsys):
     cert, key = _self_signed(tmp_path)
     node = Node(tmp_path / "node", "--quiet-period", "300", "--tls-cert", str(cert), "--tls-key", str(key))
-    files = _study(data, "P0002", stills=4)
+    files = _study(phantom_dir, "P0002", stills=4)
     try:
         node.start()
         assert "(TLS on)" in node.log()

@@ -15,13 +15,11 @@ from pathlib import Path
 import pydicom
 import pytest
 from dicom_tools import require
-from test_session import OracleScorer, still
-from test_sources import phantom_data
+from support.fakes import OracleScorer
+from support.screens import still
 
 from gout_edge.edge_runtime.exam.driver import run_exam
 from gout_edge.edge_runtime.exam.session import ExamSession
-from gout_edge.edge_runtime.inference.loading import open_bundle
-from gout_edge.edge_runtime.inference.scoring import Scorer
 from gout_edge.edge_runtime.present.dicom_results import (
     GOUT,
     PRESENCE,
@@ -35,19 +33,6 @@ COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 
-@pytest.fixture(scope="module")
-def demo():
-    bundle = open_bundle()  # the demo bundle: phantom-trained, calibrated
-    scorer = Scorer(bundle, threads=2)
-    yield bundle, scorer
-    scorer.close()
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    return phantom_data(tmp_path_factory)
-
-
 def _exam(source, demo, out: Path, **kw):
     bundle, scorer = demo
     try:
@@ -57,13 +42,13 @@ def _exam(source, demo, out: Path, **kw):
 
 
 @pytest.fixture(scope="module")
-def dicom_exam(demo, data, tmp_path_factory):
-    return _exam(open_source("dicom", data / "dicom" / "P0001"), demo, tmp_path_factory.mktemp("dicom-exam")).patients[0]
+def dicom_exam(demo, phantom_dir, tmp_path_factory):
+    return _exam(open_source("dicom", phantom_dir / "dicom" / "P0001"), demo, tmp_path_factory.mktemp("dicom-exam")).patients[0]
 
 
 @pytest.fixture(scope="module")
-def video_exam(demo, data, tmp_path_factory):
-    video = next(p for p in (data / "video").iterdir() if p.stem == "P0002" and p.suffix in (".mp4", ".avi"))
+def video_exam(demo, phantom_dir, tmp_path_factory):
+    video = next(p for p in (phantom_dir / "video").iterdir() if p.stem == "P0002" and p.suffix in (".mp4", ".avi"))
     out = tmp_path_factory.mktemp("video-exam")
     return _exam(open_source("video", str(video), patient="VID-0042"), demo, out, patient="VID-0042", max_frames=24).patients[0]
 
@@ -108,8 +93,8 @@ def _num(sr, meaning: str) -> float | None:
     return None
 
 
-def test_a_dicom_exam_files_its_sr_and_sc_in_the_source_patient_and_study(dicom_exam, data):
-    sources = _sources(data / "dicom" / "P0001")
+def test_a_dicom_exam_files_its_sr_and_sc_in_the_source_patient_and_study(dicom_exam, phantom_dir):
+    sources = _sources(phantom_dir / "dicom" / "P0001")
     first = next(iter(sources.values()))
     report = json.loads(dicom_exam.report.read_text())
     assert report["dicom"] == [str(p) for p in dicom_exam.dicom] and all(p.is_file() for p in dicom_exam.dicom)
@@ -148,9 +133,9 @@ def test_a_dicom_exam_files_its_sr_and_sc_in_the_source_patient_and_study(dicom_
     assert _num(sr, "Key frames") == dicom_exam.key_frames
 
 
-def test_a_video_exam_gets_a_new_study_for_the_patient_named(video_exam, dicom_exam, data):
+def test_a_video_exam_gets_a_new_study_for_the_patient_named(video_exam, dicom_exam, phantom_dir):
     sr, captures = _objects(video_exam)
-    sources = _sources(data / "dicom" / "P0002")
+    sources = _sources(phantom_dir / "dicom" / "P0002")
     for ds in (sr, *captures):
         assert ds.PatientID == "VID-0042" and ds.StudyInstanceUID == sr.StudyInstanceUID
         assert ds.StudyDate and ds.StudyID
@@ -171,7 +156,7 @@ def test_dciodvfy_reports_no_error_on_the_sr_and_sc_of_a_dicom_and_a_video_exam(
             assert ("ComprehensiveSR" if path.name == "SR.dcm" else "SCImage") in text
 
 
-def test_dsrdump_shows_verdict_fraction_threshold_algorithm_and_references(dicom_exam, data):
+def test_dsrdump_shows_verdict_fraction_threshold_algorithm_and_references(dicom_exam, phantom_dir):
     dsrdump = require("dsrdump")["dsrdump"]
     sr = next(p for p in dicom_exam.dicom if p.name == "SR.dcm")
     out = subprocess.run([dsrdump, "+Pl", "+Pu", str(sr)], capture_output=True, text=True, timeout=60, errors="replace")

@@ -9,11 +9,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import SMALL, export_small
+from support.bundles import SMALL, export_graph, save_random_checkpoint
 from torch import nn
 
 from gout_edge.errors import CheckpointError
-from gout_edge.export.build import ExportConfig, export_bundle
 from gout_edge.export.checkpoint import load_checkpoint
 from gout_edge.export.model import PAPER_ABLATION_BLOCKS, GoutResNet
 
@@ -24,19 +23,23 @@ def _ort(path: Path) -> ort.InferenceSession:
 
 @pytest.mark.parametrize("blocks", PAPER_ABLATION_BLOCKS)
 def test_export_parity_for_each_ablation_depth(tmp_path, blocks):
-    result, model = export_small(tmp_path, blocks=blocks)
+    """The ONNX graph of each depth against torch: export's first step alone (``export_graph``); the
+    rest of a bundle does not depend on the depth and is checked on the session's bundle."""
+    model = save_random_checkpoint(tmp_path / "m.pt", blocks)
+    result = export_graph(tmp_path / "m.pt", tmp_path / "graph")
     assert result.parity.passed
     assert result.parity.logits_max_abs_diff <= 1e-4 and result.parity.cam_max_abs_diff <= 1e-4
-    session = _ort(result.bundle / "model.fp32.onnx")
+    session = _ort(result.onnx)
     x = np.random.default_rng(1).standard_normal((3, 1, SMALL.height, SMALL.width)).astype(np.float32)
     logits, cam, _features = session.run(None, {"input": x})
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(logits, expected, atol=1e-4)
     np.testing.assert_allclose(cam.mean(axis=(2, 3)) + model.fc.bias.detach().numpy(), logits, atol=1e-5)
-    stride = result.manifest.outputs.cam_stride
+    stride = result.outputs.cam_stride
     assert cam.shape == (3, 2, -(-SMALL.height // stride), -(-SMALL.width // stride))
-    assert result.manifest.model.blocks == blocks
+    assert (result.outputs.cam_height, result.outputs.cam_width) == cam.shape[2:]
+    assert result.blocks == blocks
 
 
 # --- a checkpoint written by plain torch, with torchvision's names, without gout-edge code -------
@@ -94,10 +97,10 @@ def torchvision_checkpoint(tmp_path_factory):
 
 def test_torchvision_checkpoint_with_rgb_stem_exports_and_reproduces_logits_and_cam(tmp_path, torchvision_checkpoint):
     reference, path = torchvision_checkpoint
-    result = export_bundle(ExportConfig(path, tmp_path / "b", input=SMALL, int8=False))
-    assert result.folded_rgb_stem and result.manifest.model.blocks == 3
+    result = export_graph(path, tmp_path / "b")
+    assert result.parity.passed and result.folded_rgb_stem and result.blocks == 3
     grey = np.random.default_rng(0).standard_normal((2, 1, SMALL.height, SMALL.width)).astype(np.float32)
-    logits, cam, _features = _ort(result.bundle / "model.fp32.onnx").run(None, {"input": grey})
+    logits, cam, _features = _ort(result.onnx).run(None, {"input": grey})
     with torch.no_grad():
         rgb = torch.from_numpy(grey).repeat(1, 3, 1, 1)
         np.testing.assert_allclose(logits, reference(rgb).numpy(), atol=1e-4)

@@ -15,7 +15,8 @@ import time
 import cv2
 import numpy as np
 import pytest
-from test_sources import screen, write_video
+from support.bundles import SMALL
+from support.screens import screen, write_video
 
 from gout_edge.edge_runtime.imaging.preprocess import (
     COLOUR_STRIDE,
@@ -28,9 +29,7 @@ from gout_edge.edge_runtime.imaging.preprocess import (
 from gout_edge.edge_runtime.pipeline.stream import FramePreparer, FrameStream, RoiTracker, contrast
 from gout_edge.edge_runtime.sources import Frame, open_source
 from gout_edge.edge_runtime.sources.video import CaptureSource, ScreenDecoder
-from gout_edge.manifest import InputSpec, PreprocessSpec
-
-SMALL = InputSpec(height=96, width=224)
+from gout_edge.manifest import PreprocessSpec
 
 
 def _jpeg(image: np.ndarray, quality: int = 90) -> bytes:
@@ -301,6 +300,11 @@ class CountingSource:
     live = False
     lost = False
     end_reason = None
+    complete = True
+    skipped = ()
+
+    def defer_decoding(self):
+        return None
 
     def __init__(self, n: int, read_ahead: int = 1, fail_at: int | None = None) -> None:
         self.n, self.read_ahead, self.fail_at = n, read_ahead, fail_at

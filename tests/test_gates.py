@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from test_sources import screen
+from support.screens import screen
 
 from gout_edge.edge_runtime.imaging.preprocess import Roi, is_doppler, prepare
 from gout_edge.edge_runtime.pipeline.stream import FramePreparer

@@ -6,8 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import SMALL
-from toy_data import make_toy_dataset
+from support.bundles import SMALL
 
 from gout_edge.calibration.dataset import load_cache
 from gout_edge.calibration.index import read_index
@@ -18,22 +17,6 @@ from gout_edge.errors import CheckFailedError
 from gout_edge.export.build import ExportConfig, export_bundle
 from gout_edge.export.fidelity import FidelityGate, measure_fidelity
 from gout_edge.export.model import GoutResNet
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy")
-    csv = make_toy_dataset(root)
-    torch.manual_seed(0)
-    torch.save(GoutResNet(2).state_dict(), root / "m.pt")
-    return root, csv
-
-
-@pytest.fixture(scope="module")
-def int8_bundle(toy):
-    root, csv = toy
-    config = ExportConfig(root / "m.pt", root / "bundle", input=SMALL, calib=csv, accept_drop=True, threads=1)
-    return export_bundle(config)
 
 
 def test_int8_models_are_written_hashed_and_described(int8_bundle):
@@ -55,9 +38,9 @@ def test_int8_models_are_written_hashed_and_described(int8_bundle):
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-def test_runtime_runs_each_int8_model_close_to_fp32(toy, int8_bundle, backend):
+def test_runtime_runs_each_int8_model_close_to_fp32(toy_csv, int8_bundle, backend):
     bundle = open_bundle(int8_bundle.bundle)
-    table = read_index(toy[1])
+    table = read_index(toy_csv)
     x = load_cache(table.subset(range(0, 48, 4)), SMALL).images[:, None].astype(np.float32)
     ref = open_session(bundle, "onnxruntime", SessionOptions()).run(x)
     pred = open_session(bundle, backend, SessionOptions(precision="int8", threads=1)).run(x)
@@ -65,17 +48,19 @@ def test_runtime_runs_each_int8_model_close_to_fp32(toy, int8_bundle, backend):
     assert cam_correlation(ref.cam, pred.cam).min() > 0.9
 
 
-def test_a_failed_gate_exits_1_and_keeps_only_fp32(toy):
-    root, csv = toy
+@pytest.mark.slow
+def test_a_failed_gate_exits_1_and_keeps_only_fp32(toy_csv, tmp_path):
+    torch.manual_seed(0)
+    torch.save(GoutResNet(2).state_dict(), tmp_path / "m.pt")
     impossible = FidelityGate(max_auc_drop=0.005, min_cam_correlation=1.5)
-    config = ExportConfig(root / "m.pt", root / "strict", input=SMALL, calib=csv, gate=impossible, threads=1)
+    config = ExportConfig(tmp_path / "m.pt", tmp_path / "strict", input=SMALL, calib=toy_csv, gate=impossible, threads=1)
     with pytest.raises(CheckFailedError, match="mean CAM correlation .* < 1.5"):
         export_bundle(config)
-    bundle = open_bundle(root / "strict")  # still a valid bundle: FP32 only, with the record
+    bundle = open_bundle(tmp_path / "strict")  # still a valid bundle: FP32 only, with the record
     assert set(bundle.manifest.roles()) - {"reference"} == {"onnx-fp32", "scope-guard"}
     assert bundle.manifest.quantization.passed is False
     assert bundle.manifest.quantization.accepted_by_user is False
-    assert not (root / "strict" / "model.int8.onnx").exists()
+    assert not (tmp_path / "strict" / "model.int8.onnx").exists()
 
 
 def test_fidelity_metrics_on_known_values():
@@ -94,6 +79,7 @@ def test_fidelity_metrics_on_known_values():
     assert report.failures == ("image AUC drop 0.1111 > 0.005",)
 
 
+@pytest.mark.slow
 def test_a_deliberately_damaged_quantization_fails_the_gate(tmp_path):
     """The demo model quantized from a calibration set 50× too dim (activation ranges far too
     narrow: everything saturates) must fail the gate that its proper quantization passes."""

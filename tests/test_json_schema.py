@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import typer
 from dicom_tools import Node
-from json_schemas import SCHEMAS, schema_path, validate
+from support.json_schemas import SCHEMAS, schema_path, validate
 
 from gout_edge.cli import COMMANDS, app, main
 from gout_edge.edge_runtime.inference.loading import default_bundle_path
@@ -24,13 +24,7 @@ from gout_edge.edge_runtime.pipeline.results import SCAN_FORMAT, SCAN_FORMAT_VER
 ENGINE = ["--backend", "onnxruntime", "--precision", "int8"]
 QUIET = ["--no-display"]
 
-
-@pytest.fixture(autouse=True)
-def _environment(monkeypatch, tmp_path):
-    """No signing key configured (the unsigned demo bundle opens), state files in the test's folder."""
-    monkeypatch.delenv("GOUT_EDGE_PUBLIC_KEY", raising=False)
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("no_device_key")  # the unsigned demo bundle opens; state files stay here
 
 
 def _main(*args: str) -> tuple[int, str]:
@@ -39,15 +33,6 @@ def _main(*args: str) -> tuple[int, str]:
     with contextlib.redirect_stdout(out):
         code = main(list(args))
     return code, out.getvalue()
-
-
-@pytest.fixture(scope="module")
-def phantoms(tmp_path_factory) -> tuple[Path, str]:
-    """Two phantom patients as PNG (one sub-folder each, and index.csv), and ``phantom --json``."""
-    root = tmp_path_factory.mktemp("schema-phantoms") / "data"
-    code, out = _main("phantom", "--out", str(root), "--patients", "2", "--format", "png", "--no-contact-sheet", "--json")
-    assert code == 0
-    return root, out
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +66,9 @@ def test_every_command_with_json_publishes_a_schema_that_pins_its_top_level():
             assert not untyped, (command, untyped)
 
 
-def test_scan_has_the_same_top_level_keys_for_one_and_for_two_patients(phantoms, demo_scan, tmp_path):
-    data, _ = phantoms
+def test_scan_has_the_same_top_level_keys_for_one_and_for_two_patients(phantom_dir, demo_scan, tmp_path):
     one = validate("scan", demo_scan)
-    code, text = _main("scan", "--images", str(data / "images"), "--out", str(tmp_path / "scans"), "--json",
+    code, text = _main("scan", "--images", str(phantom_dir / "images"), "--out", str(tmp_path / "scans"), "--json",
                        *ENGINE, *QUIET)
     assert code == 0
     two = validate("scan", text)
@@ -121,16 +105,17 @@ def test_info_keygen_and_verify(tmp_path):
     assert code == 4 and validate("verify", text)["status"] == "refused"
 
 
-def test_phantom_patients_and_out_of_scope(phantoms, tmp_path):
-    _, text = phantoms
-    assert validate("phantom", text)["n_patients"] == 2
+def test_phantom_patients_and_out_of_scope(tmp_path):
+    code, text = _main("phantom", "--out", str(tmp_path / "data"), "--patients", "1", "--format", "png",
+                       "--no-contact-sheet", "--json")
+    assert code == 0 and validate("phantom", text)["n_patients"] == 1
     code, text = _main("phantom", "--out", str(tmp_path / "oos"), "--out-of-scope", "--per-category", "1",
                        "--format", "png", "--no-contact-sheet", "--json")
     assert code == 0 and validate("phantom", text)["n_images"] > 0
 
 
-def test_evaluate_and_calibrate(phantoms, tmp_path):
-    data, _ = phantoms
+def test_evaluate_and_calibrate(phantom_dir, tmp_path):
+    data = phantom_dir
     code, text = _main("evaluate", "--data", str(data / "index.csv"), "--out", str(tmp_path / "evaluation"), "--json",
                        *ENGINE)
     assert code == 0 and validate("evaluate", text)["data"]["patients"] == 2

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_torch_free import CLI_WITHOUT_TORCH
+from support.cli import CLI_WITHOUT_TORCH
 
 from gout_edge.edge_runtime.present.overlay import cam_legend
 from gout_edge.manifest import CamScale

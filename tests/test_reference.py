@@ -7,17 +7,11 @@ import dataclasses
 
 import numpy as np
 import pydicom
-import pytest
-import torch
-from conftest import SMALL
-from toy_data import make_toy_dataset
 
 from gout_edge._io import sha256_file
 from gout_edge.edge_runtime.field.reference_inputs import load_reference_frames, refresh_expected_decisions
 from gout_edge.edge_runtime.field.verify import verify_bundle
 from gout_edge.edge_runtime.inference.loading import load_expected, open_bundle
-from gout_edge.export.build import ExportConfig, export_bundle
-from gout_edge.export.model import GoutResNet
 from gout_edge.export.reference_writer import SIZE_BUDGET_BYTES, select_reference
 from gout_edge.reference_format import EXPECTED_NAME, INPUTS_NAME, write_npz
 
@@ -111,19 +105,7 @@ def test_npz_writing_is_reproducible(tmp_path):
         np.testing.assert_array_equal(z["a"], arrays["a"])
 
 
-@pytest.fixture(scope="module")
-def int8_bundle(tmp_path_factory):
-    root = tmp_path_factory.mktemp("int8ref")
-    csv = make_toy_dataset(root)
-    torch.manual_seed(1)
-    torch.save(GoutResNet(2).state_dict(), root / "m.pt")
-    config = ExportConfig(root / "m.pt", root / "bundle", input=SMALL, calib=csv, accept_drop=True, threads=1)
-    return export_bundle(config)
-
-
-def test_int8_models_have_expected_outputs_and_verify_on_every_backend(int8_bundle, monkeypatch):
-    monkeypatch.delenv("GOUT_EDGE_PUBLIC_KEY", raising=False)
-    monkeypatch.setattr("gout_edge.signing.DEFAULT_PUBLIC_KEYS", ())
+def test_int8_models_have_expected_outputs_and_verify_on_every_backend(int8_bundle, no_device_key):
     m = int8_bundle.manifest
     ref = m.reference
     assert set(ref.engines) == {"onnx-fp32", "onnx-int8", "openvino-int8"}

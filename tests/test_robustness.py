@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_sources import region, screen, write_dicom
+from support.screens import region, screen, write_dicom
 
 from gout_edge.cli import main
 from gout_edge.edge_runtime.inference.loading import default_bundle_path, open_bundle
@@ -28,13 +28,8 @@ PATIENT_FOLDER = "DOE^JOHN"  # a PACS export names folders after patients: never
 ENGINE = ["--backend", "onnxruntime", "--precision", "int8", "--no-display"]
 
 
-@pytest.fixture(autouse=True)
-def _no_device_key(monkeypatch, tmp_path):
-    """No signing key configured (unsigned bundles open), crash files in the test's folder."""
-    monkeypatch.delenv("GOUT_EDGE_PUBLIC_KEY", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+# No signing key configured (unsigned bundles open), crash files in the test's folder.
+pytestmark = pytest.mark.usefixtures("no_device_key")
 
 
 def run(capfd, *args: str) -> tuple[int, str, str]:
@@ -141,7 +136,7 @@ def test_a_study_folder_with_damaged_files_is_scanned_and_names_each_with_its_re
     assert "nested too deeply" in skipped[nasty["sequence 5000 deep"].name]
     assert "could not be decoded" in skipped[nasty["damaged JPEG"].name]
     assert doc["frames_seen"] == 4 and PATIENT_FOLDER not in doc["ended_by"]
-    report = json.loads(Path(doc["report"]).read_text())
+    report = json.loads(Path(doc["patients"][0]["report"]).read_text())
     assert {s["file"] for s in report["skipped_files"]} == set(skipped)  # the report says so too
     # --strict: refused before the first frame, with one message
     code, _, err = run(capfd, "scan", "--dicom", str(tmp_path / "pacs"), "--strict", "--out", str(tmp_path / "strict"), *ENGINE)
@@ -472,7 +467,7 @@ def test_a_video_cut_in_half_says_it_was_cut_short(capfd, caplog, tmp_path):
     doc = json.loads(out)
     assert doc["complete"] is False and "half.avi cut short" in doc["ended_by"] and "of the 16 frames" in doc["ended_by"]
     assert doc["frames_seen"] < 16 and PATIENT_FOLDER not in doc["ended_by"]
-    report = json.loads(Path(doc["report"]).read_text())
+    report = json.loads(Path(doc["patients"][0]["report"]).read_text())
     assert report["complete"] is False and "cut short" in report["ended_by"]
     assert "half.avi cut short" in caplog.text  # the warning names the file
     whole = open_source("video", path)

@@ -11,7 +11,8 @@ import json
 
 import numpy as np
 import pytest
-from test_session import calibrated_copy, still
+from support.bundles import calibrated_copy
+from support.screens import still
 
 from gout_edge.calibration.stats import auc
 from gout_edge.edge_runtime.exam.session import ExamSession

@@ -12,8 +12,6 @@ import pytest
 
 from gout_edge.edge_runtime.exam.driver import run_exam
 from gout_edge.edge_runtime.exam.session import ExamSession
-from gout_edge.edge_runtime.inference.loading import open_bundle
-from gout_edge.edge_runtime.inference.scoring import Scorer
 from gout_edge.edge_runtime.pipeline.verdict import INDETERMINATE, ReasonCode
 from gout_edge.edge_runtime.sources import open_source
 from gout_edge.phantom import generate_out_of_scope, write_phantoms
@@ -22,13 +20,11 @@ pydicom_data = pytest.importorskip("pydicom.data")
 
 
 @pytest.fixture(scope="module")
-def demo():
-    bundle = open_bundle()
-    if bundle.manifest.scope is None:
+def demo(demo):
+    """The session's demo bundle and scorer (tests/conftest.py), which must carry its scope guard."""
+    if demo[0].manifest.scope is None:
         pytest.fail("the demo bundle has no scope guard: rebuild it with scripts/build-demo-bundle.sh")
-    scorer = Scorer(bundle, threads=2)
-    yield bundle, scorer
-    scorer.close()
+    return demo
 
 
 def test_generated_out_of_scope_exams_end_indeterminate_for_scope(demo, tmp_path):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
+import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,35 +14,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_sources import phantom_data, screen
+from support.fakes import OracleScorer
+from support.screens import screen, still
 
 from gout_edge.edge_runtime.exam.driver import Stop, run_exam
 from gout_edge.edge_runtime.exam.session import ExamSession
 from gout_edge.edge_runtime.inference.loading import Bundle, open_bundle
-from gout_edge.edge_runtime.inference.scoring import FrameScore, Scorer
+from gout_edge.edge_runtime.inference.scoring import Scorer
 from gout_edge.edge_runtime.pipeline.verdict import GOUT, INDETERMINATE, NO_GOUT
 from gout_edge.edge_runtime.sources import Frame, open_source
 from gout_edge.errors import UsageError
-from gout_edge.manifest import DecisionSpec, write_manifest
-
-DECISION = DecisionSpec(patient_threshold=0.3, calibrated=True, min_key_frames=3, source="test")
-
-
-def calibrated_copy(small_bundle, dest: Path, decision: DecisionSpec = DECISION, scope: bool = False) -> Path:
-    """A copy of the session's small bundle with a patient threshold (hashes stay valid). Its
-    random-weight model finds every phantom screen out of scope, so the scope guard is left out
-    unless asked for (tests/test_scope.py sets its threshold)."""
-    result, _ = small_bundle
-    if not dest.exists():
-        shutil.copytree(result.bundle, dest)
-        m = result.manifest
-        write_manifest(dest, dataclasses.replace(m, decision=decision, scope=m.scope if scope else None))
-    return dest
 
 
 @pytest.fixture(scope="module")
-def bundle(small_bundle, tmp_path_factory) -> Bundle:
-    return open_bundle(calibrated_copy(small_bundle, tmp_path_factory.getbasetemp() / "scan-bundle"))
+def bundle(scan_bundle_dir) -> Bundle:
+    return open_bundle(scan_bundle_dir)
 
 
 @pytest.fixture(scope="module")
@@ -51,27 +36,6 @@ def scorer(bundle):
     s = Scorer(bundle, threads=1)
     yield s
     s.close()
-
-
-class OracleScorer:
-    """A stand-in backend: the probability is whatever the test set in ``next``; counts calls."""
-
-    backend, precision = "oracle", "fp32"
-
-    def __init__(self, cutoff: float = 0.5) -> None:
-        self.next = 0.1
-        self.calls = 0
-        self.cutoff = cutoff
-
-    def score_prepared(self, frames):
-        self.calls += len(frames)
-        cam = np.zeros((6, 14), np.float32)
-        cam[2, 3] = 1.0
-        return [FrameScore(self.next, self.next > self.cutoff, cam, f.roi, f.blank, f.colour) for f in frames]
-
-
-def still(i: int, seed: int | None = None, **kw) -> Frame:
-    return Frame(screen(seed=i if seed is None else seed, **kw), i, float(i), still=True, origin=f"im{i}.png")
 
 
 def journal_lines(path: Path) -> list[dict]:
@@ -218,6 +182,12 @@ class OracleFeed:
     live = False
     lost = False
     end_reason = None
+    complete = True
+    skipped = ()
+    read_ahead = 0
+
+    def defer_decoding(self):
+        return None
 
     def __init__(self, source, oracle, label_of):
         self.source, self.oracle, self.label_of = source, oracle, label_of
@@ -231,8 +201,8 @@ class OracleFeed:
         self.source.close()
 
 
-def test_phantom_video_end_to_end_gives_the_truth_for_clear_cases(bundle, tmp_path_factory, tmp_path):
-    data = phantom_data(tmp_path_factory)
+def test_phantom_video_end_to_end_gives_the_truth_for_clear_cases(bundle, phantom_dir, tmp_path):
+    data = phantom_dir
     truth = json.loads((data / "ground_truth.json").read_text())
     for patient in truth["patients"]:
         pid = patient["patient_id"]
@@ -248,8 +218,8 @@ def test_phantom_video_end_to_end_gives_the_truth_for_clear_cases(bundle, tmp_pa
         assert p.frames_seen == len(frames_truth) and oracle.calls == p.frames_scored < p.frames_seen
 
 
-def test_phantom_dicom_studies_end_to_end_one_result_per_patient(bundle, tmp_path_factory, tmp_path):
-    data = phantom_data(tmp_path_factory)
+def test_phantom_dicom_studies_end_to_end_one_result_per_patient(bundle, phantom_dir, tmp_path):
+    data = phantom_dir
     truth = {p["patient_id"]: p for p in json.loads((data / "ground_truth.json").read_text())["patients"]}
     labels = {img["dicom"]: img["image_label"] for p in truth.values() for img in p["images"]}
 
@@ -276,6 +246,10 @@ def test_run_exam_ends_on_limits_stop_and_the_live_view(bundle, tmp_path):
 
     class Stills:
         kind, live, lost, end_reason = "stills", False, False, None
+        complete, skipped, read_ahead = True, (), 0  # the rest of the FrameSource Protocol
+
+        def defer_decoding(self):
+            return None
 
         def __iter__(self):
             return (Frame(img, i, float(i), still=True) for i, img in enumerate(images))
@@ -298,6 +272,10 @@ def test_a_lost_device_ends_the_exam_with_what_was_gathered(bundle, tmp_path):
 
     class Dying:
         kind, live, lost, end_reason = "v4l2", True, False, None
+        complete, skipped, read_ahead = True, (), 0  # the rest of the FrameSource Protocol
+
+        def defer_decoding(self):
+            return None
 
         def __iter__(self):
             for i in range(4):
@@ -316,6 +294,10 @@ def test_a_lost_device_ends_the_exam_with_what_was_gathered(bundle, tmp_path):
 def test_an_exam_without_a_single_frame_still_reports(bundle, tmp_path):
     class Nothing:
         kind, live, lost, end_reason = "v4l2", True, False, None
+        complete, skipped, read_ahead = True, (), 0  # the rest of the FrameSource Protocol
+
+        def defer_decoding(self):
+            return None
 
         def __iter__(self):
             return iter(())
@@ -328,10 +310,10 @@ def test_an_exam_without_a_single_frame_still_reports(bundle, tmp_path):
     assert p.diagnosis == INDETERMINATE and p.key_frames == 0 and p.patient_id == "42" and p.report.exists()
 
 
-def test_capture_to_result_latency_is_journalled_and_reported(bundle, scorer, tmp_path_factory, tmp_path):
+def test_capture_to_result_latency_is_journalled_and_reported(bundle, scorer, phantom_dir, tmp_path):
     """As the scan really runs: a capture thread (latest wins) ahead of the model; each key frame's
     journal line carries its capture-to-result time, the report its p50/p99 and the frame rate."""
-    data = phantom_data(tmp_path_factory)
+    data = phantom_dir
     video = next(p for p in (data / "video").iterdir() if p.suffix != ".json")
     result = run_exam(open_source("video", video), bundle, scorer, tmp_path, latest_wins=True, max_frames=25)
     (p,) = result.patients
@@ -350,3 +332,23 @@ def test_frames_fed_without_a_capture_time_report_feed_latency_only(bundle, scor
             session.feed(screen(seed=seed))
     timing = session.result().timing
     assert timing["frames"] == 3 and timing["feed_ms"]["p50"] > 0 and timing["capture_to_result_ms"] is None
+
+
+def test_one_session_is_one_patient_and_refuses_a_second_one(bundle, tmp_path):
+    """The API never merges two patients into one verdict: a frame of another patient or study
+    group is refused with a clear error, and the session's journal and report stay intact."""
+    with ExamSession(bundle, OracleScorer(), tmp_path / "s", dicom_results=False) as session:
+        session.feed(Frame(screen(seed=1), 0, 0.0, group="P0001", patient_id="P0001", still=True))
+        with pytest.raises(UsageError, match="another patient or study") as err:
+            session.feed(Frame(screen(seed=2), 1, 0.0, group="P0002", patient_id="P0002", still=True))
+        assert "P0002" not in str(err.value) and "P0001" not in str(err.value)  # no identifier in the message
+        session.feed(Frame(screen(seed=3), 2, 0.0, group="P0001", patient_id="P0001", still=True))
+    assert session.result().frames_seen == 2 and session.result().report.is_file()
+
+
+def test_a_time_that_cannot_be_one_is_replaced_not_carried_into_the_report(bundle, tmp_path):
+    with ExamSession(bundle, OracleScorer(), tmp_path / "s", dicom_results=False) as session:
+        for i, t in enumerate([float("nan"), -3.0, float("inf"), 1e309]):
+            result = session.feed(Frame(screen(seed=i), i, t))
+            assert math.isfinite(result.timestamp_s) and result.timestamp_s >= 0
+    assert session.result().report.is_file()

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 import torch
-from conftest import SMALL
+from support.bundles import SMALL
 
 from gout_edge.cli import main
 from gout_edge.edge_runtime.inference.loading import open_bundle
@@ -19,11 +19,12 @@ from gout_edge.signing import generate_keypair
 
 
 @pytest.fixture(scope="module")
-def signed(tmp_path_factory):
+def signed(tmp_path_factory, toy_csv):
+    """A bundle signed by export (calibration images from the toy data set: quicker than phantoms)."""
     root = tmp_path_factory.mktemp("signed")
     key, pub = generate_keypair(root / "owner")
     torch.save(GoutResNet(2).state_dict(), root / "m.pt")
-    export_bundle(ExportConfig(root / "m.pt", root / "bundle", input=SMALL, int8=False, sign_key=key))
+    export_bundle(ExportConfig(root / "m.pt", root / "bundle", input=SMALL, int8=False, calib=toy_csv, sign_key=key))
     return root, key, pub
 
 

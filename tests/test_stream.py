@@ -7,14 +7,13 @@ import time
 
 import numpy as np
 import pytest
-from test_sources import screen, write_video
+from support.bundles import SMALL
+from support.screens import screen, write_video
 
 from gout_edge.edge_runtime.imaging.preprocess import Roi, prepare
 from gout_edge.edge_runtime.pipeline.stream import FramePreparer, FrameStream, KeyFrameSelector, RoiTracker, StreamSpec
 from gout_edge.edge_runtime.sources import Frame, open_source
-from gout_edge.manifest import InputSpec, PreprocessSpec
-
-SMALL = InputSpec(height=96, width=224)
+from gout_edge.manifest import PreprocessSpec
 
 
 class SyntheticLive:
@@ -22,6 +21,12 @@ class SyntheticLive:
 
     kind = "synthetic"
     live = True
+    complete = True
+    skipped = ()
+    read_ahead = 0
+
+    def defer_decoding(self):
+        return None
 
     def __init__(self, n: int, period_s: float = 0.0, fail_at: int | None = None) -> None:
         self.n, self.period_s, self.fail_at = n, period_s, fail_at

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from support.cli import CLI_WITHOUT_TORCH
+
 SCRIPT = """
 import importlib, pkgutil, sys
 import gout_edge, gout_edge.cli, gout_edge.edge_runtime as er
@@ -23,19 +25,6 @@ def test_edge_runtime_and_cli_leave_torch_unloaded():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     count = int(proc.stdout.split()[0])
     assert count >= 8  # the walk really visited the edge_runtime modules
-
-
-# A `gout-edge` process in which importing torch, onnx or nncf fails (the cart has none of them).
-CLI_WITHOUT_TORCH = (
-    "import sys\n"
-    "class Block:\n"
-    "    def find_spec(self, name, path=None, target=None):\n"
-    "        if name.split('.')[0] in ('torch', 'onnx', 'nncf'):\n"
-    "            raise ImportError('torch is blocked in this test: ' + name)\n"
-    "sys.meta_path.insert(0, Block())\n"
-    "from gout_edge.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
 
 
 def test_the_info_command_runs_without_torch(small_bundle):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import sys
@@ -13,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 import typer
-from json_schemas import validate
 from safetensors import safe_open
 from safetensors.torch import load_file
-from toy_data import IMAGES_PER_PATIENT, PATIENTS, make_toy_dataset
+from support.json_schemas import validate
+from support.toy_data import IMAGES_PER_PATIENT, PATIENTS
 from typer.testing import CliRunner
 
 from gout_edge.calibration.dataset import load_cache
@@ -24,7 +23,6 @@ from gout_edge.calibration.index import read_index
 from gout_edge.errors import BackendUnavailableError, DataError, UsageError
 from gout_edge.export.model import GoutResNet
 from gout_edge.manifest import InputSpec
-from gout_edge.training import train as train_module
 from gout_edge.training.train import TrainConfig, train, translate
 
 TOY_INPUT = InputSpec(height=64, width=140)
@@ -49,16 +47,11 @@ def _same_weights(a: Path, b: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def toy_data(tmp_path_factory) -> Path:
-    return make_toy_dataset(tmp_path_factory.mktemp("toy"))
-
-
-@pytest.fixture(scope="module")
-def toy_run(toy_data, tmp_path_factory):
+def toy_run(toy_csv, tmp_path_factory):
     """One uninterrupted run: 2 folds and a final model, 2 epochs each."""
     calls: list[tuple] = []
     out = tmp_path_factory.mktemp("run") / "out"
-    result = train(toy_config(toy_data, out), progress=lambda *a: calls.append(a))
+    result = train(toy_config(toy_csv, out), progress=lambda *a: calls.append(a))
     return result, calls
 
 
@@ -92,11 +85,11 @@ def test_config_rejects_bad_settings(tmp_path):
             TrainConfig(data=tmp_path / "i.csv", out=tmp_path / "o", **bad)
 
 
-def test_cache_is_prepare_output_in_float16(toy_data):
+def test_cache_is_prepare_output_in_float16(toy_csv):
     from gout_edge.edge_runtime.imaging.preprocess import prepare
     from gout_edge.edge_runtime.sources.images import load_image
 
-    table = read_index(toy_data)
+    table = read_index(toy_csv)
     cache = load_cache(table, TOY_INPUT)
     assert cache.images.shape == (PATIENTS * IMAGES_PER_PATIENT, 64, 140)
     assert cache.images.dtype == np.float16
@@ -105,14 +98,14 @@ def test_cache_is_prepare_output_in_float16(toy_data):
     assert not cache.blank.any() and not cache.colour.any()
 
 
-def test_unreadable_images_are_reported_together_by_line(toy_data, tmp_path):
+def test_unreadable_images_are_reported_together_by_line(toy_csv, tmp_path):
     bad = tmp_path / "copy"
     bad.mkdir()
-    lines = toy_data.read_text().splitlines()
+    lines = toy_csv.read_text().splitlines()
     (bad / "img").mkdir()
     for line in lines[1:]:
         name = line.split(",")[1]
-        (bad / name).write_bytes((toy_data.parent / name).read_bytes())
+        (bad / name).write_bytes((toy_csv.parent / name).read_bytes())
     (bad / "img/p0_1.png").write_bytes(b"broken")
     (bad / "img/p2_4.png").write_bytes(b"broken")
     (bad / "index.csv").write_text("\n".join(lines) + "\n")
@@ -125,7 +118,7 @@ def test_unreadable_images_are_reported_together_by_line(toy_data, tmp_path):
 # ---------------------------------------------------------------------------- a run
 
 
-def test_toy_run_writes_checkpoints_metrics_and_summary(toy_run, toy_data):
+def test_toy_run_writes_checkpoints_metrics_and_summary(toy_run, toy_csv):
     result, calls = toy_run
     out = result.out
     assert [f.fold for f in result.folds] == [1, 2]
@@ -152,7 +145,7 @@ def test_toy_run_writes_checkpoints_metrics_and_summary(toy_run, toy_data):
         assert f["auc"] is None or 0.0 <= f["auc"] <= 1.0
     oof = summary["oof_predictions"]
     assert len(oof) == 48 and len({p["line"] for p in oof}) == 48
-    table = read_index(toy_data)
+    table = read_index(toy_csv)
     labels = {r.line: (r.patient_id, r.image_label) for r in table.rows}
     for p in oof:
         assert (p["patient_id"], p["label"]) == labels[p["line"]]
@@ -166,11 +159,11 @@ def test_toy_run_writes_checkpoints_metrics_and_summary(toy_run, toy_data):
     assert last_final[1:5] == (2, 2, 6, 6) and math.isfinite(last_final[5])
 
 
-def test_rerun_skips_complete_stages(toy_run, toy_data):
+def test_rerun_skips_complete_stages(toy_run, toy_csv):
     result, _ = toy_run
     before = {s: (result.out / s / "model.safetensors").read_bytes() for s in ("fold1", "final")}
     calls: list[tuple] = []
-    again = train(toy_config(toy_data, result.out), progress=lambda *a: calls.append(a))
+    again = train(toy_config(toy_csv, result.out), progress=lambda *a: calls.append(a))
     assert again.skipped_stages == ("fold1", "fold2", "final")
     assert calls == []  # nothing trained, nothing even preprocessed
     assert again.folds == result.folds
@@ -178,17 +171,17 @@ def test_rerun_skips_complete_stages(toy_run, toy_data):
         assert (result.out / stage / "model.safetensors").read_bytes() == data
 
 
-def test_other_settings_in_the_same_out_are_refused(toy_run, toy_data):
+def test_other_settings_in_the_same_out_are_refused(toy_run, toy_csv):
     result, _ = toy_run
     with pytest.raises(UsageError, match="epochs"):
-        train(toy_config(toy_data, result.out, epochs=3))
+        train(toy_config(toy_csv, result.out, epochs=3))
 
 
 class _Interrupt(Exception):
     pass
 
 
-def test_resume_after_interruption_gives_identical_weights(toy_run, toy_data, tmp_path):
+def test_resume_after_interruption_gives_identical_weights(toy_run, toy_csv, tmp_path):
     reference, _ = toy_run
     out = tmp_path / "out"
 
@@ -197,14 +190,14 @@ def test_resume_after_interruption_gives_identical_weights(toy_run, toy_data, tm
             raise _Interrupt
 
     with pytest.raises(_Interrupt):
-        train(toy_config(toy_data, out), progress=kill_in_fold2_epoch2)
+        train(toy_config(toy_csv, out), progress=kill_in_fold2_epoch2)
     state_path = out / "fold2" / "state.pt"
     state = torch.load(state_path, weights_only=True)
     assert state["epoch"] == 1 and state["stage"] == "fold2"
     assert {"model", "optimizer", "scheduler", "torch_rng"} <= state.keys()
     assert not (out / "fold2" / "metrics.json").exists()
 
-    resumed = train(toy_config(toy_data, out))
+    resumed = train(toy_config(toy_csv, out))
     assert resumed.skipped_stages == ("fold1",)
     assert resumed.resumed_stages == ("fold2",)
     for stage in ("fold1", "fold2", "final"):
@@ -215,8 +208,8 @@ def test_resume_after_interruption_gives_identical_weights(toy_run, toy_data, tm
     )
 
 
-def test_final_only_and_max_images(toy_data, tmp_path):
-    result = train(toy_config(toy_data, tmp_path / "o", folds=0, epochs=1, max_images=20))
+def test_final_only_and_max_images(toy_csv, tmp_path):
+    result = train(toy_config(toy_csv, tmp_path / "o", folds=0, epochs=1, max_images=20))
     assert result.folds == () and result.final_checkpoint.is_file()
     summary = json.loads(result.summary.read_text())
     assert summary["data"]["images"] == 18  # whole patients of 6 images, at most 20
@@ -246,18 +239,16 @@ def _cli_app() -> typer.Typer:
 
 
 @pytest.fixture
-def small_cli(monkeypatch):
-    """The CLI trains at the paper's 320 × 700; tests swap in the toy input size."""
-    monkeypatch.setattr(
-        train_module, "TrainConfig", functools.partial(TrainConfig, input_spec=TOY_INPUT)
-    )
+def small_cli():
+    """The CLI; it trains at the paper's 320 × 700 unless told ``--input-size`` (the tests' is TOY_INPUT)."""
     return _cli_app()
 
 
-def test_cli_trains_and_prints_json(small_cli, toy_data, tmp_path):
+def test_cli_trains_and_prints_json(small_cli, toy_csv, tmp_path):
     out = tmp_path / "cli"
-    args = ["train", "--data", str(toy_data), "--out", str(out), "--blocks", "2", "--folds", "2",
-            "--epochs", "1", "--batch-size", "8", "--threads", "2", "--json"]
+    args = ["train", "--data", str(toy_csv), "--out", str(out), "--blocks", "2", "--folds", "2",
+            "--epochs", "1", "--batch-size", "8", "--threads", "2",
+            "--input-size", f"{TOY_INPUT.height}x{TOY_INPUT.width}", "--json"]
     result = CliRunner().invoke(small_cli, args)
     assert result.exit_code == 0, result.output
     doc = validate("train", result.stdout)  # docs/schemas/train.schema.json
@@ -271,10 +262,10 @@ def test_cli_trains_and_prints_json(small_cli, toy_data, tmp_path):
     assert str(out / "summary.json") in table.stdout
 
 
-def test_cli_without_torch_names_the_extra(small_cli, toy_data, tmp_path, monkeypatch):
+def test_cli_without_torch_names_the_extra(small_cli, toy_csv, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     result = CliRunner().invoke(
-        small_cli, ["train", "--data", str(toy_data), "--out", str(tmp_path / "x")]
+        small_cli, ["train", "--data", str(toy_csv), "--out", str(tmp_path / "x")]
     )
     assert isinstance(result.exception, BackendUnavailableError)
     assert 'pip install "gout-edge[torch]"' in str(result.exception)
@@ -289,15 +280,15 @@ def test_dataclasses_render_as_json(toy_run):
     assert dataclasses.is_dataclass(result.folds[0])
 
 
-def test_fine_tuning_at_another_input_size_starts_from_the_given_weights(toy_run, toy_data, tmp_path):
+def test_fine_tuning_at_another_input_size_starts_from_the_given_weights(toy_run, toy_csv, tmp_path):
     """Progressive resizing: a run at a lower input size, then --init at the full size."""
     result, _ = toy_run
     low = result.final_checkpoint
-    tuned = train(toy_config(toy_data, tmp_path / "tuned", folds=0, epochs=1, lr=1e-9,
-                             input_spec=InputSpec(height=96, width=210), init=low))
+    fine = dict(folds=0, epochs=1, lr=1e-9, input_spec=InputSpec(height=96, width=210), max_images=12)  # 2 patients
+    tuned = train(toy_config(toy_csv, tmp_path / "tuned", init=low, **fine))
     start, end = _weights(low), _weights(tuned.final_checkpoint)
     # a vanishing learning rate: the weights barely move from the initial checkpoint …
     assert max(float((start[k].float() - end[k].float()).abs().max()) for k in start if "weight" in k and "bn" not in k) < 1e-4
-    fresh = train(toy_config(toy_data, tmp_path / "fresh", folds=0, epochs=1, lr=1e-9, input_spec=InputSpec(height=96, width=210)))
+    fresh = train(toy_config(toy_csv, tmp_path / "fresh", **fine))
     # … whereas a run without --init starts elsewhere
     assert not _same_weights(fresh.final_checkpoint, low)

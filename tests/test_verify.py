@@ -24,12 +24,8 @@ from gout_edge.signing import generate_keypair, sign_manifest
 FAST = ["--backends", "onnxruntime", "--latency-frames", "0"]
 
 
-@pytest.fixture(autouse=True)
-def _no_device_key(monkeypatch, tmp_path):
-    """No trusted key from the environment or the home directory of whoever runs the tests."""
-    monkeypatch.delenv("GOUT_EDGE_PUBLIC_KEY", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setattr("gout_edge.signing.DEFAULT_PUBLIC_KEYS", ())
+# No trusted key from the environment or the home directory of whoever runs the tests.
+pytestmark = pytest.mark.usefixtures("no_device_key")
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ be silently dropped from the wheel)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,11 +14,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# What a build of the checkout would leave or pick up besides the sources: not copied.
+NOT_SOURCES = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
+                                     ".hypothesis", ".benchmarks", "gout-edge-verification-*.json")
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    """The wheel built from a copy of the checkout: setuptools writes ``build/`` and ``*.egg-info``
+    next to the sources, and a stale ``build/lib`` would hide a module missing from the list."""
+    tree = tmp_path_factory.mktemp("source") / "gout-edge"
+    shutil.copytree(ROOT, tree, ignore=NOT_SOURCES)
     out = tmp_path_factory.mktemp("wheel")
     proc = subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(tree)],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -97,11 +97,11 @@ def run_exam(
     def open_session(frame_patient: str | None) -> ExamSession:
         sid = base_id if not results else f"{base_id}-{len(results) + 1}"
         return ExamSession(bundle, scorer, out_dir / sid, frame_patient or patient, stream=stream,
-                           overlays=overlays, session_id=sid, source=getattr(source, "kind", ""))
+                           overlays=overlays, session_id=sid, source=source.kind)
 
     def finish(s: ExamSession, reason: str, ok: bool) -> None:
         results.append(s.close(ended_by=reason, complete=ok, dropped=feed.dropped - dropped_at_start,
-                               skipped_files=tuple(getattr(source, "skipped", ()) or ())))  # files left out so far
+                               skipped_files=tuple(source.skipped)))  # files left out so far
 
     with stop_on_signals(stop) if handle_signals else contextlib.nullcontext(stop):
         try:
@@ -125,10 +125,10 @@ def run_exam(
                     break
             if stop.is_set():
                 ended_by = stop.reason
-            elif getattr(source, "lost", False):
+            elif source.lost:
                 ended_by = source.end_reason or "capture lost"
                 complete = False
-            elif getattr(source, "complete", True) is False:  # a file that ended before its promised end
+            elif not source.complete:  # a file that ended before its promised end
                 ended_by = source.end_reason or "the input was cut short"
                 complete = False
         except KeyboardInterrupt:
@@ -148,8 +148,8 @@ def run_exam(
                 finish(session, ended_by, complete)
     return ExamResult(
         patients=tuple(results), frames_seen=seen, frames_captured=feed.captured, dropped=feed.dropped,
-        ended_by=ended_by, capture_lost=bool(getattr(source, "lost", False)),
-        source=getattr(source, "kind", type(source).__name__), live=feed.latest_wins, bundle=identity,
-        skipped_files=tuple(getattr(source, "skipped", ()) or ()),
+        ended_by=ended_by, capture_lost=source.lost,
+        source=source.kind, live=feed.latest_wins, bundle=identity,
+        skipped_files=tuple(source.skipped),
     )
 

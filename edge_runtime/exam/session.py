@@ -27,6 +27,7 @@ import dataclasses
 import heapq
 import json
 import logging
+import math
 import os
 import secrets
 import time
@@ -160,6 +161,10 @@ class ExamSession:
         if not isinstance(frame, Frame):
             frame = Frame(np.asarray(frame), self.tally.frames_seen, time.monotonic() - self._t0, still=True,
                           origin=f"image {self.tally.frames_seen}")
+        if not (math.isfinite(frame.timestamp_s) and frame.timestamp_s >= 0):  # a caller's time that cannot be one
+            log.warning("session %s: frame %d has no usable time (%s); its time in the exam is used",
+                        self.session_id, frame.index, "not finite" if not math.isfinite(frame.timestamp_s) else "negative")
+            frame = dataclasses.replace(frame, timestamp_s=time.monotonic() - self._t0)
         self._check_patient(frame)
         t0 = time.perf_counter()
         if dropped is not None:

@@ -133,7 +133,7 @@ class FrameStream:
     ) -> None:
         self.source = source
         self.latest_wins = source.live if latest_wins is None else latest_wins
-        ahead = getattr(source, "read_ahead", 0) if read_ahead is None else read_ahead
+        ahead = source.read_ahead if read_ahead is None else read_ahead
         self.read_ahead = 0 if self.latest_wins else max(0, int(ahead or 0))
         self.stop = stop or threading.Event()
         self.poll_s = poll_s
@@ -150,8 +150,7 @@ class FrameStream:
         self._queue: queue.Queue[tuple[Frame, float] | None] | None = None
         self._decode: Callable[[Frame], Frame | None] | None = None
         if self.latest_wins:
-            defer = getattr(source, "defer_decoding", None)
-            self._decode = defer() if callable(defer) else None
+            self._decode = source.defer_decoding()
             self._thread = threading.Thread(target=self._capture, name="gout-edge-capture", daemon=True)
             self._thread.start()
         elif self.read_ahead:

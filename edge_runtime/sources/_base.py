@@ -72,6 +72,7 @@ class FileSource:
     also reports (``complete`` is False when the input ended before all of it was read)."""
 
     live = False
+    read_ahead = 0
 
     def __init__(self, target: str | Path, strict: bool) -> None:
         self.root = Path(target).expanduser()
@@ -84,6 +85,10 @@ class FileSource:
 
     def close(self) -> None:
         self._closed = True
+
+    def defer_decoding(self) -> None:
+        """Files are read in order, every frame: nothing to defer."""
+        return None
 
     def skip(self, name: str, reason: str) -> None:
         """Leave a file out, with a warning naming it (base name only) and why."""
@@ -116,15 +121,24 @@ class FrameSource(Protocol):
     ``live``: frames arrive in real time whether or not anyone reads them, so a consumer that
     falls behind must drop (``stream.FrameStream`` keeps only the newest). ``lost``: a live
     source ended because its device stopped giving frames and did not come back;
-    ``end_reason`` then says so in words.
+    ``end_reason`` then says so in words. ``complete``: False when the input ended before all of
+    it was read (a cut file). ``skipped``: the input files left out, each with why.
+    ``read_ahead``: how many frames a reader may decode ahead of use (0: none). ``defer_decoding()``:
+    for a live source whose frames can leave undecoded, the decoder the reader applies to the
+    frame it takes; None otherwise.
     """
 
     kind: str
     live: bool
     lost: bool
+    complete: bool
     end_reason: str | None
+    skipped: Sequence[SkippedFile]
+    read_ahead: int
 
     def __iter__(self) -> Iterator[Frame]: ...
+
+    def defer_decoding(self) -> Callable[[Frame], Frame | None] | None: ...
 
     def close(self) -> None: ...
 

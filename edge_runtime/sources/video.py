@@ -39,7 +39,7 @@ import numpy as np
 from gout_edge.edge_runtime.imaging.preprocess import COLOUR_STRIDE
 from gout_edge.errors import CaptureError, InputError
 
-from ._base import BACKOFF_S, Frame, Reconnect
+from ._base import BACKOFF_S, Frame, Reconnect, SkippedFile
 from ._values import FRAME_RATE_HZ, FRAME_TIME_S, ValueChecks
 
 __all__ = ["CaptureSource", "ScreenDecoder", "VideoSource", "is_stream_url"]
@@ -145,6 +145,7 @@ class CaptureSource:
         self.fps = (self._checks.number("frame rate (CAP_PROP_FPS)", fps, FRAME_RATE_HZ) or 0.0) if fps else 0.0
         self._checks.warn()
         self.complete = True  # False: a file that ended before its promised frames, or with errors
+        self.skipped: tuple[SkippedFile, ...] = ()  # one file or device: nothing is left out
         self.promised_frames = 0  # the frame count a file's container declares (0: unknown)
         self.damaged_frames = 0
         self._deferred = False  # frames leave undecoded; the reader decodes the ones it takes
