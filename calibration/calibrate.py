@@ -1,10 +1,11 @@
 """``gout-edge calibrate``: the paper's patient threshold, measured through the runtime, written
 into the bundle (torch-free).
 
-Every image of the index table is scored by the runtime's ``Scorer`` — the engine and precision
-the cart will use (``auto``: its rule), so the threshold is fitted to the decisions the cart will
-actually make. Per patient, the fraction of abnormal images is taken over the images the cart
-would let vote: blank, colour (Doppler) and out-of-scope frames are left out, as at the bedside. Then
+Each patient's images run through the cart's pipeline (``exam_tallies``: ``pipeline.stages``, the
+engine and precision the cart will use — ``auto``: its rule — each patient's images in path order,
+as ``scan --images`` reads a patient's folder), so the threshold is fitted to the abnormal
+fraction the cart's vote compares: over the patient's key frames (blank, colour, out-of-scope
+and repeated images never vote, as at the bedside). Then
 ``threshold.calibrate_threshold``: patient-wise k-fold cross-validation (the paper's Table III)
 and the threshold over all patients, which goes into ``manifest.json``
 (``decision.patient_threshold``, ``calibrated``, a one-line ``source``, and a summary under
@@ -41,7 +42,7 @@ from gout_edge.signing import SIGNATURE_NAME, signature_for
 
 from .index import IndexTable, PatientRecord, read_index
 from .plots import threshold_plot
-from .threshold import GRID, TIE_RULE, ThresholdCalibration, abnormal_fractions, calibrate_threshold
+from .threshold import GRID, TIE_RULE, ThresholdCalibration, calibrate_threshold
 
 __all__ = [
     "CalibrationConfig",
@@ -51,7 +52,6 @@ __all__ = [
     "calibrate",
     "default_report_dir",
     "exam_tallies",
-    "patient_groups",
     "score_table",
 ]
 
@@ -155,11 +155,6 @@ def exam_tallies(table: IndexTable, scorer: Any, progress: ProgressFn | None = N
                 progress(done, total)
         out.append((rec, tally))
     return out
-
-
-def patient_groups(table: IndexTable, usable: np.ndarray) -> list[tuple[PatientRecord, np.ndarray]]:
-    """Each patient with the positions of its images that vote (usable ones), in table order."""
-    return [(rec, np.array([i for i in rec.rows if usable[i]], dtype=np.int64)) for rec in table.patients()]
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,19 +358,22 @@ def calibrate(config: CalibrationConfig, progress: ProgressFn | None = None) -> 
     table = read_index(config.data)
     m = bundle.manifest
     scorer = Scorer(bundle, config.backend, config.precision, config.threads)
-    try:
-        (scored,) = score_table(table, [scorer], progress)
+    try:  # each patient through the cart's pipeline: the fraction the cart's vote will compare
+        tallies = exam_tallies(table, scorer, progress)
     finally:
         scorer.close()
 
-    groups = patient_groups(table, scored.usable)
-    kept = [(rec, idx) for rec, idx in groups if idx.size]
-    excluded = len(groups) - len(kept)
+    kept = [(rec, t) for rec, t in tallies if t.key_frames]
+    excluded = len(tallies) - len(kept)
     if excluded:
-        log.warning("%d patient(s) have no usable image (all blank, colour or out of scope) and are left out", excluded)
+        log.warning("%d patient(s) have no key frame (every image blank, colour, out of scope, repeated or too "
+                    "flat) and are left out", excluded)
     if not kept:
-        raise DataError(f"no patient of {table.path} has a usable image; nothing to calibrate on")
-    fractions, n_images, n_abnormal = abnormal_fractions(scored.probabilities, [idx for _, idx in kept], m.decision.image_cutoff)
+        raise DataError(f"no patient of {table.path} has a key frame; nothing to calibrate on")
+    n_images = np.array([t.key_frames for _, t in kept], dtype=np.int64)
+    n_abnormal = np.array([t.abnormal_key_frames for _, t in kept], dtype=np.int64)
+    fractions = n_abnormal / n_images
+    voting = int(sum(t.key_frames for _, t in tallies))
     below = int((n_images < m.decision.min_key_frames).sum())
     if below:
         log.warning(
@@ -386,10 +384,10 @@ def calibrate(config: CalibrationConfig, progress: ProgressFn | None = None) -> 
                               config.folds, config.seed)
 
     date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
-    source = _source_line(table, cal, scored.backend, scored.precision, date)
+    source = _source_line(table, cal, scorer.backend, scorer.precision, date)
     fields = {"date": date, "data": table.path.name, "data_sha256": table.sha256, "images": len(table),
-              "images_voting": int(scored.usable.sum()), "patients": len(kept), "backend": scored.backend,
-              "precision": scored.precision}
+              "images_voting": voting, "patients": len(kept), "backend": scorer.backend,
+              "precision": scorer.precision}
     new_manifest = dataclasses.replace(
         m,
         decision=dataclasses.replace(m.decision, patient_threshold=cal.threshold, calibrated=True, source=source),
@@ -401,8 +399,8 @@ def calibrate(config: CalibrationConfig, progress: ProgressFn | None = None) -> 
     not_clinical = "phantom" in m.model.provenance.lower()
     signed_expected = config.sign_key is not None
     draft = CalibrationResult(
-        bundle.root, table.path, table.sha256, len(table), int(scored.usable.sum()), excluded, below,
-        n_images, n_abnormal, cal, scored.backend, scored.precision, m.decision.image_cutoff, source, date,
+        bundle.root, table.path, table.sha256, len(table), voting, excluded, below,
+        n_images, n_abnormal, cal, scorer.backend, scorer.precision, m.decision.image_cutoff, source, date,
         signed_expected, False, out, figures, not_clinical,
     )
     # The reference patients' expected decisions follow the new threshold (gout-edge verify).

@@ -39,7 +39,6 @@ __all__ = [
     "FoldResult",
     "ThresholdCalibration",
     "ThresholdFit",
-    "abnormal_fractions",
     "accuracy_curve",
     "calibrate_threshold",
     "cross_validate",
@@ -60,22 +59,6 @@ def threshold_grid(step: float = STEP) -> np.ndarray:
 
 
 GRID = threshold_grid()
-
-
-def abnormal_fractions(
-    probabilities: np.ndarray, groups: Sequence[Sequence[int]], cutoff: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per group (patient): abnormal fraction, number of images and number abnormal.
-
-    ``groups`` holds, per patient, the positions of the images that vote. An image is abnormal
-    when its probability is > ``cutoff``. A group without images has fraction ``nan``. The
-    fraction is ``abnormal / images``, computed exactly as the runtime's vote does.
-    """
-    p = np.asarray(probabilities, dtype=np.float64)
-    n_images = np.array([len(g) for g in groups], dtype=np.int64)
-    n_abnormal = np.array([int((p[np.asarray(g, dtype=np.int64)] > cutoff).sum()) for g in groups], dtype=np.int64)
-    fractions = np.array([a / n if n else math.nan for a, n in zip(n_abnormal, n_images, strict=True)], dtype=np.float64)
-    return fractions, n_images, n_abnormal
 
 
 def _check(fractions, labels) -> tuple[np.ndarray, np.ndarray]:

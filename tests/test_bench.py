@@ -120,7 +120,7 @@ def test_isa_caps_run_each_engine_in_fresh_processes_and_report_the_bedside_budg
 def test_a_crashing_engine_under_a_cap_is_reported_not_fatal(monkeypatch):
     import signal
 
-    from gout_edge.edge_runtime import bench_isa
+    from gout_edge.edge_runtime.field import bench_isa
 
     run = bench_isa._run_one([sys.executable, "-c", f"import os; os.kill(os.getpid(), {int(signal.SIGSEGV)})"],
                              "AVX2", "openvino int8", timeout_s=30)

@@ -14,7 +14,7 @@ import pytest
 
 from gout_edge.calibration.index import read_index
 from gout_edge.calibration.stats import auc
-from gout_edge.calibration.threshold import GRID, abnormal_fractions, fit_threshold
+from gout_edge.calibration.threshold import GRID, fit_threshold
 from gout_edge.cli import main
 from gout_edge.edge_runtime.inference.loading import open_bundle
 from gout_edge.errors import BundleTamperedError
@@ -50,12 +50,35 @@ def _run_json(capsys, *argv):
     return json.loads(out.out)
 
 
+def _cart_fractions(bundle, table, tmp_path):
+    """Each patient's abnormal fraction and key frames as the cart gives them: its images copied
+    into a folder of its own and scanned (``run_exam`` over the images source)."""
+    from gout_edge.edge_runtime.exam.driver import run_exam
+    from gout_edge.edge_runtime.inference.scoring import Scorer
+    from gout_edge.edge_runtime.sources import open_source
+
+    opened = open_bundle(bundle)
+    scorer = Scorer(opened, threads=1)
+    out = {}
+    try:
+        for rec in table.patients():
+            folder = tmp_path / "cart" / rec.patient_id
+            folder.mkdir(parents=True)
+            for i in rec.rows:
+                shutil.copy(table.rows[i].image, folder / table.rows[i].image.name)
+            (p,) = run_exam(open_source("images", folder), opened, scorer, tmp_path / "cart-scans" / rec.patient_id).patients
+            out[rec.patient_id] = (p.abnormal_fraction, p.key_frames)
+    finally:
+        scorer.close()
+    return out
+
+
 def _set_decision(bundle, **changes):
     m = read_manifest(bundle)
     write_manifest(bundle, dataclasses.replace(m, decision=dataclasses.replace(m.decision, **changes)))
 
 
-def test_evaluate_calibrate_evaluate_round_trip(bundle, toy_csv, capsys):
+def test_evaluate_calibrate_evaluate_round_trip(bundle, toy_csv, capsys, tmp_path):
     files_before = {p.name for p in bundle.iterdir()}
     labels = read_index(toy_csv).labels
 
@@ -86,13 +109,12 @@ def test_evaluate_calibrate_evaluate_round_trip(bundle, toy_csv, capsys):
     _set_decision(bundle, image_cutoff=cutoff)
     doc = _run_json(capsys, "calibrate", "--bundle", str(bundle), "--data", str(toy_csv), "--folds", "4", "--json")
     table = read_index(toy_csv)
-    groups = [list(rec.rows) for rec in table.patients()]
-    expected, _, _ = abnormal_fractions(probs, groups, cutoff)
-    assert len(set(expected.tolist())) > 1, "the test needs patients that differ"
+    cart = _cart_fractions(bundle, table, tmp_path)  # what scan --images makes of each patient's folder
+    assert len(set(cart.values())) > 1, "the test needs patients that differ"
     fractions = np.array([p["fraction"] for p in doc["patients"]])
-    assert fractions == pytest.approx(expected, abs=1e-12)
+    assert fractions == pytest.approx([cart[rec.patient_id][0] for rec in table.patients()], abs=1e-12)
     assert [p["label"] for p in doc["patients"]] == [rec.label for rec in table.patients()]
-    assert [p["images"] for p in doc["patients"]] == [6] * 8
+    assert [p["images"] for p in doc["patients"]] == [cart[rec.patient_id][1] for rec in table.patients()]
     threshold = doc["threshold"]
     assert threshold in GRID.tolist()
     assert threshold == fit_threshold(fractions, [p["label"] for p in doc["patients"]]).threshold

@@ -175,7 +175,7 @@ def test_the_live_view_is_headless_here_and_never_shows_the_patient(scan_bundle_
     monkeypatch.setenv("DISPLAY", ":0")
     ok, why = display_available()  # opencv-python-headless: no GUI backend, whatever DISPLAY says
     assert not ok and "headless" in why
-    web = open_view(None, port=0, open_browser=False)  # a screen but no OpenCV GUI: the live page
+    web = open_view(None, port=0, open_browser=False, hold_s=0.0)  # a screen but no OpenCV GUI: the live page
     assert type(web).__name__ == "WebView"
     web.close()
     monkeypatch.delenv("DISPLAY")

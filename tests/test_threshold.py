@@ -10,7 +10,6 @@ import pytest
 
 from gout_edge.calibration.threshold import (
     GRID,
-    abnormal_fractions,
     accuracy_curve,
     calibrate_threshold,
     cross_validate,
@@ -74,18 +73,13 @@ def test_fractions_and_thresholds_agree_with_the_runtime_vote_at_exact_ties():
         probs.append(p)
         groups.append(list(range(start, start + n)))
         start += n
-    flat = np.concatenate(probs)
-    fractions, n_images, n_abnormal = abnormal_fractions(flat, groups, 0.5)
-    assert n_abnormal.tolist() == [17, 2, 1, 5, 0, 25] and fractions[0] == 0.34
+    votes = [decide(p, decision) for p in probs]  # the vote's own fraction, as calibrate reads it from a Tally
+    assert [v.abnormal_frames for v in votes] == [17, 2, 1, 5, 0, 25] and votes[0].abnormal_fraction == 0.34
+    fractions = np.array([v.abnormal_fraction for v in votes])
     for t in GRID:
         ours = fractions > t
         runtime = [decide(p, decision, threshold=float(t)).diagnosis for p in probs]
         assert [GOUT if o else NO_GOUT for o in ours] == runtime, t
-
-
-def test_abnormal_fraction_uses_a_strict_cutoff_and_nan_for_no_images():
-    f, n, a = abnormal_fractions(np.array([0.5, 0.50001, 0.2]), [[0, 1, 2], []], 0.5)
-    assert f[0] == pytest.approx(1 / 3) and np.isnan(f[1]) and n.tolist() == [3, 0] and a.tolist() == [1, 0]
 
 
 def _brute_fit(f, y):

@@ -20,7 +20,6 @@ Reasons are codes with parameters (``Reason``); their words are written in one p
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -205,9 +204,3 @@ def verdict(votes: Sequence[Vote], decision: DecisionSpec, scope: ScopeSpec | No
             gap = dataclasses.replace(gap, fraction=d.abnormal_fraction)
             return PatientDecision(INDETERMINATE, d.abnormal_fraction, d.abnormal_frames, d.key_frames, d.threshold, gap)
     return d
-
-
-def abnormal_fraction(probabilities: Sequence[float] | np.ndarray, cutoff: float) -> float:
-    """The fraction of ``probabilities`` above ``cutoff``; nan for none (the vote's fraction)."""
-    p = np.asarray(probabilities, dtype=np.float64)
-    return float((p > cutoff).sum()) / p.size if p.size else math.nan

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["Canvas", "font", "text_width"]
+__all__ = ["Canvas", "font", "font_file", "text_width", "wrap"]
 
 BGR = tuple[int, int, int]
 
@@ -33,6 +33,16 @@ def _family(bold: bool) -> str | None:
         except OSError:
             continue
     return None
+
+
+@lru_cache(maxsize=2)
+def font_file(bold: bool = False) -> str | None:
+    """The path of the TrueType file the pictures are set in (DejaVu Sans), or None when only
+    Pillow's own font is at hand: the printable report embeds the same face."""
+    name = _family(bold)
+    if name is None:
+        return None
+    return str(getattr(ImageFont.truetype(name, 12), "path", "") or "") or None
 
 
 @lru_cache(maxsize=64)
@@ -51,6 +61,31 @@ def _printable(text: str, size: int, bold: bool) -> str:
 
 def text_width(text: str, size: int, bold: bool = False) -> int:
     return int(round(font(size, bold).getlength(_printable(text, size, bold))))
+
+
+def wrap(text: str, size: int, max_width: float, *, max_lines: int = 3, bold: bool = False) -> list[str]:
+    """``text`` broken at spaces into lines at most ``max_width`` px wide, ``max_lines`` at most
+    (what does not fit is left on the last line, which ``Canvas.text`` then cuts with an ellipsis);
+    a word longer than a line (a file name) is broken inside it rather than cut."""
+    s = _printable(text, size, bold)
+    f = font(size, bold)
+    lines: list[str] = []
+    words = s.split()
+    while words and len(lines) < max_lines:
+        line = words.pop(0)
+        if f.getlength(line) > max_width and len(lines) < max_lines - 1:  # a long name: break it inside
+            cut = len(line)
+            while cut > 1 and f.getlength(line[:cut]) > max_width:
+                cut -= 1
+            words.insert(0, line[cut:])
+            line = line[:cut]
+        else:
+            while words and f.getlength(line + " " + words[0]) <= max_width:
+                line += " " + words.pop(0)
+        lines.append(line)
+    if words:
+        lines[-1] = lines[-1] + " " + " ".join(words)
+    return lines
 
 
 def _rgb(colour: BGR) -> tuple[int, int, int]:
@@ -102,17 +137,7 @@ class Canvas:
                   max_lines: int = 3, bold: bool = False, leading: float = 1.3) -> int:
         """``text`` wrapped at word boundaries to ``max_width`` px, at most ``max_lines`` lines (the
         last one cut with an ellipsis). Returns the height used."""
-        s = _printable(text, size, bold)
-        f = font(size, bold)
-        lines: list[str] = []
-        words = s.split()
-        while words and len(lines) < max_lines:
-            line = words.pop(0)
-            while words and f.getlength(line + " " + words[0]) <= max_width:
-                line += " " + words.pop(0)
-            lines.append(line)
-        if words:
-            lines[-1] = lines[-1] + " " + " ".join(words)
+        lines = wrap(text, size, max_width, max_lines=max_lines, bold=bold)
         y = float(xy[1])
         for line in lines:
             self.text((xy[0], y), line, size, colour, bold=bold, max_width=max_width)

@@ -22,13 +22,24 @@ DICOM input: the objects join the source's patient and study (copied from the fr
 ``SourceInstance``), in two new series (SR and SC) with new UIDs. Other input: a new study for the
 patient named with ``--patient`` (``StudyIdentity.create``). Files are written atomically with
 ``dicom_write.write_dataset``, the one DICOM file writer.
+
+Text from outside is data (``imaging.text``): every patient, study and source attribute is
+cleaned for its VR before it is copied (control characters, backslashes, lengths, character
+set; a date that is no date is left empty), and a UID that is not valid (``../``, letters, too
+long) is replaced by one derived from it — the same one for every object of the study — and
+recorded: the attributes' names (never their values) in the SR's "Source values corrected", in
+``DicomResults.corrected`` and in one log line. highdicom's and pydicom's warnings about values
+quote the values, so they are silenced here. A study scanned again after it changed gives a new
+SR that names the earlier ones in its Predecessor Documents Sequence (``predecessors``); the
+input files an exam left out are listed, with why, in the SR's "Files left out".
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +49,7 @@ import numpy as np
 
 from gout_edge.edge_runtime.imaging.dicom_identity import SourceInstance, StudyIdentity
 from gout_edge.edge_runtime.imaging.dicom_write import write_dataset
+from gout_edge.edge_runtime.imaging.text import clean_line, clean_uid, dicom_value
 from gout_edge.edge_runtime.pipeline.results import PatientResult
 
 __all__ = [
@@ -53,6 +65,10 @@ __all__ = [
 # highdicom narrates every attribute it copies at INFO; the cart's log keeps to its own lines
 if logging.getLogger("highdicom").level == logging.NOTSET:
     logging.getLogger("highdicom").setLevel(logging.WARNING)
+# their warnings about a value quote it, and values here are patient attributes (docs/design.md §8)
+warnings.filterwarnings("ignore", module=r"(highdicom|pydicom)(\.|$)")
+
+log = logging.getLogger(__name__)
 
 DICOM_DIR = "dicom"  # inside the session folder
 SCHEME = "99GOUTEDGE"  # private coding scheme (the "99" prefix marks a local scheme)
@@ -91,6 +107,8 @@ LOCAL = {
     "not_key": ("EXCL-NOT-KEY", "Frames left out: scored but not a key frame"),
     "dropped": ("EXCL-DROPPED", "Frames left out: dropped by the capture"),
     "reason": ("REASON", "Reason for the verdict"),
+    "left_out": ("FILES-LEFT-OUT", "Files left out"),
+    "corrected": ("SOURCE-CORRECTED", "Source values corrected"),
     "threshold_source": ("THRESHOLD-SOURCE", "Source of the patient threshold"),
     "rule": ("DECISION-RULE", "Decision rule"),
     "intended_use": ("INTENDED-USE", "Intended use"),
@@ -118,6 +136,8 @@ class DicomResults:
     sc_series_uid: str
     sr_sop_uid: str
     referenced_sources: int  # source instances (frames) the SR references
+    corrected: tuple[str, ...] = ()  # source attributes (keywords) cleaned or replaced; never their values
+    predecessors: int = 0  # earlier SRs of the study this one supersedes
 
     @property
     def paths(self) -> tuple[Path, ...]:
@@ -152,13 +172,63 @@ _PLAIN = str.maketrans({"≤": "<=", "≥": ">=", "→": "->", "–": "-", "—"
 
 
 def _plain(text: str) -> str:
-    """Our own texts in Latin-1 (typographic signs spelt out), so they fit either character set."""
-    return text.translate(_PLAIN).encode("latin-1", "replace").decode("latin-1")
+    """Our own texts in Latin-1 (typographic signs spelt out), so they fit either character set; one
+    line (``clean_line``), since some carry values from the bundle or file names."""
+    return clean_line(text).translate(_PLAIN).encode("latin-1", "replace").decode("latin-1")
+
+
+# the VR of each StudyIdentity field (PS3.6), for cleaning before a value is copied
+_STUDY_VRS = {"patient_id": "LO", "patient_name": "PN", "issuer_of_patient_id": "LO", "patient_birth_date": "DA",
+              "patient_sex": "CS", "study_date": "DA", "study_time": "TM", "study_id": "SH", "accession_number": "SH",
+              "referring_physician_name": "PN", "study_description": "LO", "laterality": "CS"}
+_KEYWORDS = {"study_uid": "StudyInstanceUID", "patient_id": "PatientID", "patient_name": "PatientName",
+             "issuer_of_patient_id": "IssuerOfPatientID", "patient_birth_date": "PatientBirthDate",
+             "patient_sex": "PatientSex", "study_date": "StudyDate", "study_time": "StudyTime", "study_id": "StudyID",
+             "accession_number": "AccessionNumber", "referring_physician_name": "ReferringPhysicianName",
+             "study_description": "StudyDescription", "laterality": "Laterality"}
+
+
+def clean_study(study: StudyIdentity) -> tuple[StudyIdentity, list[str]]:
+    """``study`` with every attribute valid for its VR and a valid Study Instance UID; the keywords
+    of the attributes that changed (never their values)."""
+    changed: list[str] = []
+    values: dict[str, str] = {}
+    for name, vr in _STUDY_VRS.items():
+        raw = str(getattr(study, name) or "")
+        value = dicom_value(raw, vr)
+        if name == "patient_sex" and value not in ("M", "F", "O"):
+            value = ""
+        if name == "laterality" and value not in ("R", "L"):
+            value = ""
+        if value != raw.strip() and not (name in ("patient_sex", "laterality") and not raw.strip()):
+            changed.append(_KEYWORDS[name])
+        values[name] = value
+    uid, replaced = clean_uid(study.study_uid)
+    if replaced:
+        changed.insert(0, "StudyInstanceUID")
+    return replace(study, study_uid=uid, **values), changed
+
+
+def clean_source(source: SourceInstance) -> tuple[SourceInstance, list[str]]:
+    """A source instance with valid UIDs (replaced ones derived from the invalid value) and a frame
+    number that is one; the keywords of what was replaced."""
+    study, changed = clean_study(source.study)
+    uids = {}
+    for name, keyword in (("series_uid", "SeriesInstanceUID"), ("sop_class_uid", "SOPClassUID"),
+                          ("sop_instance_uid", "SOPInstanceUID")):
+        uids[name], replaced = clean_uid(getattr(source, name))
+        if replaced:
+            changed.append(keyword)
+    frame = source.frame_number
+    if frame is not None and not (isinstance(frame, int) and 0 < frame < 2**31):
+        frame = None
+        changed.append("ReferencedFrameNumber")
+    return replace(source, study=study, frame_number=frame, **uids), changed
 
 
 def _lo(text: str, limit: int = 64) -> str:
     """A value for an LO element (at most 64 characters, no backslash)."""
-    return _plain(text).replace("\\", "/")[:limit]
+    return _plain(text).replace("\\", "/")[:limit].strip()
 
 
 def _intended_use(bundle: dict[str, Any]) -> str:
@@ -299,7 +369,8 @@ def _algorithm(result: PatientResult) -> Any:
 
 
 def _structured_report(result: PatientResult, study: StudyIdentity, series_uid: str, sc_datasets: Sequence[Any],
-                       sources: Sequence[SourceInstance], research: bool) -> Any:
+                       sources: Sequence[SourceInstance], research: bool, corrected: Sequence[str] = (),
+                       previous: Sequence[Any] = ()) -> Any:
     from highdicom import UID
     from highdicom.sr import (
         ComprehensiveSR,
@@ -351,6 +422,13 @@ def _structured_report(result: PatientResult, study: StudyIdentity, series_uid: 
                  f"fewer than {result.min_key_frames} key frames or an uncalibrated bundle: indeterminate"),
         ("intended_use", _intended_use(b)),
     ]
+    left_out = [f"{clean_line(getattr(f, 'name', None) or getattr(f, 'file', None) or f, 120)}: "
+                f"{clean_line(getattr(f, 'reason', ''), 400)}" for f in result.skipped_files]
+    if left_out:  # study-level resilience: what the verdict did not see, and why
+        texts.append(("left_out", f"{len(left_out)} input file(s) not used: " + "; ".join(left_out)))
+    if corrected:
+        texts.append(("corrected", "not valid DICOM in the source, cleaned or replaced in these objects: "
+                      + ", ".join(dict.fromkeys(corrected))))
     evaluations.ContentSequence = [
         TextContentItem(name=_local(k), value=_plain(v)[:10240], relationship_type=RelationshipTypeValues.CONTAINS)
         for k, v in texts
@@ -362,7 +440,7 @@ def _structured_report(result: PatientResult, study: StudyIdentity, series_uid: 
         evidence=evidence, content=report[0], series_instance_uid=series_uid, series_number=SR_SERIES_NUMBER,
         sop_instance_uid=UID(), instance_number=1, manufacturer=MANUFACTURER,
         is_complete=result.complete, is_final=False, is_verified=False,
-        specific_character_set=study.character_set,
+        specific_character_set=study.character_set, previous_versions=list(previous) or None,
     )
     _describe(sr, study, _series_description("AI result (structured report)", research), b)
     scheme = Dataset()
@@ -373,20 +451,42 @@ def _structured_report(result: PatientResult, study: StudyIdentity, series_uid: 
     return sr
 
 
+def _previous(paths: Sequence[Path], study_uid: str) -> list[Any]:
+    """The earlier SRs of this study (headers) that a new SR supersedes; others are left out."""
+    import pydicom
+
+    out = []
+    for path in paths:
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            if str(ds.StudyInstanceUID) == study_uid and str(ds.SOPClassUID) == COMPREHENSIVE_SR:
+                out.append(ds)
+        except Exception as exc:  # a predecessor that cannot be read is not named; the new SR still is written
+            log.warning("DICOM results: earlier SR %s cannot be read (%s); not named as predecessor",
+                        Path(path).name, type(exc).__name__)
+    return out
+
+
+COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
+
+
 def write_dicom_results(result: PatientResult, *, study: StudyIdentity | None = None,
                         key_sources: Sequence[SourceInstance | None] = (), overlays: Sequence[KeyImage] = (),
-                        out_dir: Path | None = None) -> DicomResults:
+                        out_dir: Path | None = None, predecessors: Sequence[Path] = ()) -> DicomResults:
     """Write the SR and SC objects of one exam into ``out_dir`` (default ``<session>/dicom``).
 
     ``study``: the source's patient and study (None: a new study for ``result.patient_id``).
     ``key_sources``: the source instance of each key frame (None where it has none), referenced
     by the SR. ``overlays``: the CAM overlays to capture; ``result.summary`` is captured too.
+    ``predecessors``: SR files of earlier scans of the same study, which this SR supersedes.
+    Every value taken from outside is cleaned for its VR first (``clean_study``, ``clean_source``).
     """
     when = datetime.now()
     if study is None:
         study = StudyIdentity.create(result.patient_id, when)
     else:
         study = study.with_patient(result.patient_id)
+    study, corrected = clean_study(study)
     out_dir = Path(out_dir) if out_dir is not None else result.session_dir / DICOM_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     research = not_for_clinical_use(result.bundle)
@@ -407,7 +507,7 @@ def write_dicom_results(result: PatientResult, *, study: StudyIdentity | None = 
         written.append((out_dir / "SC_summary.dcm", ds))
     for rank, k in enumerate(overlays, 1):
         ds = _secondary_capture(
-            _rgb(k.path), study, sc_series, rank + 1, research=research, bundle=result.bundle, source=k.source, when=when,
+            _rgb(k.path), study, sc_series, rank + 1, research=research, bundle=result.bundle, source=None if k.source is None else clean_source(k.source)[0], when=when,
             burned_in=False,
             description=f"class activation map (abnormal class) of key frame {k.key_index} over its B-mode region ({name})",
             comments=f"{note}Key frame {k.key_index}: probability of a gout lesion {k.probability:.3f}.",
@@ -417,17 +517,26 @@ def write_dicom_results(result: PatientResult, *, study: StudyIdentity | None = 
     seen: set[tuple[str, int | None]] = set()
     sources: list[SourceInstance] = []
     for s in key_sources:
-        if s is not None and (s.sop_instance_uid, s.frame_number) not in seen:
+        if s is None:
+            continue
+        s, changed = clean_source(s)
+        corrected.extend(c for c in changed if c not in corrected)
+        if (s.sop_instance_uid, s.frame_number) not in seen:
             seen.add((s.sop_instance_uid, s.frame_number))
             sources.append(s)
     sc_datasets = [ds for _, ds in written]
     if not sc_datasets and not sources:  # an SR needs evidence: fall back on the study alone
         raise ValueError("no summary, overlay or source image to reference; nothing to report as DICOM")
-    sr = _structured_report(result, study, sr_series, sc_datasets, sources, research)
+    previous = _previous(predecessors, study.study_uid)
+    sr = _structured_report(result, study, sr_series, sc_datasets, sources, research, corrected, previous)
     sc_paths = tuple(write_dataset(ds, path) for path, ds in written)
     sr_path = write_dataset(sr, out_dir / "SR.dcm")
+    if corrected:
+        log.warning("session %s: source values that are not valid DICOM were cleaned or replaced in its SR and "
+                    "SC: %s", result.session_id, ", ".join(dict.fromkeys(corrected)))
     return DicomResults(sr=sr_path, sc=sc_paths, study_uid=study.study_uid, sr_series_uid=sr_series,
-                        sc_series_uid=sc_series, sr_sop_uid=str(sr.SOPInstanceUID), referenced_sources=len(sources))
+                        sc_series_uid=sc_series, sr_sop_uid=str(sr.SOPInstanceUID), referenced_sources=len(sources),
+                        corrected=tuple(dict.fromkeys(corrected)), predecessors=len(previous))
 
 
 def result_files(target: str | Path) -> list[Path]:

@@ -12,7 +12,6 @@ is drawn on the pictures (they are the patient's report) and never written to a 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,27 +25,31 @@ from gout_edge.edge_runtime.pipeline.results import PatientResult
 from gout_edge.edge_runtime.pipeline.verdict import ReasonCode
 from gout_edge.manifest import CamScale
 
-from ._draw import Canvas, text_width
+from ._draw import Canvas, text_width, wrap
 from .overlay import cam_legend, overlay_cam, with_legend
 
 __all__ = [
     "EXCLUSION_REASONS",
     "OVERLAY_MAX_WIDTH",
     "PDF_NAME",
+    "RESEARCH_USE",
     "ExamIdentity",
     "ExamPictures",
     "ExcludedFrames",
     "Tile",
     "ascii_text",
+    "below_cutoff",
     "fit_width",
+    "identity_line",
+    "key_number",
     "label",
+    "overlay_body",
+    "overlay_name",
     "render_overlay",
-    "render_report_page",
     "render_summary",
     "source_label",
     "why_line",
     "write_exam_pictures",
-    "write_pdf",
     "write_png",
 ]
 
@@ -56,7 +59,6 @@ _ASCII = str.maketrans({"≤": "<=", "≥": ">=", "→": "->", "–": "-", "—"
 
 OVERLAY_MAX_WIDTH = 1024  # overlay PNGs are scaled down to this width at most
 PDF_NAME = "report.pdf"
-PDF_DPI = 200  # A4 at 200 dpi: 1654 × 2339 px
 
 # Why a frame is not counted, in the clinician's words (the keys are ExcludedFrames' reasons).
 EXCLUSION_REASONS: dict[str, str] = {
@@ -242,24 +244,199 @@ def why_line(result: PatientResult) -> str:
 # ------------------------------------------------------------------------------------ overlays
 
 
-def render_overlay(tile: Tile, scale: CamScale | None, width: int = OVERLAY_MAX_WIDTH) -> np.ndarray:
-    """One key frame's region with its CAM on ``scale``, the legend beside it and a caption above
-    (key frame, probability, source), ``width`` px wide at most (the region is never enlarged)."""
+def key_number(key_index: int | None) -> int | None:
+    """A key frame's number as people read it, from 1 (``key_index`` counts from 0 in the journal and
+    JSON): tiles, captions, the chart, overlay file names and the PDF all use it."""
+    return None if key_index is None else key_index + 1
+
+
+def below_cutoff(tile: Tile, cutoff: float | None = None) -> bool:
+    """True when the tile's frame is not counted as abnormal (at or below the image cut-off)."""
+    if tile.abnormal is not None:
+        return not tile.abnormal
+    return not tile.probability > (0.5 if cutoff is None else cutoff)
+
+
+def _no_cam_panel(width: int, height: int) -> np.ndarray:
+    """What stands where the legend would be when no CAM is drawn (a frame below the cut-off)."""
+    c = Canvas(width, max(90, height), (236, 236, 236))
+    size = int(np.clip(width / 6.2, 10, 18))
+    c.paragraph((max(3, size // 3), max(4, size // 2)), "CAM not drawn: below the cut-off", size, MUTED,
+                max_width=width - 2 * max(3, size // 3), max_lines=5, leading=1.2)
+    return c.bgr()
+
+
+def overlay_body(tile: Tile, scale: CamScale | None, width: int = OVERLAY_MAX_WIDTH, *,
+                 cutoff: float | None = None) -> np.ndarray:
+    """A key frame's region with its CAM on ``scale`` and the legend beside it, ``width`` px wide at
+    most (the region is never enlarged). A frame at or below the image cut-off is not counted as
+    abnormal, and its CAM — the model's strongest evidence in a frame it finds normal — would still
+    read as a lesion: it is not drawn; a band on the image and a panel in the legend's place say so
+    (docs/design.md §13)."""
     crop = tile.crop
     legend_w = cam_legend(scale, max(90, round(crop.shape[0] * min(1.0, width / crop.shape[1])))).shape[1]
-    image = overlay_cam(fit_width(crop, max(32, width - legend_w)), tile.cam, scale)
-    body = with_legend(image, scale)
+    region = fit_width(crop, max(32, width - legend_w))
+    if not below_cutoff(tile, cutoff):
+        return with_legend(overlay_cam(region, tile.cam, scale), scale)
+    image = cv2.cvtColor(region, cv2.COLOR_GRAY2BGR) if region.ndim == 2 else region[:, :, :3].copy()
+    limit = f"{cutoff:.2f}" if cutoff is not None else "0.50"
+    image = _band(image, f"below the cut-off {limit}: not counted as abnormal, CAM not drawn")
+    panel = _no_cam_panel(legend_w, image.shape[0])
+    if panel.shape[0] > image.shape[0]:
+        pad = np.full((panel.shape[0] - image.shape[0], image.shape[1], 3), 255, np.uint8)
+        image = np.vstack([image, pad])
+    return np.hstack([image, panel])
+
+
+def _band(image: np.ndarray, text: str) -> np.ndarray:
+    """``image`` (BGR) with ``text`` in white on a darkened band across its top, wrapped to its width."""
+    size = int(np.clip(image.shape[1] / 26, 11, 24))
+    lines = wrap(text, size, image.shape[1] - 12, max_lines=3)
+    h = min(image.shape[0], int(len(lines) * size * 1.2 + size * 0.6))
+    out = image.copy()
+    out[:h] = (out[:h] * 0.3).astype(np.uint8)
+    c = Canvas.of(out)
+    y = size * 0.3
+    for line in lines:
+        c.text((6, y), line, size, (255, 255, 255), max_width=image.shape[1] - 12)
+        y += size * 1.2
+    return c.bgr()
+
+
+def identity_line(identity: ExamIdentity | None, session_id: str, started_at: str = "") -> str:
+    """Who and which exam, for a picture that may travel alone (an overlay PNG): patient, name,
+    session and start. Drawn on pictures only, never logged."""
+    identity = identity or ExamIdentity()
+    parts = [f"Patient {identity.patient_id or 'not given'}"]
+    if identity.patient_name:
+        parts.append(identity.patient_name)
+    parts.append(f"exam {session_id}")
+    if started_at:
+        parts.append(started_at.replace("T", " ")[:16])
+    return " · ".join(parts)
+
+
+def render_overlay(tile: Tile, scale: CamScale | None, width: int = OVERLAY_MAX_WIDTH, *, cutoff: float | None = None,
+                   header: str = "") -> np.ndarray:
+    """One key frame's region with its CAM on ``scale``, the legend beside it and a caption above
+    (key frame number from 1, probability and whether it is above the cut-off, source; wrapped,
+    never cut), ``width`` px wide at most. ``header``: a line above it all (the patient and exam,
+    for an overlay written as a file of its own)."""
+    body = overlay_body(tile, scale, width, cutoff=cutoff)
     w = body.shape[1]
     size = int(np.clip(w / 30, 13, 26))
-    cap = Canvas(w, int(size * 1.9), (255, 255, 255))
-    abnormal = tile.probability > 0.5 if tile.abnormal is None else tile.abnormal
-    y = size * 0.4
+    below = below_cutoff(tile, cutoff)
+    where = source_label(tile.origin, tile.timestamp_s, tile.still, tile.view, file=tile.file,
+                         frame_number=tile.frame_number)
+    line_h = int(size * 1.3)
+    where_lines = wrap(where, int(size * 0.9), w - 8, max_lines=2) if where else []
+    head_lines = wrap(header, int(size * 0.85), w - 8, max_lines=2) if header else []
+    head_h = int(len(head_lines) * size * 1.15 + size * 0.5) if head_lines else 0
+    cap = Canvas(w, head_h + int(size * 0.3) + line_h + int(len(where_lines) * size * 1.1) + int(size * 0.3),
+                 (255, 255, 255))
+    if head_lines:
+        cap.rect(0, 0, w, head_h - int(size * 0.2), fill=(242, 242, 242))
+        y = size * 0.2
+        for line in head_lines:
+            cap.text((4, y), line, int(size * 0.85), INK, bold=True, max_width=w - 8)
+            y += size * 1.15
+    y = head_h + size * 0.3
     x = 4
-    if tile.key_index is not None:
-        x += 12 + cap.text((x, y), f"key frame {tile.key_index}", size, INK, bold=True)
-    x += 12 + cap.text((x, y), f"p = {tile.probability:.2f}", size, ABNORMAL if abnormal else NORMAL, bold=True)
-    cap.text((x, y), source_label(tile.origin, tile.timestamp_s, tile.still, tile.view, file=tile.file, frame_number=tile.frame_number), size, MUTED, max_width=w - x - 4)
+    number = key_number(tile.key_index)
+    if number is not None:
+        x += 12 + cap.text((x, y), f"key frame {number}", size, INK, bold=True)
+    x += 12 + cap.text((x, y), f"p = {tile.probability:.2f}", size, NORMAL if below else ABNORMAL, bold=True)
+    limit = f"{cutoff:.2f}" if cutoff is not None else "0.50"
+    cap.text((x, y + size * 0.1), f"{'below' if below else 'above'} the cut-off {limit}", int(size * 0.85), MUTED,
+             max_width=w - x - 4)
+    y += line_h
+    for line in where_lines:
+        cap.text((4, y), line, int(size * 0.9), MUTED, max_width=w - 8)
+        y += size * 1.1
     return np.vstack([cap.bgr(), body])
+
+
+# ------------------------------------------------------------------------------------ words shared by the summary and the PDF
+
+RESEARCH_USE = "Research software: not for clinical use."
+RESEARCH_USE_MORE = "A model trained on synthetic phantoms; a clinician reads the images."
+
+
+def identity_rows(result: PatientResult, identity: ExamIdentity) -> list[tuple[str, str]]:
+    """Patient and exam as (label, value) rows, the patient first."""
+    rows = [("Patient", identity.patient_id or "not given")]
+    if identity.patient_name:
+        rows.append(("Name", identity.patient_name))
+    rows.append(("Exam", f"{result.session_id}"))
+    rows.append(("Started", (result.started_at or "").replace("T", " ")[:19]))
+    if identity.study:
+        rows.append(("Study", identity.study))
+    if identity.source:
+        rows.append(("Source", identity.source))
+    return rows
+
+
+def tiles_heading(result: PatientResult, tiles: Sequence[Tile]) -> str:
+    """What the tiles are: the key frames with the highest probability, of how many."""
+    n = len(tiles)
+    if n >= result.key_frames:
+        return f"All {n} key frame{'s' if n != 1 else ''}, highest probability first"
+    return f"The {n} key frames with the highest probability (of {result.key_frames})"
+
+
+def tiles_note(result: PatientResult) -> str:
+    return (f"CAM over the region on this model's fixed scale: warmer = more evidence of a lesion. Frames at or below "
+            f"the image cut-off {result.image_cutoff:.2f} are not counted as abnormal: their CAM is not drawn")
+
+
+def exclusion_lines(result: PatientResult, excluded: ExcludedFrames | None) -> list[str]:
+    """The frames not counted, one line per reason with its count."""
+    counts = [("blank", result.blank_frames), ("colour", result.colour_frames), ("scope", result.out_of_scope_frames),
+              ("duplicate", result.duplicates)]
+    extra = [(r, n) for r, n in (excluded.counts.items() if excluded else ()) if r not in EXCLUSION_REASONS]
+    lines = [f"{n} {EXCLUSION_REASONS.get(r, r)}" for r, n in counts + extra if n]
+    if result.not_key_frames:
+        lines.append(f"{result.not_key_frames} scored but not key frames (probe moving, or like a recent key frame)")
+    return lines
+
+
+def _exclusion_examples(result: PatientResult, excluded: ExcludedFrames | None) -> list[tuple[str, _Example]]:
+    reasons = ["blank", "colour", "scope", "duplicate"] + [r for r in (excluded.counts if excluded else {})
+                                                           if r not in EXCLUSION_REASONS]
+    return [(r, e) for r in reasons for e in (excluded.examples(r) if excluded else [])]
+
+
+def example_caption(reason: str, e: _Example) -> str:
+    short = {"blank": "no signal", "colour": "colour Doppler", "scope": "out of scope", "duplicate": "repeat"}.get(reason,
+                                                                                                                 reason)
+    where = source_label(e.origin, e.timestamp_s, e.still, e.view, short=True, file=e.file, frame_number=e.frame_number)
+    return f"{short}, {where}"
+
+
+def footer_lines(result: PatientResult, scale: CamScale | None) -> list[str]:
+    """Frame counts, model, threshold source, CAM scale: the small print, whole (wrapped, never cut)."""
+    b = result.bundle
+    return [
+        f"Frames: {result.frames_seen} seen, {result.frames_scored} scored, {result.key_frames} key frames voted, "
+        f"{result.dropped} dropped while the model was busy · ended by {result.ended_by}"
+        + ("" if result.complete else " (incomplete)"),
+        f"Model: {b.get('identity', '')} on {b.get('backend') or '?'} {b.get('precision') or ''} · threshold: "
+        f"{result.threshold_source}",
+        "CAM colour scale: " + (f"{scale.lo:.3g} to {scale.hi:.3g}, fixed for this model ({scale.fitted_on})" if scale
+                                else "per image (this model has no fixed scale): colours are not comparable"),
+    ]
+
+
+def chart_labels(n: int, room: float, digit_width: float) -> list[int]:
+    """Which of ``n`` bars (0-based) get their number under the axis when each has ``room`` px and
+    a digit is ``digit_width`` px: every bar when they fit, else every 2nd, 5th, 10th … (and the first)."""
+    if n == 0:
+        return []
+    need = (len(str(n)) + 1) * digit_width
+    for every in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000, 2000, 5000):
+        if room * every >= need:
+            break
+    return [i for i in range(n) if i == 0 or (i + 1) % every == 0]
 
 
 # ------------------------------------------------------------------------------------ the summary
@@ -272,29 +449,38 @@ def _s(width: int) -> float:
 def _header(result: PatientResult, identity: ExamIdentity, width: int) -> np.ndarray:
     k = _s(width)
     colour = VERDICT_COLOURS.get(result.diagnosis, VERDICT_COLOURS["indeterminate"])
-    h = int(184 * k)
-    c = Canvas(width, h)
     split = int(width * 0.64)
-    c.rect(0, 0, split - int(16 * k), h - int(14 * k), fill=colour)
+    box_w = split - int(16 * k)
+    why_size, use_size = int(18 * k), int(15 * k)
+    why = wrap(why_line(result), why_size, box_w - int(40 * k), max_lines=4)
+    use = wrap(RESEARCH_USE + " " + RESEARCH_USE_MORE, use_size, box_w - int(40 * k), max_lines=2, bold=True)
+    why_top = int(102 * k)
+    use_top = why_top + int(len(why) * why_size * 1.22) + int(8 * k)
+    box_h = use_top + int(len(use) * use_size * 1.25) + int(12 * k)
+    rows = identity_rows(result, identity)
+    size = int(19 * k)
+    value_w = width - split - int(96 * k) - int(6 * k)
+    heights = [max(1, len(wrap(v, size, value_w, max_lines=2, bold=n == "Patient"))) for n, v in rows]
+    h = max(box_h, int(6 * k) + sum(int(size * 1.35) * n for n in heights)) + int(14 * k)
+    c = Canvas(width, h)
+    c.rect(0, 0, box_w, box_h, fill=colour)
     c.text((int(22 * k), int(14 * k)), "Verdict", int(20 * k), (255, 255, 255))
     c.text((int(22 * k), int(40 * k)), result.diagnosis.upper(), int(54 * k), (255, 255, 255), bold=True)
-    c.paragraph((int(22 * k), int(102 * k)), why_line(result), int(18 * k), (255, 255, 255),
-                max_width=split - int(40 * k), max_lines=3, leading=1.22)
+    y = why_top
+    for line in why:
+        c.text((int(22 * k), y), line, why_size, (255, 255, 255), max_width=box_w - int(40 * k))
+        y += why_size * 1.22
+    c.line([(int(22 * k), use_top - int(4 * k)), (box_w - int(22 * k), use_top - int(4 * k))], (255, 255, 255), 1)
+    y = use_top
+    for line in use:
+        c.text((int(22 * k), y), line, use_size, (255, 255, 255), bold=True, max_width=box_w - int(40 * k))
+        y += use_size * 1.25
     x, y = split + int(6 * k), int(6 * k)
-    rows = [("Patient", identity.patient_id or "not given")]
-    if identity.patient_name:
-        rows.append(("Name", identity.patient_name))
-    rows.append(("Exam", f"{result.session_id}"))
-    rows.append(("Started", (result.started_at or "").replace("T", " ")[:19]))
-    if identity.study:
-        rows.append(("Study", identity.study))
-    if identity.source:
-        rows.append(("Source", identity.source))
-    size = int(19 * k)
-    for name, value in rows[:6]:
+    for (name, value), n in zip(rows, heights, strict=True):
         c.text((x, y), name, size, MUTED)
-        c.text((x + int(90 * k), y), value, size, INK, bold=name == "Patient", max_width=width - x - int(96 * k))
-        y += int(size * 1.35)
+        c.paragraph((x + int(90 * k), y), value, size, INK, bold=name == "Patient", max_width=value_w, max_lines=2,
+                    leading=1.35)
+        y += int(size * 1.35) * n
     return c.bgr()
 
 
@@ -353,23 +539,33 @@ def _fraction_scale(result: PatientResult, width: int) -> np.ndarray:
 
 
 def _heading(text: str, width: int, note: str = "") -> np.ndarray:
+    """A rule, a bold title and a note after it, or under it when it does not fit beside (wrapped)."""
     k = _s(width)
-    c = Canvas(width, int(40 * k))
-    c.line([(int(22 * k), int(4 * k)), (width - int(22 * k), int(4 * k))], RULE, 1)
-    w = c.text((int(22 * k), int(12 * k)), text, int(19 * k), INK, bold=True)
-    if note:
-        c.text((int(34 * k) + w, int(14 * k)), note, int(15 * k), MUTED, max_width=width - w - int(60 * k))
+    size, note_size = int(19 * k), int(15 * k)
+    left, right = int(22 * k), width - int(22 * k)
+    title_w = text_width(text, size, True)
+    beside = note and title_w + int(12 * k) + text_width(note, note_size) <= right - left
+    lines = [] if not note or beside else wrap(note, note_size, right - left, max_lines=3)
+    c = Canvas(width, int(40 * k) + int(len(lines) * note_size * 1.3))
+    c.line([(left, int(4 * k)), (right, int(4 * k))], RULE, 1)
+    c.text((left, int(12 * k)), text, size, INK, bold=True, max_width=right - left)
+    if beside:
+        c.text((left + title_w + int(12 * k), int(14 * k)), note, note_size, MUTED)
+    y = int(12 * k) + size * 1.35
+    for line in lines:
+        c.text((left, y), line, note_size, MUTED, max_width=right - left)
+        y += note_size * 1.3
     return c.bgr()
 
 
-def _tiles(tiles: Sequence[Tile], scale: CamScale | None, width: int) -> list[np.ndarray]:
+def _tiles(tiles: Sequence[Tile], scale: CamScale | None, width: int, cutoff: float | None = None) -> list[np.ndarray]:
     k = _s(width)
     cols = 3
     gap = int(12 * k)
     cell = (width - int(44 * k) - gap * (cols - 1)) // cols
     rows = []
     for r in range(0, len(tiles), cols):
-        cells = [render_overlay(t, scale, width=cell) for t in tiles[r : r + cols]]
+        cells = [render_overlay(t, scale, width=cell, cutoff=cutoff) for t in tiles[r : r + cols]]
         h = max(c.shape[0] for c in cells)
         row = Canvas(width, h + gap)
         for i, c in enumerate(cells):
@@ -378,12 +574,13 @@ def _tiles(tiles: Sequence[Tile], scale: CamScale | None, width: int) -> list[np
     return rows
 
 
-def _probability_chart(result: PatientResult, width: int) -> np.ndarray:
-    """Every key frame's probability, in exam order, against the image cut-off."""
+def _probability_chart(result: PatientResult, width: int, shown: Sequence[int] = ()) -> np.ndarray:
+    """Every key frame's probability, in exam order, against the image cut-off; the bars numbered as
+    the key frames are (from 1), the numbers of the tiles shown above in bold over their bars."""
     k = _s(width)
-    h = int(190 * k)
+    h = int(214 * k)
     c = Canvas(width, h)
-    left, right, top, bottom = int(76 * k), width - int(30 * k), int(14 * k), h - int(34 * k)
+    left, right, top, bottom = int(76 * k), width - int(30 * k), int(30 * k), h - int(58 * k)
     size = int(15 * k)
 
     def y(p: float) -> float:
@@ -395,19 +592,26 @@ def _probability_chart(result: PatientResult, width: int) -> np.ndarray:
     c.text((int(22 * k), top), "p", size + 2, MUTED, anchor="lm")
     probs = [kf.probability for kf in result.key_frame_list]
     n = len(probs)
+    shown_set = set(shown)
     if n:
         step = (right - left) / n
         bar = max(1.0, min(22 * k, step * 0.7))
+        labelled = set(chart_labels(n, step, text_width("0", int(13 * k))))
         for i, p in enumerate(probs):
             cx = left + (i + 0.5) * step
             colour = ABNORMAL if p > result.image_cutoff else NORMAL
             c.rect(cx - bar / 2, y(p), cx + bar / 2, bottom, fill=colour)
+            if i in labelled:
+                c.text((cx, bottom + int(5 * k)), str(i + 1), int(13 * k), MUTED, anchor="ma")
+            if i in shown_set:
+                c.text((cx, y(p) - int(3 * k)), str(i + 1), int(14 * k), INK, bold=True, anchor="md")
     else:
         c.text(((left + right) / 2, top + (bottom - top) / 4), "no key frames", size, MUTED, anchor="mm")
     cut = y(result.image_cutoff)
     for x0 in range(left, right, int(14 * k) or 1):  # dashed: the cut-off
         c.line([(x0, cut), (min(x0 + int(8 * k), right), cut)], INK, max(1, int(2 * k)))
-    c.text((left, bottom + int(8 * k)), "key frames in exam order", size, MUTED)
+    c.text((left, bottom + int(26 * k)), "key frame number, in exam order" + ("; bold: shown above" if shown_set else ""),
+           size, MUTED)
     return c.bgr()
 
 
@@ -415,123 +619,78 @@ def _excluded(result: PatientResult, excluded: ExcludedFrames | None, width: int
     """The frames not counted, by reason, with examples."""
     k = _s(width)
     size = int(17 * k)
-    not_key = result.not_key_frames
-    counts = [("blank", result.blank_frames), ("colour", result.colour_frames), ("scope", result.out_of_scope_frames),
-              ("duplicate", result.duplicates)]
-    extra = [(r, n) for r, n in (excluded.counts.items() if excluded else ()) if r not in EXCLUSION_REASONS]
-    lines = [f"{n} {EXCLUSION_REASONS.get(r, r)}" for r, n in counts + extra if n]
-    if not_key:
-        lines.append(f"{not_key} scored but not key frames (probe moving, or like a recent key frame)")
-    examples = [(r, e) for r, _ in counts + extra for e in (excluded.examples(r) if excluded else [])]
+    lines = exclusion_lines(result, excluded)
+    examples = _exclusion_examples(result, excluded)
     thumb_w = int(200 * k)
     thumb_h = int(thumb_w * 9 / 16)
+    gap = int(12 * k)
+    examples = examples[: max(1, (width - int(44 * k) + gap) // (thumb_w + gap))]
+    cap_size = int(14 * k)
+    captions = [wrap(example_caption(r, e), cap_size, thumb_w, max_lines=2) for r, e in examples]
+    cap_h = int(max((len(c) for c in captions), default=0) * cap_size * 1.25)
     line_h = int(size * 1.4)
-    h = int(8 * k) + line_h * max(1, len(lines)) + (thumb_h + int(40 * k) if examples else 0) + int(8 * k)
+    h = int(8 * k) + line_h * max(1, len(lines)) + (thumb_h + int(10 * k) + cap_h if examples else 0) + int(8 * k)
     c = Canvas(width, h)
     y = int(4 * k)
     if not lines:
         c.text((int(22 * k), y), "none: every frame was usable", size, MUTED)
     for line in lines:
-        c.text((int(30 * k), y), "•  " + line, size, INK)
+        c.text((int(30 * k), y), "•  " + line, size, INK, max_width=width - int(52 * k))
         y += line_h
     if examples:
         y += int(6 * k)
-        for i, (reason, e) in enumerate(examples[: max(1, (width - int(44 * k)) // (thumb_w + int(12 * k)))]):
-            x = int(22 * k) + i * (thumb_w + int(12 * k))
+        for i, ((_, e), caption) in enumerate(zip(examples, captions, strict=True)):
+            x = int(22 * k) + i * (thumb_w + gap)
             th = e.thumbnail
             th = cv2.resize(th, (thumb_w, max(1, round(th.shape[0] * thumb_w / th.shape[1]))), interpolation=cv2.INTER_AREA)
             th = th[:thumb_h]
             c.paste(th if th.ndim == 3 else cv2.cvtColor(th, cv2.COLOR_GRAY2BGR), (x, y))
             c.rect(x, y, x + thumb_w - 1, y + th.shape[0] - 1, outline=RULE)
-            short = {"blank": "no signal", "colour": "colour Doppler", "scope": "out of scope",
-                     "duplicate": "repeat"}.get(reason, reason)
-            where = source_label(e.origin, e.timestamp_s, e.still, e.view, short=True, file=e.file, frame_number=e.frame_number)
-            c.text((x, y + th.shape[0] + int(4 * k)), f"{short}, {where}", int(14 * k), MUTED, max_width=thumb_w)
+            ty = y + th.shape[0] + int(4 * k)
+            for line in caption:
+                c.text((x, ty), line, cap_size, MUTED, max_width=thumb_w)
+                ty += cap_size * 1.25
     return c.bgr()
 
 
 def _footer(result: PatientResult, scale: CamScale | None, width: int) -> np.ndarray:
     k = _s(width)
     size = int(14 * k)
-    b = result.bundle
-    lines = [
-        f"Frames: {result.frames_seen} seen, {result.frames_scored} scored, {result.key_frames} key frames voted, "
-        f"{result.dropped} dropped while the model was busy · ended by {result.ended_by}"
-        + ("" if result.complete else " (incomplete)"),
-        f"Model: {b.get('identity', '')} on {b.get('backend') or '?'} {b.get('precision') or ''} · threshold: "
-        f"{result.threshold_source}",
-        "CAM colour scale: " + (f"{scale.lo:.3g} to {scale.hi:.3g}, fixed for this model ({scale.fitted_on})" if scale
-                                else "per image (this model has no fixed scale): colours are not comparable"),
-        "Research software: not for clinical use. A model trained on synthetic phantoms.",
-    ]
-    c = Canvas(width, int(12 * k) + int(size * 1.45) * len(lines) + int(8 * k))
+    room = width - int(44 * k)
+    wrapped = [wrap(line, size, room, max_lines=4) for line in footer_lines(result, scale)]
+    wrapped.append(wrap(RESEARCH_USE + " " + RESEARCH_USE_MORE, size, room, max_lines=2, bold=True))
+    step = int(size * 1.45)
+    c = Canvas(width, int(12 * k) + step * sum(len(w) for w in wrapped) + int(8 * k))
     c.line([(int(22 * k), int(4 * k)), (width - int(22 * k), int(4 * k))], RULE, 1)
     y = int(12 * k)
-    for i, line in enumerate(lines):
-        c.text((int(22 * k), y), line, size, ABNORMAL if i == len(lines) - 1 else MUTED, bold=i == len(lines) - 1,
-               max_width=width - int(44 * k))
-        y += int(size * 1.45)
+    for i, lines in enumerate(wrapped):
+        last = i == len(wrapped) - 1
+        for line in lines:
+            c.text((int(22 * k), y), line, size, ABNORMAL if last else MUTED, bold=last, max_width=room)
+            y += step
     return c.bgr()
 
 
 def render_summary(result: PatientResult, tiles: Sequence[Tile], *, scale: CamScale | None = None,
                    excluded: ExcludedFrames | None = None, identity: ExamIdentity | None = None,
                    width: int = 1200) -> np.ndarray:
-    """``summary.png``: verdict and why, patient and exam, the fraction against the threshold, the
-    most abnormal key frames with their CAM, every key frame's probability, the frames not
-    counted. BGR uint8, ``width`` wide (text scales with it)."""
+    """``summary.png``: verdict and why (with the research-use line), patient and exam, the fraction
+    against the threshold, the key frames with the highest probability with their CAM, every key
+    frame's probability, the frames not counted. BGR uint8, ``width`` wide (text scales with it);
+    key frames are numbered from 1 throughout."""
     identity = identity or ExamIdentity(result.patient_id)
     parts = [_header(result, identity, width), _fraction_scale(result, width)]
     if tiles:
-        parts.append(_heading("Most abnormal key frames", width,
-                              "CAM over the region: warmer = more evidence of a lesion, on this model's fixed scale"))
-        parts += _tiles(tiles, scale, width)
+        parts.append(_heading(tiles_heading(result, tiles), width, tiles_note(result)))
+        parts += _tiles(tiles, scale, width, result.image_cutoff)
     parts.append(_heading("Every key frame's probability", width,
                           f"{result.key_frames} key frames voted; red: above the image cut-off "
                           f"{result.image_cutoff:.2f} (dashed), counted as abnormal"))
-    parts.append(_probability_chart(result, width))
+    parts.append(_probability_chart(result, width, [t.key_index for t in tiles if t.key_index is not None]))
     parts.append(_heading("Frames not counted", width))
     parts.append(_excluded(result, excluded, width))
     parts.append(_footer(result, scale, width))
     return np.vstack(parts)
-
-
-# ------------------------------------------------------------------------------------ the printable page
-
-
-def render_report_page(result: PatientResult, tiles: Sequence[Tile], *, dpi: int = PDF_DPI, **summary: Any) -> np.ndarray:
-    """One A4 portrait page (BGR, ``dpi``): a title line, the summary, a line for the reader's
-    signature."""
-    page_w, page_h = round(8.268 * dpi), round(11.693 * dpi)
-    margin = round(0.45 * dpi)
-    inner = page_w - 2 * margin
-    body = render_summary(result, tiles, width=inner, **summary)
-    k = inner / 1200
-    c = Canvas(page_w, page_h)
-    c.text((margin, margin * 0.55), "gout-edge · ultrasound exam of the first MTP joint", int(24 * k), INK, bold=True)
-    c.text((page_w - margin, margin * 0.55), (result.ended_at or result.started_at or "").replace("T", " ")[:19],
-           int(18 * k), MUTED, anchor="ra")
-    top = int(margin * 0.55 + 44 * k)
-    room = page_h - top - int(margin * 1.4)
-    if body.shape[0] > room:  # keep it to one page
-        f = room / body.shape[0]
-        body = cv2.resize(body, (max(1, round(body.shape[1] * f)), room), interpolation=cv2.INTER_AREA)
-    c.paste(body, (margin + (inner - body.shape[1]) // 2, top))
-    y = page_h - int(margin * 1.05)
-    c.text((margin, y), "Reviewed by: ______________________________      Date: ______________", int(18 * k), INK)
-    c.text((page_w - margin, y + int(30 * k)), "page 1 of 1", int(14 * k), MUTED, anchor="ra")
-    return c.bgr()
-
-
-def write_pdf(path: Path, page: np.ndarray, dpi: int = PDF_DPI) -> Path:
-    """A one-page PDF of ``page`` (BGR) at ``dpi``, atomically (Pillow writes it)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(cv2.cvtColor(page, cv2.COLOR_BGR2RGB)).save(buf, "PDF", resolution=float(dpi), quality=90,
-                                                               subsampling=0, title="gout-edge exam report")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write_bytes(path, buf.getvalue())
 
 
 # ------------------------------------------------------------------------------------ all of it
@@ -545,18 +704,28 @@ class ExamPictures:
     tiles: tuple[Tile, ...] = field(default=(), repr=False)
 
 
+def overlay_name(rank: int, tile: Tile) -> str:
+    """``overlay_NN_keyKKKK.png``: its rank (1 = the highest probability) and its key frame number
+    (from 1, as the summary and the PDF number it)."""
+    return f"overlay_{rank:02d}_key{key_number(tile.key_index) or 0:04d}.png"
+
+
 def write_exam_pictures(out_dir: Path, result: PatientResult, tiles: Sequence[Tile], *, scale: CamScale | None,
                         excluded: ExcludedFrames | None = None, identity: ExamIdentity | None = None,
-                        summary_name: str = "summary.png") -> ExamPictures:
-    """The overlay PNGs (``overlay_NN_keyKKKK.png``, most abnormal first), ``summary.png`` and
-    ``report.pdf`` of an exam, each written atomically."""
+                        summary_name: str = "summary.png", paper: str | None = None) -> ExamPictures:
+    """The overlay PNGs (``overlay_NN_keyKKKK.png``, highest probability first, each carrying the
+    patient and the exam), ``summary.png`` and ``report.pdf`` (vector, ``paper`` size: ``a4``, the
+    default, or ``letter``) of an exam, each written atomically."""
+    from .printable import write_report_pdf
+
     out_dir = Path(out_dir)
     overlays = []
+    header = identity_line(identity or ExamIdentity(result.patient_id), result.session_id, result.started_at)
     for rank, tile in enumerate(tiles, 1):
-        path = out_dir / f"overlay_{rank:02d}_key{tile.key_index or 0:04d}.png"
-        write_png(path, render_overlay(tile, scale))
+        path = out_dir / overlay_name(rank, tile)
+        write_png(path, render_overlay(tile, scale, cutoff=result.image_cutoff, header=header))
         overlays.append(path)
     options = {"scale": scale, "excluded": excluded, "identity": identity}
     summary = write_png(out_dir / summary_name, render_summary(result, tiles, **options))
-    pdf = write_pdf(out_dir / PDF_NAME, render_report_page(result, tiles, **options))
+    pdf = write_report_pdf(out_dir / PDF_NAME, result, tiles, paper=paper, **options)
     return ExamPictures(tuple(overlays), summary, pdf, tuple(tiles))
