@@ -30,6 +30,7 @@ from gout_edge.manifest import (
     OutputSpec,
     Parity,
     PreprocessSpec,
+    Role,
     write_manifest,
 )
 from gout_edge.signing import sign_manifest
@@ -139,7 +140,7 @@ def export_bundle(config: ExportConfig, progress: Callable[[str], None] = lambda
         preprocess=config.preprocess,
         outputs=outputs,
         decision=DecisionSpec(),
-        files=(file_entry(out, ONNX_FP32, "onnx-fp32"),),
+        files=(file_entry(out, ONNX_FP32, Role.ONNX_FP32),),
         export=ExportInfo(
             versions={
                 "gout_edge": __version__,

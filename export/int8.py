@@ -26,7 +26,7 @@ from gout_edge.edge_runtime.inference.backends import SessionOptions, open_sessi
 from gout_edge.edge_runtime.inference.cam_scale import fit_cam_scale
 from gout_edge.edge_runtime.inference.loading import Bundle
 from gout_edge.edge_runtime.inference.timing import interleaved_ms
-from gout_edge.manifest import CamScale, FileEntry, InputSpec, Manifest, PreprocessSpec, Quantization
+from gout_edge.manifest import CamScale, FileEntry, InputSpec, Manifest, PreprocessSpec, Quantization, Role
 
 from .fidelity import FidelityGate, FidelityReport, measure_fidelity
 from .quantize import OrtQuantConfig, quantize_onnxruntime, quantize_openvino
@@ -146,7 +146,7 @@ def build_int8(
 ) -> Int8Result:
     """Quantize the bundle's FP32 ONNX both ways, measure, choose, and describe what was done."""
     root = Path(bundle_dir)
-    fp32 = root / manifest.file("onnx-fp32").path
+    fp32 = root / manifest.file(Role.ONNX_FP32).path
     cutoff = manifest.decision.image_cutoff
     fid = data.fidelity
 
@@ -165,13 +165,13 @@ def build_int8(
         progress(f"ONNX Runtime {config.scheme}")
         name = f"model.int8.candidate{i}.onnx"
         quantize_onnxruntime(fp32, root / name, data.calibration, config)
-        session, p8, c8 = _predict(with_files(entry(name, "onnx-int8")), "onnxruntime", "int8", fid, threads)
+        session, p8, c8 = _predict(with_files(entry(name, Role.ONNX_INT8)), "onnxruntime", "int8", fid, threads)
         sessions[config.scheme] = session
         candidates.append({"file": name, "scheme": config.scheme, "config": dataclasses.asdict(config), "fidelity": fidelity(p8, c8)})
 
     progress("OpenVINO NNCF")
     quantize_openvino(fp32, root / OV_INT8, data.calibration)
-    ov_files = (entry(OV_INT8, "openvino-int8"), entry(OV_INT8.replace(".xml", ".bin"), "openvino-int8-bin"))
+    ov_files = (entry(OV_INT8, Role.OPENVINO_INT8), entry(OV_INT8.replace(".xml", ".bin"), Role.OPENVINO_INT8_BIN))
     ov_session, pov, cov = _predict(with_files(*ov_files), "openvino", "int8", fid, threads)
     sessions["openvino nncf"] = ov_session
     ov_fidelity = fidelity(pov, cov)
@@ -217,5 +217,5 @@ def build_int8(
         }),
         fp32_latency_ms=latency["onnxruntime fp32"],
     )
-    files = (entry(ORT_INT8, "onnx-int8"), *ov_files)
+    files = (entry(ORT_INT8, Role.ONNX_INT8), *ov_files)
     return Int8Result(files, quantization, failures)

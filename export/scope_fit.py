@@ -38,7 +38,7 @@ from gout_edge.edge_runtime.imaging.preprocess import prepare
 from gout_edge.edge_runtime.inference.backends import SessionOptions, open_session
 from gout_edge.edge_runtime.inference.loading import Bundle
 from gout_edge.edge_runtime.inference.scope_guard import scope_distances
-from gout_edge.manifest import SCOPE_ROLE, InputSpec, Manifest, PreprocessSpec, ScopeSpec
+from gout_edge.manifest import SCOPE_ROLE, InputSpec, Manifest, PreprocessSpec, Role, ScopeSpec
 from gout_edge.reference_format import REFERENCE_ENGINES, write_npz
 
 from .int8 import LabelledInputs
@@ -173,9 +173,9 @@ def fit_scope_guard(bundle_dir: Path, manifest: Manifest, data: LabelledInputs, 
     for role, (backend, precision) in REFERENCE_ENGINES.items():
         if role not in manifest.roles():
             continue
-        held = best["held"] if role == "onnx-fp32" else scope_distances(
+        held = best["held"] if role == Role.ONNX_FP32 else scope_distances(
             best["method"], best["arrays"], _features(bundle, backend, precision, held_x, threads), best["k"])
-        oos = best["oos"] if role == "onnx-fp32" else scope_distances(
+        oos = best["oos"] if role == Role.ONNX_FP32 else scope_distances(
             best["method"], best["arrays"], _features(bundle, backend, precision, oos_x, threads), best["k"])
         by_file[role] = {"engine": f"{backend} {precision}", "held": held, "oos": oos,
                          "threshold": float(np.quantile(held, 1.0 - FALSE_REFUSAL))}

@@ -72,11 +72,14 @@ def save_small(path: Path, bgr: np.ndarray, width: int) -> Path:
 class Spoiled:
     """A phantom recording whose probe is lifted, then colour Doppler switched on, for most of it."""
 
-    kind, live, lost, end_reason = "video", False, False, None
+    kind, live, lost, end_reason, read_ahead = "video", False, False, None, 0
 
     def __init__(self, source: PhantomSource) -> None:
         self.source = source
         self.rect = source.truth["bmode_rect"]
+
+    def __getattr__(self, name: str):  # every other FrameSource member as the recording has it
+        return getattr(self.source, name)
 
     def __iter__(self):
         frames = list(self.source)

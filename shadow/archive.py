@@ -12,7 +12,7 @@ over a grown archive reads only the new files.
 A file whose header cannot be read cannot be put in a study: it becomes a study of its own, of
 kind ``unreadable``, with the reason, so that it is a row of the results rather than silence.
 Patient identifiers stay in ``StudyRef`` (for the tables in the output folder); logs name a study
-by ``key``, a pseudonym (16 hex digits of SHA-256 of the patient and study).
+by ``key``, a pseudonym (``study_pseudonym``).
 """
 
 from __future__ import annotations
@@ -47,8 +47,20 @@ ProgressFn = Callable[[int, int], None]
 
 
 def study_pseudonym(*parts: str) -> str:
-    """The key of a study in logs, file names and the report: 16 hex digits of SHA-256."""
+    """The key of a study in logs, file names and the report: 16 hex digits of SHA-256 of what
+    only the archive holds — a study's Study Instance UID with its Patient ID; an index table's
+    patient with the table's own SHA-256; an unreadable file's path with a digest of its bytes —
+    so that a key cannot be traced back to a patient by hashing candidate IDs, and the same
+    study has the same key in every run (the Parquet tables map keys to studies)."""
     return hashlib.sha256("\x1f".join(parts).encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def _content_digest(path: Path) -> str:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read(1 << 20)).hexdigest()
+    except OSError:
+        return ""
 
 
 def month_of(date: str) -> str:
@@ -166,12 +178,12 @@ def _files_under(root: Path) -> list[Path]:
     return out
 
 
-def _headers(root: Path, paths: list[Path], cache: dict[str, Any], progress: ProgressFn | None) -> tuple[dict[str, Any], int]:
-    """Each file's header (from ``cache`` when its size and mtime are unchanged); the new cache."""
+def _headers(files: list[tuple[str, Path]], cache: dict[str, Any], progress: ProgressFn | None) -> tuple[dict[str, Any], int]:
+    """Each file's header (from ``cache`` when its size and mtime are unchanged), by its name in the
+    archive; the new cache."""
     out: dict[str, Any] = {}
     read = 0
-    for i, path in enumerate(paths, 1):
-        rel = path.relative_to(root).as_posix()
+    for i, (rel, path) in enumerate(files, 1):
         try:
             st = path.stat()
             stamp = [st.st_size, st.st_mtime_ns]
@@ -183,8 +195,8 @@ def _headers(root: Path, paths: list[Path], cache: dict[str, Any], progress: Pro
         else:
             out[rel] = {"stamp": stamp, **read_header(path)}
             read += 1
-        if progress is not None and (i % 50 == 0 or i == len(paths)):
-            progress(i, len(paths))
+        if progress is not None and (i % 50 == 0 or i == len(files)):
+            progress(i, len(files))
     return out, read
 
 
@@ -192,8 +204,9 @@ def _headers(root: Path, paths: list[Path], cache: dict[str, Any], progress: Pro
 # the studies
 
 
-def _unreadable(rel: str, error: str) -> StudyRef:
-    return StudyRef(key=study_pseudonym("file", rel), kind="unreadable", files=(rel,), error=error)
+def _unreadable(root: Path, rel: str, error: str) -> StudyRef:
+    key = study_pseudonym("file", rel, _content_digest(root / rel))
+    return StudyRef(key=key, kind="unreadable", files=(rel,), error=error)
 
 
 def _first(headers: list[dict[str, Any]], name: str) -> str:
@@ -212,13 +225,13 @@ def _study(key: str, kind: str, files: list[str], headers: list[dict[str, Any]],
 def _dicom_tree(root: Path, cache: dict[str, Any], progress: ProgressFn | None) -> tuple[Archive, dict[str, Any]]:
     paths = _files_under(root)
     dicom = [p for p in paths if _is_dicom(p)]
-    headers, read = _headers(root, dicom, cache, progress)
+    headers, read = _headers([(p.relative_to(root).as_posix(), p) for p in dicom], cache, progress)
     groups: dict[tuple[str, str], list[str]] = {}
     studies: list[tuple[int, StudyRef]] = []  # (position of its first file, study)
     not_images = 0
     for pos, (rel, h) in enumerate(headers.items()):
         if "error" in h:
-            studies.append((pos, _unreadable(rel, h["error"])))
+            studies.append((pos, _unreadable(root, rel, f"{Path(rel).name}: {h['error']}")))
         elif not h.get("image"):
             not_images += 1
         else:
@@ -232,7 +245,7 @@ def _dicom_tree(root: Path, cache: dict[str, Any], progress: ProgressFn | None) 
     for _pos, ref in sorted(studies, key=lambda t: t[0]):
         if ref.kind == "dicom":
             (patient, uid), files = next(order)
-            ref = _study(study_pseudonym(patient, uid), "dicom", files, [headers[f] for f in files], patient, uid)
+            ref = _study(study_pseudonym("study", patient, uid), "dicom", files, [headers[f] for f in files], patient, uid)
         out.append(ref)
     archive = Archive(root, "dicom", root, tuple(out), sum(len(s.files) for s in out), len(paths) - len(dicom),
                       not_images, read)
@@ -244,13 +257,12 @@ def _index_table(path: Path, cache: dict[str, Any], progress: ProgressFn | None)
 
     table = read_index(path)
     root = table.root
-    dicom = [r.image for r in table.rows if _is_dicom(r.image)]
-    headers, read = _headers(root, dicom, cache, progress)
+    headers, read = _headers([(table.relative(r), r.image) for r in table.rows if _is_dicom(r.image)], cache, progress)
     studies = []
     for rec in table.patients():
         files = sorted(table.relative(table.rows[i]) for i in rec.rows)  # path order, as scan --images reads them
         found = [headers[f] for f in files if f in headers and "error" not in headers[f]]
-        studies.append(_study(study_pseudonym("patient", rec.patient_id), "images", files, found, rec.patient_id,
+        studies.append(_study(study_pseudonym("patient", table.sha256, rec.patient_id), "images", files, found, rec.patient_id,
                               _first(found, "study_uid")))
     return Archive(root, "index", path, tuple(studies), len(table)), headers
 

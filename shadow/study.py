@@ -183,8 +183,11 @@ def _decision(tally: Tally, model: Model) -> dict[str, Any]:
 
 
 def failed_record(ref: StudyRef, error: str, seconds: float = 0.0, warnings_: Sequence[str] = (),
-                  skipped: Sequence[dict[str, str]] = (), read_bytes: int = 0) -> dict[str, Any]:
-    return {"key": ref.key, "status": "failed", "error": error, "frames": 0, "skipped": list(skipped),
+                  skipped: Sequence[dict[str, str]] = (), read_bytes: int = 0, error_kind: str = "input") -> dict[str, Any]:
+    """A study that gave no result. ``error_kind``: ``input`` (the files: the message names them by
+    base name and may be logged), ``internal`` (a bug: a library's message, kept out of the log) or
+    ``worker`` (the process died)."""
+    return {"key": ref.key, "status": "failed", "error": error, "error_kind": error_kind, "frames": 0, "skipped": list(skipped),
             "warnings": list(warnings_), "models": {}, "frame_rows": {},
             "timing": {"seconds": round(seconds, 4), "read_decode_s": 0.0, "models_s": {}}, "bytes": read_bytes}
 
@@ -202,7 +205,7 @@ def _bytes(root: Path, ref: StudyRef) -> int:
 def score_study(ref: StudyRef, root: Path | str, models: Models) -> dict[str, Any]:
     """Both bundles' per-frame outcomes and verdicts for one study (a JSON-ready record)."""
     root = Path(root)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     collect = _Collect()
     logger = logging.getLogger("gout_edge")
     logger.addHandler(collect)
@@ -215,7 +218,8 @@ def score_study(ref: StudyRef, root: Path | str, models: Models) -> dict[str, An
         rows: dict[str, list[Any]] = {k: [] for k in SOURCE_FIELDS}
         for m in models:
             rows.update({f"{m.name}_{k}": [] for k in FRAME_FIELDS})
-        spent = {m.name: 0.0 for m in models}
+        spent = {m.name: 0.0 for m in models}  # wall seconds in each pipeline
+        spent_cpu = {m.name: 0.0 for m in models}  # CPU seconds of this process (engine threads too)
         if ref.kind == "dicom":
             source = StudySource(root, [root / f for f in ref.files])
             frames = iter(source)
@@ -230,13 +234,14 @@ def score_study(ref: StudyRef, root: Path | str, models: Models) -> dict[str, An
             rows["still"].append(frame.still)
             rows["timestamp_s"].append(round(float(frame.timestamp_s), 6))
             for m, pipeline, tally in pipelines:
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 outcome = pipeline(frame)
                 tally.add(outcome)
                 for k, v in _frame_row(outcome).items():
                     rows[f"{m.name}_{k}"].append(v)
                 spent[m.name] += time.perf_counter() - t
-        total = time.perf_counter() - t0
+                spent_cpu[m.name] += time.process_time() - c
+        total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
         if source is not None:
             skipped.extend(s.to_dict() for s in source.skipped)
         return {
@@ -246,13 +251,16 @@ def score_study(ref: StudyRef, root: Path | str, models: Models) -> dict[str, An
             "frame_rows": rows,
             "timing": {"seconds": round(total, 4),
                        "read_decode_s": round(total - sum(spent.values()), 4),  # headers, reading, decoding
-                       "models_s": {k: round(v, 4) for k, v in spent.items()}},
+                       "models_s": {k: round(v, 4) for k, v in spent.items()},
+                       "cpu_s": round(total_cpu, 4),
+                       "read_decode_cpu_s": round(total_cpu - sum(spent_cpu.values()), 4),
+                       "models_cpu_s": {k: round(v, 4) for k, v in spent_cpu.items()}},
             "bytes": size,
         }
     except GoutEdgeError as exc:
         return failed_record(ref, str(exc), time.perf_counter() - t0, collect.messages, skipped, size)
     except Exception as exc:  # noqa: BLE001 - a study is a row, never the end of the job
         return failed_record(ref, f"internal error while reading the study ({type(exc).__name__}: {reason_of(exc)})",
-                             time.perf_counter() - t0, collect.messages, skipped, size)
+                             time.perf_counter() - t0, collect.messages, skipped, size, error_kind="internal")
     finally:
         logger.removeHandler(collect)

@@ -9,6 +9,7 @@ import dataclasses
 import http.client
 import json
 import logging
+import re
 import threading
 import time
 
@@ -35,7 +36,7 @@ from gout_edge.edge_runtime.present.report import (
     why_line,
 )
 from gout_edge.edge_runtime.sources import Frame
-from gout_edge.errors import BundleError
+from gout_edge.errors import BundleError, UsageError
 from gout_edge.manifest import CamScale, Manifest, manifest_bytes, read_manifest, write_manifest
 
 SCALE = CamScale(0.0, 40.0, "test")
@@ -225,6 +226,98 @@ def test_summaries_of_each_verdict_render_with_identity_and_exclusions(bundle, t
         assert render_summary(r, [], width=800).shape[1] == 800  # text and layout scale with the width
 
 
+def _poppler(tool: str) -> str:
+    import shutil
+
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} is not installed: apt-get install poppler-utils")
+    return path
+
+
+def _pdf_text(path) -> str:
+    import subprocess
+
+    return subprocess.run([_poppler("pdftotext"), str(path), "-"], check=True, capture_output=True, text=True).stdout
+
+
+def test_the_printable_report_is_text_with_embedded_fonts_on_a4_or_letter(bundle, tmp_path, monkeypatch):
+    """report.pdf is a vector page: its words can be searched and copied (pdftotext finds them),
+    its fonts are embedded, the key frames are images; A4 by default, US Letter on request."""
+    import subprocess
+
+    _, r = _exam(bundle, tmp_path / "a4", [0.9, 0.8, 0.2, 0.1, 0.1], blanks=2, patient="MRN-PAPER-1")
+    text = _pdf_text(r.pdf)
+    for words in ("GOUT", why_line(r), "MRN-PAPER-1", r.session_id, "RESEARCH SOFTWARE: NOT", "FOR CLINICAL USE",
+                  "Reviewed by a clinician", "Signature", "Frames not counted", "2 no signal", "page 1 of 1",
+                  "Key frame 1 · p = 0.90", "Key frame 2 · p = 0.80", "above the cut-off", "below the cut-off",
+                  r.bundle["identity"].split(" (")[0]):
+        assert words in " ".join(text.split()), words
+    assert "Key frame 0" not in text  # numbered from 1, as the summary and the file names
+    info = subprocess.run([_poppler("pdfinfo"), str(r.pdf)], check=True, capture_output=True, text=True).stdout
+    assert re.search(r"Pages:\s+1\n", info) and "595.276 x 841.89 pts (A4)" in info
+    assert "MRN-PAPER-1" not in info  # the patient is on the page, not in the file's metadata
+    fonts = subprocess.run([_poppler("pdffonts"), str(r.pdf)], check=True, capture_output=True, text=True).stdout
+    rows = fonts.strip().splitlines()[2:]
+    assert rows and all(row.split()[-5] == "yes" for row in rows), fonts  # every font embedded
+    images = subprocess.run([_poppler("pdfimages"), "-list", str(r.pdf)], check=True, capture_output=True,
+                            text=True).stdout.strip().splitlines()[2:]
+    assert len(images) >= 5  # the five key frames' overlays (and examples of the frames not counted)
+    monkeypatch.setenv("GOUT_EDGE_PAPER", "letter")
+    _, letter = _exam(bundle, tmp_path / "letter", [0.9, 0.8, 0.2, 0.1, 0.1])
+    info = subprocess.run([_poppler("pdfinfo"), str(letter.pdf)], check=True, capture_output=True, text=True).stdout
+    assert "612 x 792 pts (letter)" in info and re.search(r"Pages:\s+1\n", info)
+    monkeypatch.setenv("GOUT_EDGE_PAPER", "legal")
+    with pytest.raises(UsageError, match="GOUT_EDGE_PAPER 'legal' is not a paper size.*a4 or letter"):
+        ExamSession(bundle, OracleScorer(), tmp_path / "legal", dicom_results=False)
+
+
+def test_key_frames_are_numbered_from_1_in_files_and_chart(bundle, tmp_path):
+    from gout_edge.edge_runtime.present.report import chart_labels, key_number
+
+    session, r = _exam(bundle, tmp_path, [0.9, 0.2, 0.7, 0.1, 0.1])
+    assert [k.key_index for k in session.key_frames][:3] == [0, 1, 2]  # the journal counts from 0
+    names = [p.name for p in r.overlays]
+    assert names[:2] == ["overlay_01_key0001.png", "overlay_02_key0003.png"]  # p 0.9 is key frame 1, p 0.7 is 3
+    assert key_number(0) == 1 and key_number(None) is None
+    assert chart_labels(15, 60.0, 8.0) == list(range(15))  # room for every number
+    assert chart_labels(200, 5.0, 8.0) == [0] + list(range(9, 200, 10))  # 1, 10, 20 … 200
+
+
+def test_a_key_frame_below_the_cutoff_shows_no_cam_and_says_so():
+    """A frame the model does not count as abnormal keeps its anatomy uncoloured: its CAM, though
+    strong, is not drawn (it would read as a lesion); one above the cut-off shows it."""
+    from gout_edge.edge_runtime.present.report import below_cutoff, overlay_body
+
+    crop = screen(seed=5)[30:200, 40:280]  # grey, as a B-mode region
+    hot = np.full((4, 8), 40.0, np.float32)  # the top of the scale everywhere
+    below = Tile(2, 0.27, crop, hot, "a.png", 0.0, True, False)
+    above = Tile(3, 0.93, crop, hot, "b.png", 0.0, True, True)
+    assert below_cutoff(below, 0.5) and not below_cutoff(above, 0.5)
+    assert below_cutoff(Tile(1, 0.5, crop, hot), 0.5) and not below_cutoff(Tile(1, 0.51, crop, hot), 0.5)
+
+    def chroma(image: np.ndarray) -> float:
+        region = image[image.shape[0] // 2 :, : crop.shape[1] // 2].astype(int)  # under the band, left of the legend
+        return float((region.max(axis=2) - region.min(axis=2)).mean())
+
+    assert chroma(overlay_body(below, SCALE, 600, cutoff=0.5)) < 1.0  # grey: the B-mode image alone
+    assert chroma(overlay_body(above, SCALE, 600, cutoff=0.5)) > 20.0  # the CAM's colours
+
+
+def test_overlay_files_carry_the_patient_and_the_exam(bundle, tmp_path):
+    from gout_edge.edge_runtime.present.report import ExamIdentity, identity_line, render_overlay
+
+    session, r = _exam(bundle, tmp_path, [0.9, 0.8, 0.7], patient="MRN-OVL-3")
+    line = identity_line(ExamIdentity("MRN-OVL-3"), r.session_id, r.started_at)
+    assert line.startswith("Patient MRN-OVL-3 · exam " + r.session_id)
+    written = cv2.imread(str(r.overlays[0]))
+    k = session.key_frames[0]
+    tile = Tile(k.key_index, k.probability, np.zeros((10, 10), np.uint8), np.zeros((4, 8), np.float32))
+    plain, headed = render_overlay(tile, SCALE, 600), render_overlay(tile, SCALE, 600, header=line)
+    assert headed.shape[0] > plain.shape[0]  # a band above the caption
+    assert written is not None and (written[:8].astype(int).sum(axis=2) < 3 * 250).any()  # drawn on the file's top
+
+
 def test_no_log_line_names_the_patient_while_the_pictures_are_made(bundle, tmp_path, caplog):
     with caplog.at_level(logging.DEBUG):
         _exam(bundle, tmp_path, [0.9, 0.1, 0.9], blanks=1, patient="MRN-SECRET-9")
@@ -346,6 +439,7 @@ def test_a_busy_port_is_a_usage_error_that_says_what_to_do():
 # ------------------------------------------------------------------------------------ plain output
 
 
+@pytest.mark.slow
 def test_plain_scan_prints_verdict_why_and_the_files_and_the_demo_its_truth(capsys, scan_bundle_dir, tmp_path):
     code = main(["scan", "--demo", "--bundle", str(scan_bundle_dir), "--out", str(tmp_path), "--no-display",
                  "--max-frames", "40"])

@@ -55,6 +55,7 @@ def test_run_bench_reports_every_stage_engine_and_the_torch_reference(bundle_wit
     assert result.bedside_engine == "onnxruntime fp32"  # FP32-only bundle: the auto rule
 
 
+@pytest.mark.slow
 def test_budgets_decide_the_exit_code_and_the_json_is_complete(bundle_with_budgets, tmp_path, capsys):
     generous = bundle_with_budgets(end_to_end_p50_ms=1e9, end_to_end_p99_ms=1e9, preprocess_1080p_p50_ms=1e9,
                                    cam_overhead_fraction=1e9, cold_start_s=1e9, resident_memory_mb=1e9,

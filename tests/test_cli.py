@@ -7,6 +7,7 @@ import json
 import pickle
 import shutil
 
+import pytest
 import torch
 from support.bundles import SMALL
 from support.json_schemas import validate
@@ -58,6 +59,7 @@ def test_info_on_a_tampered_bundle_exits_4_naming_the_file(small_bundle, tmp_pat
     assert "model.fp32.onnx" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_export_command_writes_a_bundle(tmp_path, toy_csv, monkeypatch):
     """The command's wiring, at the tests' small input (the CLI exports at the paper's 320 × 700)
     with the toy data set as its calibration images (``--calib``) instead of 24 phantom patients."""

@@ -54,7 +54,7 @@ THREADS_COMMANDS = sorted(name for name in COMMANDS if "--threads" in _options(n
 
 
 def test_the_commands_with_threads_are_the_expected_ones():
-    assert set(THREADS_COMMANDS) == {"export", "train", "calibrate", "evaluate", "verify", "scan", "bench"}
+    assert set(THREADS_COMMANDS) == {"export", "train", "calibrate", "evaluate", "verify", "scan", "bench", "shadow"}
 
 
 @pytest.mark.parametrize("command", THREADS_COMMANDS)
@@ -150,6 +150,7 @@ def test_help_reads_well_at_80_columns():
 # ------------------------------------------------------------------ nothing written into the package
 
 
+@pytest.mark.slow
 def test_default_outputs_go_to_the_working_folder_and_the_package_stays_unchanged(capsys, tmp_path, monkeypatch):
     demo = default_bundle_path()
     if not demo.is_dir():

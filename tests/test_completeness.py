@@ -94,7 +94,8 @@ def test_stills_give_the_same_probability_through_scan_and_evaluate(scorer, tmp_
         assert abs(alone - p) <= 1e-6, (origin, alone, p)
 
 
-def test_evaluate_says_what_the_cart_says_for_every_patient(tmp_path):
+@pytest.mark.slow
+def test_evaluate_says_what_the_cart_says_for_every_patient(demo, tmp_path):
     """The model owner's ``evaluate`` and the cart's ``scan --images`` give every patient of a phantom
     set the same verdict and reason — including a patient whose plantar view is missing, whom
     ``evaluate`` used to call "gout" while the cart said indeterminate (issue 20). Demo bundle
@@ -119,13 +120,9 @@ def test_evaluate_says_what_the_cart_says_for_every_patient(tmp_path):
         writer.writeheader()
         writer.writerows(kept)
 
-    bundle = open_bundle(default_bundle_path())
-    scorer = Scorer(bundle, threads=1)
-    try:
-        cart = {p.patient_id: p for p in run_exam(open_source("images", images), bundle, scorer, tmp_path / "scans").patients}
-    finally:
-        scorer.close()
-    owner = {p.patient_id: p for p in evaluate(EvaluationConfig(default_bundle_path(), index, threads=1,
+    bundle, scorer = demo  # the session's demo bundle and its two-thread scorer; evaluate on two threads too
+    cart = {p.patient_id: p for p in run_exam(open_source("images", images), bundle, scorer, tmp_path / "scans").patients}
+    owner = {p.patient_id: p for p in evaluate(EvaluationConfig(default_bundle_path(), index, threads=2,
                                                                  out=tmp_path / "evaluation")).model.patient.patients}
     assert set(cart) == set(owner) and len(cart) == 4
     for pid, p in cart.items():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from gout_edge.cli import main
 from gout_edge.edge_runtime.inference.loading import default_bundle_path, open_bundle
 
@@ -29,6 +31,7 @@ def test_demo_bundle_reports_its_held_out_figures():
     assert held_out["patient"]["accuracy"]["estimate"] >= 0.8
 
 
+@pytest.mark.slow
 def test_demo_bundle_verifies_on_this_device(tmp_path):
     """Field verification of the shipped bundle: outputs and decisions on every engine (the latency
     check is left to `gout-edge verify` on a quiet cart: this machine is shared and noisy)."""

@@ -109,7 +109,7 @@ LOSSLESS_PAIRS = [
     ("SC_rgb.dcm", "SC_rgb_expb.dcm"),
     ("SC_rgb.dcm", "SC_rgb_rle.dcm"),
     ("SC_rgb.dcm", "SC_rgb_gdcm2k_uncompressed.dcm"),
-    ("SC_rgb.dcm", "SC_rgb_jpeg_gdcm.dcm"),  # JPEG lossless: pylibjpeg or gdcm
+    ("SC_rgb.dcm", "SC_rgb_jpeg_gdcm.dcm"),  # JPEG Lossless SV1, RGB: the default install (OpenCV's libjpeg-turbo)
     ("SC_rgb_2frame.dcm", "SC_rgb_expb_2frame.dcm"),
     ("SC_rgb_2frame.dcm", "SC_rgb_rle_2frame.dcm"),
     ("SC_rgb_16bit.dcm", "SC_rgb_expb_16bit.dcm"),
@@ -159,6 +159,92 @@ def test_lossy_variants_decode_close_to_the_original(reference, other):
     a, b = decoded(decodable(reference)).astype(int), decoded(decodable(other)).astype(int)
     assert a.shape == b.shape
     assert np.abs(a - b).mean() <= 3.0 and abs(a.mean() - b.mean()) <= 1.0
+
+
+# -- 1b. what scanners write, decoded by the default install ------------------------------------
+
+
+def _first_frame(path: Path) -> bytes:
+    import pydicom
+    from pydicom.encaps import generate_frames
+
+    ds = pydicom.dcmread(path)
+    return next(generate_frames(ds.PixelData, number_of_frames=int(getattr(ds, "NumberOfFrames", 1) or 1)))
+
+
+def test_jpeg_lossless_and_jpeg_ls_decode_without_gpl_or_gdcm():
+    """JPEG Lossless (Process 14 SV1) through OpenCV's libjpeg-turbo and JPEG-LS through pyjpegls
+    (MIT): both in the runtime's dependencies; neither pylibjpeg-libjpeg (GPLv3) nor python-gdcm."""
+    import importlib.util
+
+    from pydicom.pixels.decoders import JPEGLosslessDecoder, JPEGLosslessSV1Decoder, JPEGLSLosslessDecoder
+
+    from gout_edge.edge_runtime.sources._jpeg_lossless import LABEL
+
+    assert LABEL in JPEGLosslessSV1Decoder.available_plugins and LABEL in JPEGLosslessDecoder.available_plugins
+    assert "pyjpegls" in JPEGLSLosslessDecoder.available_plugins
+    for module in ("libjpeg", "gdcm"):  # what pydicom would otherwise need: not installed, not used
+        if importlib.util.find_spec(module) is not None:
+            pytest.skip(f"{module} is installed here: the default install is not what this test sees")
+    for name in ("SC_rgb_jpeg_gdcm.dcm", "MR_small_jpeg_ls_lossless.dcm"):
+        check_decoder(read_dicom_file(pydicom_file(name)).transfer_syntax, name)  # no "needs a decoder" error
+
+
+def test_a_jpeg_lossless_ultrasound_file_is_scored(scorer):
+    """A real JPEG Lossless SV1 ultrasound image (8-bit MONOCHROME2, 1024 × 768, from pydicom's
+    test files), through what scan --dicom does: decoded, its region found, scored."""
+    path = pydicom_file("JPGLosslessP14SV1_1s_1f_8b.dcm")
+    file = read_dicom_file(path)
+    assert file is not None and file.transfer_syntax == "1.2.840.10008.1.2.4.70"
+    frame = decoded(path)[0]
+    assert frame.shape == (768, 1024) and frame.dtype == np.uint8 and 5 < frame.mean() < 100 and frame.std() > 5
+    probabilities = scan_probabilities(scorer, path)
+    assert len(probabilities) == 1 and probabilities[0] is not None and 0.0 <= probabilities[0] <= 1.0
+
+
+def test_a_jpeg_lossless_rgb_frame_is_decoded_as_stored_whatever_its_markers():
+    """A JFIF marker tells libjpeg the three components are YCbCr, which it cannot convert in
+    lossless mode: plain OpenCV gives nothing (or, converting, other pixels). The frame is handed
+    over as stored: the same pixels with component IDs 1, 2, 3 and a JFIF marker as with R, G, B
+    and Adobe's."""
+    from gout_edge.edge_runtime.sources import _jpeg_lossless as jl
+
+    src = _first_frame(pydicom_file("SC_rgb_jpeg_gdcm.dcm"))
+    reference = decoded(pydicom_file("SC_rgb.dcm"))[0]  # BGR, as the runtime's frames are
+    assert jl.lossless_header(src) == (8, 100, 100, 3)
+    # the same codestream with IDs 1, 2, 3 in the frame and scan headers, Adobe out and JFIF in
+    segments = jl._segments(src)
+    out = bytearray(b"\xff\xd8" + b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+    for marker, start, end in segments[1:]:
+        seg = bytearray(src[start:end])
+        if marker == 0xEE:
+            continue
+        if marker in (0xC3, 0xDA):
+            first = 10 if marker == 0xC3 else 5
+            step = 3 if marker == 0xC3 else 2
+            for k in range(3):
+                seg[first + step * k] = k + 1
+        out += seg
+    renamed = bytes(out + src[segments[-1][2]:])
+    naive = cv2.imdecode(np.frombuffer(renamed, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert naive is None or not np.array_equal(naive, reference)  # what plain libjpeg does
+
+    class Runner:  # what pydicom's DecodeRunner is told
+        options: dict = {}
+
+        def set_option(self, name, value):
+            self.options[name] = value
+
+    for stream in (src, renamed):
+        got = np.frombuffer(jl._decode_frame(stream, Runner()), np.uint8).reshape(100, 100, 3)  # as stored: RGB
+        assert np.array_equal(got[:, :, ::-1], reference)
+
+
+def test_a_jpeg_lossless_frame_of_more_than_8_bits_says_what_decodes_it():
+    path = pydicom_file("JPEG-LL.dcm")  # 16-bit NM
+    file = read_dicom_file(path)
+    with pytest.raises(InputError, match=r"JPEG-LL\.dcm.*8-bit lossless JPEG only.*16-bit.*python-gdcm"):
+        list(decode_frames(file))
 
 
 def test_a_big_endian_palette_file_is_not_blank():

@@ -84,6 +84,14 @@ class FakePacs:
         return out
 
 
+def _tiny_dicom(path: Path) -> None:
+    """A small DICOM file the queue accepts as an object to send (the fake PACS never reads it)."""
+    from gout_edge.edge_runtime.imaging.dicom_write import ultrasound_dataset, write_dataset
+
+    new = pydicom.uid.generate_uid
+    write_dataset(ultrasound_dataset(new(), new(), new()), path)
+
+
 def _queue(tmp_path: Path, pacs: FakePacs, **kw) -> ForwardQueue:
     return ForwardQueue(tmp_path / "queue", Peer("127.0.0.1", 1, "PACS"), retry_s=0.01, send=pacs, **kw)
 
@@ -91,7 +99,7 @@ def _queue(tmp_path: Path, pacs: FakePacs, **kw) -> ForwardQueue:
 def test_the_queue_keeps_everything_while_the_pacs_is_down_and_delivers_each_object_once(tmp_path):
     files = [tmp_path / f"obj{i}.dcm" for i in range(3)]
     for f in files:
-        f.write_bytes(b"x")
+        _tiny_dicom(f)
     pacs = FakePacs()
     queue = _queue(tmp_path, pacs)
     queue.enqueue(files)
@@ -111,7 +119,7 @@ def test_the_queue_keeps_everything_while_the_pacs_is_down_and_delivers_each_obj
 
 
 def test_a_crash_between_the_sent_record_and_the_pending_job_sends_nothing_twice(tmp_path):
-    (tmp_path / "a.dcm").write_bytes(b"x")
+    _tiny_dicom(tmp_path / "a.dcm")
     pacs = FakePacs()
     pacs.up = True
     queue = _queue(tmp_path, pacs)
@@ -122,7 +130,7 @@ def test_a_crash_between_the_sent_record_and_the_pending_job_sends_nothing_twice
 
 def test_an_object_the_pacs_keeps_refusing_ends_in_failed_and_a_missing_file_too(tmp_path):
     for name in ("good.dcm", "bad.dcm", "gone.dcm"):
-        (tmp_path / name).write_bytes(b"x")
+        _tiny_dicom(tmp_path / name)
     pacs = FakePacs()
     pacs.up, pacs.refuse = True, {"bad.dcm"}
     queue = _queue(tmp_path, pacs, max_refusals=2)
@@ -138,18 +146,22 @@ def test_an_object_the_pacs_keeps_refusing_ends_in_failed_and_a_missing_file_too
 
 def test_the_spool_indexes_studies_and_remembers_what_was_scanned(tmp_path):
     spool = Spool(tmp_path / "spool")
-    key, path, new = spool.store(b"one", "1.2.3", "1.2.3.4")
-    assert new and path.read_bytes() == b"one" and path.name == "1.2.3.4.dcm" and "1.2.3" not in key
-    assert spool.store(b"again", "1.2.3", "1.2.3.4")[2] is False  # the same instance twice: one file
+    stored = spool.store(b"one", "1.2.3", "1.2.3.4")
+    assert stored.new_study and stored.change == "new" and stored.path.read_bytes() == b"one"
+    assert stored.path.name == "1.2.3.4.dcm" and "1.2.3" not in stored.key
+    again = spool.store(b"one", "1.2.3", "1.2.3.4")  # the same instance twice: one file, counted once
+    assert not again.new_study and again.change == "same"
     spool.store(b"two", "1.2.3", "1.2.3.5")
     assert spool.due(quiet_s=60) == [] and [s.instances for s in spool.due(quiet_s=0)] == [2]
-    spool.mark_scanned(key, 2, ["session-1"])
+    (claim,) = spool.claim_due(0, 2, lambda: "session-1")
+    assert spool.claim_due(0, 2, lambda: "session-2") == []  # claimed: not twice at once
+    spool.finish(claim, sessions=["session-1"], results=[], forward=[], enqueue=None)
     assert spool.due(quiet_s=0) == []
     spool.store(b"late", "1.2.3", "1.2.3.6")  # a late instance makes the study due again
     assert [s.instances for s in spool.due(quiet_s=0)] == [3]
     reopened = Spool(tmp_path / "spool")  # a restart rebuilds the index from the disk
     (state,) = reopened.pending()
-    assert (state.instances, state.scanned, state.scans) == (3, 2, 1)
+    assert (state.instances, state.generation, state.scanned_generation, state.scans) == (3, 3, 2, 1)
     assert reopened.due(quiet_s=60) == []  # and waits a whole quiet period before scanning
 
 
@@ -168,6 +180,7 @@ def _cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.slow
 def test_listen_receives_a_study_and_its_results_reach_orthanc(tools, phantom_dir, tmp_path, capsys):
     pacs = Orthanc(tmp_path / "orthanc").start()
     node = Node(tmp_path / "node", "--allow", "SCANNER", "--quiet-period", QUIET, "--forward", pacs.peer,
@@ -215,6 +228,7 @@ def test_listen_receives_a_study_and_its_results_reach_orthanc(tools, phantom_di
     assert code == 5 and "nothing was sent" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_pacs_that_is_down_loses_nothing_and_a_killed_listener_resumes(tools, phantom_dir, tmp_path):
     pacs = Orthanc(tmp_path / "orthanc")  # not started: the PACS is down
     node = Node(tmp_path / "node", "--quiet-period", QUIET, "--forward", pacs.peer, "--retry-interval", "0.3",
@@ -256,6 +270,7 @@ def test_a_pacs_that_is_down_loses_nothing_and_a_killed_listener_resumes(tools, 
         pacs.stop()
 
 
+@pytest.mark.slow
 def test_kill_9_mid_study_keeps_every_acknowledged_instance(tools, phantom_dir, tmp_path):
     # a long study: copies of one phantom frame under new SOP Instance UIDs
     src = pydicom.dcmread(next(f for f in _study(phantom_dir, "P0001") if pydicom.dcmread(f, stop_before_pixels=True)

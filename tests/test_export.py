@@ -21,6 +21,7 @@ def _ort(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("blocks", PAPER_ABLATION_BLOCKS)
 def test_export_parity_for_each_ablation_depth(tmp_path, blocks):
     """The ONNX graph of each depth against torch: export's first step alone (``export_graph``); the

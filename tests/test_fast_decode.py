@@ -77,6 +77,7 @@ def phantom_screens():
     return out
 
 
+@pytest.mark.slow
 def test_every_frame_scores_within_the_int8_tolerance_by_the_old_and_the_new_path(demo_bundle_or_skip, phantom_screens):
     from gout_edge.edge_runtime.inference.scoring import Scorer
 

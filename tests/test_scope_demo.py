@@ -53,6 +53,7 @@ def test_real_images_of_other_things_get_no_verdict(demo, tmp_path, name):
         assert result.scope_refused == result.scope_judged and result.reason.code is ReasonCode.OUT_OF_SCOPE, result.reason
 
 
+@pytest.mark.slow
 def test_in_scope_phantoms_of_an_unseen_seed_are_answered(demo, tmp_path):
     bundle, scorer = demo
     write_phantoms(tmp_path / "data", 8, seed=9, formats=("png",))

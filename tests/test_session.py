@@ -119,7 +119,7 @@ def test_every_key_frame_is_journalled_before_feed_returns_and_the_report_is_com
     assert len(report["key_frame_list"]) == 8 and report["bundle"]["checkpoint_sha256"]
     # the six most abnormal key frames as CAM overlays, most abnormal first; a summary image
     assert [Path(p).name[:10] for p in report["overlays"]] == [f"overlay_{i:02d}" for i in range(1, 7)]
-    assert Path(report["overlays"][0]).name.endswith("key0007.png")
+    assert Path(report["overlays"][0]).name.endswith("key0008.png")  # key_index 7: key frame 8, numbered from 1
     assert (out / "summary.png").stat().st_size > 1000
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
     assert "MRN-7781" not in caplog.text and session.session_id in caplog.text

@@ -231,6 +231,29 @@ def test_an_image_folder_groups_by_sub_folder_and_skips_damaged_files(phantom_di
     (tmp_path / "void").mkdir()
     with pytest.raises(InputError, match="empty"):
         open_source("images", tmp_path / "void")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("x")
+    (notes / "b.csv").write_text("x")
+    with pytest.raises(InputError, match=r"'notes' has no images among its 2 file\(s\) \(\.csv, \.txt\)") as err:
+        open_source("images", notes)
+    assert "empty" not in str(err.value)
+
+
+def test_loose_images_beside_patient_folders_are_left_out_with_a_log_line(tmp_path, caplog):
+    """What ``gout-edge phantom`` writes — images/<patient>/*.png and contact_sheet.png at the top —
+    is one exam per patient: the contact sheet is no patient of its own."""
+    from gout_edge.phantom import contact_sheet, write_phantoms
+
+    write_phantoms(tmp_path, 2, seed=0, formats=("png",))
+    contact_sheet(tmp_path / "contact_sheet.png", seed=0)
+    with caplog.at_level(logging.INFO):
+        source = open_source("images", tmp_path)
+    assert [g.patient_id for g in source.groups()] == ["P0001", "P0002"]
+    assert "1 image file(s) at its top level left out (contact_sheet.png)" in caplog.text
+    assert all("contact_sheet" not in f.origin for f in frames_of(source))
+    alone = tmp_path / "images" / "P0001"  # a folder without sub-folders: its own loose files are the exam
+    assert [g.patient_id for g in open_source("images", alone, patient="X").groups()] == ["X"]
 
 
 # -- video files, devices and the registry ----------------------------------------------------

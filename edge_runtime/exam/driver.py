@@ -9,13 +9,14 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from gout_edge.edge_runtime.inference.loading import Bundle
 from gout_edge.edge_runtime.pipeline.results import ExamResult, FrameResult, PatientResult, bundle_identity
 from gout_edge.edge_runtime.pipeline.stream import FrameStream, StreamSpec
+from gout_edge.edge_runtime.present.printable import paper_name
 from gout_edge.edge_runtime.sources._base import Frame, FrameSource
 from gout_edge.errors import GoutEdgeError
 
@@ -25,13 +26,16 @@ __all__ = ["Stop", "run_exam", "stop_on_signals"]
 
 
 class Stop(threading.Event):
-    """A stop request with its reason (a signal handler, the live view's q key, a caller)."""
+    """A stop request with its reason (a signal handler, the live view's q key, a caller) and
+    whether the exam counts as complete (False: a budget cut it short, the input was not all read)."""
 
     reason: str = "stopped"
+    complete: bool = True
 
-    def request(self, reason: str) -> None:
+    def request(self, reason: str, complete: bool = True) -> None:
         if not self.is_set():
             self.reason = reason
+            self.complete = complete
         self.set()
 
 
@@ -72,15 +76,22 @@ def run_exam(
     on_frame: Callable[[Frame, FrameResult, ExamSession], bool | None] | None = None,
     stream: StreamSpec = StreamSpec(),
     overlays: int = 6,
+    session_id: str | None = None,
+    predecessors: Sequence[Path] = (),
+    paper: str | None = None,
 ) -> ExamResult:
     """Feed ``source`` through sessions under ``out_dir`` (one folder per patient/study group).
 
     Ends at the end of the source, after ``max_frames`` frames or ``duration_s`` seconds, when
     ``stop`` is set (with ``handle_signals``: on SIGINT or SIGTERM too), when ``on_frame`` returns
     False, or when a live device is lost (after its reconnect attempts). Reports are written
-    whatever ends the exam, errors included.
+    whatever ends the exam, errors included. ``session_id``: the first session's ID (later ones add
+    ``-2``, ``-3``…; default a new one), so that a caller can find, or remove, what an exam cut
+    short by a crash left. ``predecessors``: earlier SRs of the study (``ExamSession``). ``paper``: the size of each
+    session's ``report.pdf`` (``a4``, ``letter``; None: ``$GOUT_EDGE_PAPER`` or A4).
     """
     out_dir = Path(out_dir)
+    paper = paper_name(paper)  # a wrong size is refused before the first frame, not when a report is written
     stop = stop or Stop()
     feed = FrameStream(source, latest_wins=latest_wins, stop=stop)
     identity = bundle_identity(bundle, scorer)
@@ -92,14 +103,19 @@ def run_exam(
     ended_by = "end of input"
     complete = True
     start = time.monotonic()
-    base_id = new_session_id()
+    base_id = session_id or new_session_id()
 
     def open_session(frame_patient: str | None) -> ExamSession:
         sid = base_id if not results else f"{base_id}-{len(results) + 1}"
         return ExamSession(bundle, scorer, out_dir / sid, frame_patient or patient, stream=stream,
-                           overlays=overlays, session_id=sid, source=source.kind)
+                           overlays=overlays, session_id=sid, source=source.kind, predecessors=predecessors,
+                           paper=paper)
 
     def finish(s: ExamSession, reason: str, ok: bool) -> None:
+        # a progress line ends before the session's verdict is logged (the view's own, or its progress line's)
+        flush = getattr(on_frame, "flush", None) or getattr(getattr(on_frame, "progress", None), "flush", None)
+        if callable(flush):
+            flush()
         results.append(s.close(ended_by=reason, complete=ok, dropped=feed.dropped - dropped_at_start,
                                skipped_files=tuple(source.skipped)))  # files left out so far
 
@@ -124,7 +140,7 @@ def run_exam(
                 if stop.is_set():
                     break
             if stop.is_set():
-                ended_by = stop.reason
+                ended_by, complete = stop.reason, stop.complete
             elif source.lost:
                 ended_by = source.end_reason or "capture lost"
                 complete = False

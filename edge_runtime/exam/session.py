@@ -31,6 +31,7 @@ import math
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,23 @@ from typing import Any
 import numpy as np
 
 from gout_edge._io import atomic_write_json, fsync_dir, to_json
+from gout_edge.edge_runtime.imaging.preprocess import check_image
 from gout_edge.edge_runtime.inference.cam_scale import cam_scale_for
 from gout_edge.edge_runtime.inference.loading import Bundle
 from gout_edge.edge_runtime.inference.scoring import Scorer
-from gout_edge.edge_runtime.pipeline.results import REPORT_FORMAT, FrameResult, KeyFrame, PatientResult, bundle_identity
+from gout_edge.edge_runtime.pipeline.results import (
+    REPORT_FORMAT,
+    FrameResult,
+    KeyFrame,
+    PatientResult,
+    bundle_identity,
+    skipped_list,
+)
 from gout_edge.edge_runtime.pipeline.stages import Exclusion, FrameOutcome, FrameScorer, Tally, compose
 from gout_edge.edge_runtime.pipeline.stream import StreamSpec
-from gout_edge.edge_runtime.present.report import ExamIdentity, ExcludedFrames, Tile, write_exam_pictures
+from gout_edge.edge_runtime.present.pictures import write_exam_pictures
+from gout_edge.edge_runtime.present.printable import paper_name
+from gout_edge.edge_runtime.present.report import ExamIdentity, ExcludedFrames, Tile
 from gout_edge.edge_runtime.sources._base import Frame
 from gout_edge.errors import UsageError
 
@@ -76,7 +87,8 @@ class ExamSession:
     also writes the exam's SR and SC objects into ``<out_dir>/dicom/`` (docs/design.md §12), in the
     source's patient and study when the frames came from DICOM. ``feed`` takes a ``Frame``
     from a source, or a bare image, which counts as a still (each distinct one is a key-frame
-    candidate). Not thread-safe: feed it from one thread.
+    candidate). ``predecessors``: SR files of earlier scans of the same study, which this exam's SR
+    supersedes (a study re-read after it changed). Not thread-safe: feed it from one thread.
     """
 
     @classmethod
@@ -101,8 +113,11 @@ class ExamSession:
         session_id: str | None = None,
         source: str = "",
         dicom_results: bool = True,
+        predecessors: Sequence[Path] = (),
+        paper: str | None = None,
     ) -> None:
         m = bundle.manifest
+        self.paper = paper_name(paper)  # report.pdf's size: a4 (default), letter; None: $GOUT_EDGE_PAPER
         self.bundle = bundle
         self.scorer = scorer
         self.patient = patient
@@ -128,6 +143,7 @@ class ExamSession:
         self._capture_ms: list[float] = []
         self._result: PatientResult | None = None
         self._dicom_results = dicom_results  # close() writes SR and SC objects (dicom_results.py)
+        self._predecessors = tuple(predecessors)  # earlier SRs of the study, superseded by this one's
         self._study: Any = None  # the source's StudyIdentity (DICOM input), from the first frame that has one
         self._key_sources: list[Any] = []  # the SourceInstance of each key frame (None: not DICOM)
         self.journal_path = self.dir / JOURNAL_NAME
@@ -159,7 +175,7 @@ class ExamSession:
         if self._result is not None:
             raise UsageError(f"session {self.session_id} is closed; start a new ExamSession")
         if not isinstance(frame, Frame):
-            frame = Frame(np.asarray(frame), self.tally.frames_seen, time.monotonic() - self._t0, still=True,
+            frame = Frame(check_image(frame, f"the image fed to session {self.session_id}"), self.tally.frames_seen, time.monotonic() - self._t0, still=True,
                           origin=f"image {self.tally.frames_seen}")
         if not (math.isfinite(frame.timestamp_s) and frame.timestamp_s >= 0):  # a caller's time that cannot be one
             log.warning("session %s: frame %d has no usable time (%s); its time in the exam is used",
@@ -284,7 +300,7 @@ class ExamSession:
         result = self._build(ended_by, complete, ended_at)
         pictures = write_exam_pictures(self.dir, result, tiles, scale=self.cam_scale, excluded=self.excluded,
                                        identity=ExamIdentity.of(self.patient, self._study, self.source),
-                                       summary_name=SUMMARY_NAME)
+                                       summary_name=SUMMARY_NAME, paper=self.paper)
         result = dataclasses.replace(result, summary=pictures.summary, overlays=tuple(pictures.overlays), pdf=pictures.pdf)
         dicom = self._write_dicom(result, [(path, -neg_k, p) for path, (p, neg_k, _, _)
                                            in zip(pictures.overlays, ranked, strict=False)])
@@ -294,7 +310,7 @@ class ExamSession:
                       "key_frames": result.key_frames, "abnormal_fraction": result.abnormal_fraction,
                       "excluded": {"blank": result.blank_frames, "colour": result.colour_frames,
                                    "out_of_scope": result.out_of_scope_frames, "duplicate": result.duplicates},
-                      "report": REPORT_NAME})
+                      "skipped_files": skipped_list(result.skipped_files), "report": REPORT_NAME})
         self._journal.close()
         fsync_dir(self.dir)
         self._result = result
@@ -313,7 +329,8 @@ class ExamSession:
 
             sources = self._key_sources
             images = [KeyImage(path, k, p, sources[k] if k < len(sources) else None) for path, k, p in overlays]
-            return write_dicom_results(draft, study=self._study, key_sources=sources, overlays=images).paths
+            return write_dicom_results(draft, study=self._study, key_sources=sources, overlays=images,
+                                       predecessors=self._predecessors).paths
         except Exception as exc:  # the JSON report and PNGs still get written
             log.warning("session %s: DICOM results not written (%s)", self.session_id, type(exc).__name__)
             log.debug("session %s: DICOM results failed", self.session_id, exc_info=True)

@@ -20,6 +20,7 @@ nor onnx.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -45,9 +46,10 @@ from gout_edge.edge_runtime.pipeline.verdict import decide
 from gout_edge.edge_runtime.present.overlay import overlay_cam
 from gout_edge.edge_runtime.sources.video import ScreenDecoder
 from gout_edge.errors import GoutEdgeError, UsageError
-from gout_edge.manifest import Budgets
+from gout_edge.manifest import Budgets, Role
 
-__all__ = ["BenchConfig", "BenchResult", "BudgetCheck", "EngineResult", "LatencyStats", "cam_free_role", "engine_pairs", "run_bench"]
+__all__ = ["BenchConfig", "BenchResult", "BudgetCheck", "EngineResult", "LatencyStats", "cam_free_role", "engine_pairs",
+           "machine_load", "run_bench", "time_left"]
 
 STAGES = ("decode", "roi", "preprocess", "inference", "vote", "journal")  # the result path, end to end
 DISPLAY_STAGE = "live_view_render"  # CAM overlay for a live view: timed, but outside the result path
@@ -129,6 +131,7 @@ class BenchResult:
     budgets: tuple[BudgetCheck, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
     scope_guard: LatencyStats | None = None  # the guard's distance on one frame's features (inside inference)
+    load: dict[str, Any] = field(default_factory=dict)  # the machine's load when the run started (machine_load)
 
     @property
     def passed(self) -> bool:
@@ -143,6 +146,7 @@ class BenchResult:
             "memory": self.memory, "budgets": [asdict(b) for b in self.budgets], "passed": self.passed,
             "scope_guard": None if self.scope_guard is None else self.scope_guard.to_dict(),
             "notes": list(self.notes),
+            "load": self.load,
         }
 
 
@@ -247,7 +251,7 @@ def _cam_overhead(bundle: Bundle, role: str, cam_free_model: bytes, sample: np.n
 
 def cam_free_role(bundle: Bundle, precision: str) -> str:
     """The ONNX model file whose CAM-free twin the caller builds for the CAM overhead."""
-    return model_role(bundle.manifest.roles(), "onnxruntime", precision) or "onnx-fp32"
+    return model_role(bundle.manifest.roles(), "onnxruntime", precision) or Role.ONNX_FP32
 
 
 def run_bench(
@@ -258,15 +262,21 @@ def run_bench(
     reference: tuple[str, FrameScorer] | None = None,
     cam_free_model: Callable[[str], bytes | None] | None = None,
     notes: Sequence[str] = (),
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[..., None] | None = None,
 ) -> BenchResult:
     """Measure ``bundle`` on ``frames`` (JPEG-encoded screens). ``reference``: a (name, scorer) to
     compare with (speed-ups are its p50 over each engine's); ``cam_free_model(role)``: that ONNX
     file with a pooled head instead of the CAM (serialized), for the CAM overhead; ``notes``:
-    what the caller could not provide, carried into the result."""
+    what the caller could not provide, carried into the result. ``progress(done, total, note=…)``:
+    called through the run; ``note`` names the step and the time left, estimated from the frames
+    measured so far (``time_left``)."""
     if not frames:
         raise UsageError("bench needs at least one frame to measure")
     notes = list(notes)
+    load = machine_load()  # before any engine runs: other work on the machine, not this run's own
+    if load["busy"]:
+        notes.append(f"the machine was busy when this run started (load average {load['load_average_1m']:.2f} over "
+                     f"{load['cores']} cores): every figure is slower than this device can do")
     m = bundle.manifest
     pairs = engine_pairs(bundle, config)
     if not pairs:
@@ -292,6 +302,21 @@ def run_bench(
     journal = open(os.path.join(journal_dir, "journal.jsonl"), "w", encoding="utf-8")
     total = config.warmup + config.frames
     names = list(scorers)
+    steps = total + (2 if config.cold_start else 0) + 1  # the loop's frames, the two probes, the CAM overhead
+    loop_start = time.perf_counter()
+
+    def report(done: int, step: str, left_s: float) -> None:
+        if progress is not None:
+            progress(done, steps, note=step if done >= steps else f"{step} · {time_left(left_s)}")
+
+    def after_loop_s(per_round_s: float) -> float:
+        """The steps after the loop, estimated: the CAM overhead, and two fresh processes on the
+        bedside engine (start ≈ 4 s each; the second streams ``memory_frames``)."""
+        one = per_round_s / max(1, len(names))
+        probes = (8.0 + config.memory_frames * one) if config.cold_start else 0.0
+        return 2.0 + 26 * one + probes
+
+    report(0, "warming up", float("nan"))
     try:
         for i in range(total):
             data = frames[i % len(frames)]
@@ -331,8 +356,8 @@ def run_bench(
                 t0 = time.perf_counter()
                 find_roi(gray, m.preprocess)
                 roi_detect.append((time.perf_counter() - t0) * 1e3)
-            if progress is not None:
-                progress(i + 1, total)
+            per_round = (time.perf_counter() - loop_start) / (i + 1)
+            report(i + 1, f"{len(names)} engines, interleaved", per_round * (total - i - 1) + after_loop_s(per_round))
     finally:
         journal.close()
         for f in Path(journal_dir).iterdir():
@@ -354,6 +379,8 @@ def run_bench(
     if first is None:
         raise UsageError("bench frame 0 is not a JPEG that decodes")
     sample = preparer(first[0], trackers[bedside].locate(first[0])[0], first[1]).tensor[None]
+    per_round = (time.perf_counter() - loop_start) / max(1, total)
+    report(total, "CAM overhead", after_loop_s(per_round))
     role = cam_free_role(bundle, bedside_precision)
     plain_model = cam_free_model(role) if cam_free_model is not None else None
     cam_overhead = None if plain_model is None else _cam_overhead(bundle, role, plain_model, sample, config.threads)
@@ -370,7 +397,10 @@ def run_bench(
             frame_dir.mkdir()
             for k, data in enumerate(frames):
                 (frame_dir / f"{k:03d}.jpg").write_bytes(data)
+            one = per_round / max(1, len(names))
+            report(total + 1, "cold start, fresh process", 8.0 + config.memory_frames * one)
             empty = _probe(bundle, bedside_backend, bedside_precision, cache, frame_dir, config.threads, 1)
+            report(total + 2, f"memory, {config.memory_frames} frames in a fresh process", 4.0 + config.memory_frames * one)
             warm = _probe(bundle, bedside_backend, bedside_precision, cache, frame_dir, config.threads, config.memory_frames)
         cold = {"empty_cache_s": empty["process_start_to_first_result_s"],
                 "cache_warm_s": warm["process_start_to_first_result_s"]}
@@ -382,8 +412,29 @@ def run_bench(
     budgets = _check_budgets(m.budgets, bedside_result, cam_overhead, cold, memory, scope)
     device = device_info()
     notes.append(int8_class(device.features))
+    report(steps, "done", 0.0)
     return BenchResult(bundle.identity, str(bundle.root), device, config, bedside, result_engines,
-                       LatencyStats.of(roi_detect), cam_overhead, cold, memory, budgets, tuple(notes), scope)
+                       LatencyStats.of(roi_detect), cam_overhead, cold, memory, budgets, tuple(notes), scope, load)
+
+
+def time_left(seconds: float) -> str:
+    """``about 40 s left`` / ``about 2 min left`` (``estimating`` before anything is timed)."""
+    if not math.isfinite(seconds):
+        return "estimating the time left"
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s left"
+    return f"about {round(seconds / 60)} min left"
+
+
+def machine_load() -> dict[str, Any]:
+    """The 1-minute load average against the logical cores (None where the OS has no load
+    average): ``busy`` when other work holds at least half the cores, which slows every figure."""
+    cores = os.cpu_count() or 1
+    try:
+        load = float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return {"load_average_1m": None, "cores": cores, "busy": False}
+    return {"load_average_1m": round(load, 2), "cores": cores, "busy": load >= 0.5 * cores}
 
 
 def _check_budgets(budgets: Budgets, bedside: EngineResult, cam_overhead: float | None,

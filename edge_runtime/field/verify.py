@@ -27,6 +27,7 @@ import dataclasses
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -202,6 +203,24 @@ def _scope_check(label: str, ids: list[str], expected: np.ndarray, measured: np.
     )
 
 
+def _signature_check(root: Path, key: Any, required: bool) -> Check:
+    """Checked (``open_bundle`` refused the bundle otherwise) when a key is configured; else *not
+    checked* — skipped, or failed with ``required``."""
+    where = "--public-key FILE, GOUT_EDGE_PUBLIC_KEY or trusted.pub"
+    tolerance = f"a valid Ed25519 signature by the configured public key ({where})" + (
+        "; required (--require-signature)" if required else "; checked when a public key is configured")
+    if key is not None:
+        return Check("signature", "integrity", True, f"valid Ed25519 signature by the configured key {key}", tolerance)
+    signed = (root / "manifest.sig").is_file()
+    measured = "not checked: no public key configured on this device" + (
+        " (the bundle is signed)" if signed else " (the bundle is unsigned)")
+    if required:
+        return Check("signature", "integrity", False, measured, tolerance,
+                     f"--require-signature: configure the owner's public key ({where}) and sign the bundle "
+                     "(gout-edge export … --sign-key, or calibrate --sign-key)")
+    return Check("signature", "integrity", True, measured, tolerance, skipped=True)
+
+
 def verify_bundle(
     path: Path | str | None = None,
     public_key: Path | str | None = None,
@@ -209,8 +228,12 @@ def verify_bundle(
     precisions: Sequence[str] | None = None,
     latency_frames: int = 20,
     threads: int | None = None,
+    require_signature: bool = False,
 ) -> VerificationRecord:
     """Verify the bundle at ``path`` (default: the demo bundle) on this device.
+
+    The signature is checked when this device has a public key; without one it is recorded as
+    *not checked* (a skipped check, never a pass), and ``require_signature`` makes that a failure.
 
     Raises ``BundleError`` / ``BundleTamperedError`` when the bundle is invalid or tampered with
     (``refused_record`` describes that case); otherwise returns the record, ``passed`` or
@@ -230,7 +253,8 @@ def verify_bundle(
         raise BundleError(f"no bundle given and the demo bundle is not installed ({root}); pass one: gout-edge verify --bundle DIR")
     key = configured_public_key(public_key)
     options = {"backends": list(backends) if backends else "all available", "precisions": list(precisions) if precisions
-               else "all in the bundle", "latency_frames": latency_frames, "threads": threads}
+               else "all in the bundle", "latency_frames": latency_frames, "threads": threads,
+               "require_signature": require_signature}
     created = utc_now()
     bundle = open_bundle(root, public_key)  # signature (when a key is configured) and every file's hash
     manifest = bundle.manifest
@@ -238,11 +262,7 @@ def verify_bundle(
     checks = [
         Check("files", "integrity", True, f"{len(manifest.files)} files, SHA-256 as in the manifest",
               "every file listed and unmodified"),
-        Check("signature", "integrity", True,
-              f"valid Ed25519 signature by the configured key {key}" if key is not None
-              else "not checked: no public key configured on this device"
-              + (" (the bundle is signed)" if (bundle.root / "manifest.sig").is_file() else " (the bundle is unsigned)"),
-              "required when a public key is configured (--public-key, GOUT_EDGE_PUBLIC_KEY, trusted.pub)"),
+        _signature_check(bundle.root, key, require_signature),
     ]
     frames = load_reference_frames(bundle)
     expected, n = load_expected(bundle)

@@ -18,8 +18,10 @@ from gout_edge.errors import InputError
 from gout_edge.manifest import InputSpec, PreprocessSpec
 
 __all__ = [
+    "MIN_SIDE",
     "PreparedFrame",
     "Roi",
+    "check_image",
     "colour_blobs",
     "crop_to_tensor",
     "find_roi",
@@ -78,6 +80,31 @@ class PreparedFrame:
     @property
     def usable(self) -> bool:
         return not (self.blank or self.colour)
+
+
+MIN_SIDE = 16  # px: the smallest side of an image the runtime reads (docs/design.md §8)
+
+
+def check_image(image: object, where: str = "image") -> np.ndarray:
+    """``image`` as given to the API (``Scorer.score``, ``ExamSession.feed``) when it is one: a
+    numpy array H×W (grey) or H×W×1/3/4 (BGR, BGRA) of numbers, at least 16 px a side. Anything
+    else — ``None`` above all, which ``cv2.imread`` returns for a file it cannot find or read —
+    is an ``InputError`` (exit 3) saying what was given, what is expected and what to do."""
+    if image is None:
+        raise InputError(f"{where} is None, not an image: cv2.imread gives None for a file that is missing or "
+                         "unreadable — check the path and the working folder (gout-edge phantom --out DIR writes "
+                         "phantom screens to try)")
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"{where} is a {type(image).__name__}, not an image; expected a numpy array (H×W grey or "
+                         "H×W×3 BGR, as cv2.imread gives)")
+    shape_ok = image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4))
+    if not shape_ok or image.dtype.kind not in "uif" or image.dtype == np.float16:
+        raise InputError(f"{where} of shape {image.shape} and type {image.dtype} is not an image; expected H×W grey or "
+                         "H×W×3 BGR numbers (uint8 as cv2.imread gives)")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise InputError(f"{where} of {image.shape[1]}×{image.shape[0]} px is too small; expected at least "
+                         f"{MIN_SIDE} px a side (a scanner screen)")
+    return image
 
 
 def to_gray(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

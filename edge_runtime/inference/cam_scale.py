@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from gout_edge.manifest import CamScale
+from gout_edge.manifest import CamScale, Role
 
 from .loading import load_expected
 
@@ -46,7 +46,7 @@ def reference_cam_scale(bundle) -> CamScale:
     bundle has no reference set."""
 
     outputs, _ = load_expected(bundle)
-    role = "onnx-fp32" if "onnx-fp32" in outputs else next(iter(outputs))
+    role = Role.ONNX_FP32 if Role.ONNX_FP32 in outputs else next(iter(outputs))
     o = outputs[role]
     keep = ~(np.asarray(o.blank, bool) | np.asarray(o.colour, bool))
     return fit_cam_scale(o.cam[keep], f"reference set, {int(keep.sum())} frames, {role}")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from gout_edge.errors import BundleError, BundleTamperedError
-from gout_edge.manifest import MANIFEST_NAME, SCOPE_ROLE, FileEntry, Manifest, read_manifest
+from gout_edge.manifest import MANIFEST_NAME, SCOPE_ROLE, FileEntry, Manifest, Role, read_manifest
 from gout_edge.reference_format import REFERENCE_ROLE, ReferenceOutputs, decode_cam, reference_section
 from gout_edge.signing import configured_public_key, verify_manifest_signature
 
@@ -28,7 +28,7 @@ __all__ = ["MODEL_ROLES", "Bundle", "default_bundle_path", "load_expected", "ope
 
 # The files an engine (or the scope guard) loads; their checked bytes stay in memory with the Bundle
 # (a few MB to tens).
-MODEL_ROLES = frozenset({"onnx-fp32", "onnx-int8", "openvino-int8", "openvino-int8-bin", SCOPE_ROLE})
+MODEL_ROLES = frozenset({Role.ONNX_FP32, Role.ONNX_INT8, Role.OPENVINO_INT8, Role.OPENVINO_INT8_BIN, SCOPE_ROLE})
 
 
 @dataclass(frozen=True)

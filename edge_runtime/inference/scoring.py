@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gout_edge.edge_runtime.imaging.preprocess import PreparedFrame, Roi, prepare
+from gout_edge.edge_runtime.imaging.preprocess import PreparedFrame, Roi, check_image, prepare
+from gout_edge.errors import InputError
 
 from .backends import SessionOptions, open_session, resolve
 from .loading import Bundle
@@ -65,9 +66,9 @@ class Scorer:
         self._cutoff = bundle.manifest.decision.image_cutoff
         self.guard = ScopeGuard.of(bundle)
 
-    def prepare(self, frame: np.ndarray, roi: Roi | None = None) -> PreparedFrame:
+    def prepare(self, frame: np.ndarray, roi: Roi | None = None, where: str = "the image") -> PreparedFrame:
         m = self.bundle.manifest
-        return prepare(frame, m.input, m.preprocess, roi)
+        return prepare(check_image(frame, where), m.input, m.preprocess, roi)
 
     def score_prepared(self, frames: Sequence[PreparedFrame]) -> list[FrameScore]:
         if not frames:
@@ -84,9 +85,16 @@ class Scorer:
         ]
 
     def score(self, frames: Sequence[np.ndarray], batch: int = 8) -> list[FrameScore]:
+        """One score per image; an image that is none (``None``, a wrong shape) is an ``InputError``
+        naming its place in ``frames``. A single array is taken for one image, not a sequence."""
+        if isinstance(frames, np.ndarray) and frames.ndim in (2, 3) and not (frames.ndim == 3 and frames.shape[2] > 4):
+            frames = [frames]
+        if frames is None or isinstance(frames, (str, bytes)):
+            raise InputError(f"Scorer.score takes a list of images (numpy arrays), not {type(frames).__name__}")
         out: list[FrameScore] = []
         for i in range(0, len(frames), batch):
-            out.extend(self.score_prepared([self.prepare(f) for f in frames[i : i + batch]]))
+            out.extend(self.score_prepared([self.prepare(f, where=f"image {i + k} given to Scorer.score")
+                                            for k, f in enumerate(frames[i : i + batch])]))
         return out
 
     def close(self) -> None:

@@ -35,7 +35,7 @@ def frame_state(result: Any) -> tuple[str, bool, str]:
     if getattr(result, "out_of_scope", False):
         return "scope", False, "not counted: not an image this model was made for"
     if result.key_frame:
-        return "key", True, f"counted: key frame {result.key_index}"
+        return "key", True, f"counted: key frame {result.key_index + 1}"  # numbered from 1, as the summary
     if result.duplicate:
         return "duplicate", False, "not counted: repeats an earlier frame (frozen screen)"
     return "scored", False, "not counted: probe moving, low contrast, or like a recent key frame"
@@ -71,6 +71,8 @@ class ProgressLine:
         if now >= self._next:
             self._next = now + self.interval_s
             self._write(self._last)
+            if not self.tty:
+                self._last = ""  # written as it is: not again at the end
         return True
 
     def _write(self, text: str) -> None:
@@ -82,12 +84,18 @@ class ProgressLine:
             self.stream.write(text + "\n")
         self.stream.flush()
 
-    def close(self) -> None:
+    def flush(self) -> None:
+        """The latest state, once, ending the line: called by ``run_exam`` before a session closes,
+        so that no progress line comes after the session's verdict."""
         if self._last:
             self._write(self._last)
             if self.tty:
                 self.stream.write("\n")
                 self.stream.flush()
+            self._last, self._width = "", 0
+
+    def close(self) -> None:
+        self.flush()
 
 
 # ------------------------------------------------------------------------------------ the picture

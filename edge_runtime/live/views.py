@@ -91,8 +91,8 @@ def open_view(display: bool | None = None, stream: TextIO | None = None, *, kind
     ``display``: False — the progress line; True — a live view (``UsageError`` when the one asked
     for cannot open); None — a live view when there is a screen to show it on, else the progress
     line. ``kind``: ``web`` (the page at ``http://127.0.0.1:port/``; ``port`` 0 picks a free
-    one), ``window`` (an OpenCV window) or ``auto`` (the window where OpenCV has a GUI and a
-    display exists, else the page). ``stop`` (``exam.Stop``): what the page's End button and the
+    one), ``window`` (an OpenCV window, where OpenCV has a GUI) or ``auto`` (the page where a display
+    exists, else the progress line; as the README and ``scan --help`` say). ``stop`` (``exam.Stop``): what the page's End button and the
     pause wait on; ``hold_s``: how long the page keeps showing the verdict to a browser that has
     not yet seen it; ``open_browser``: open the page in the system's browser (default: when
     there is a display).
@@ -103,7 +103,7 @@ def open_view(display: bool | None = None, stream: TextIO | None = None, *, kind
     if display is False:
         return ProgressLine(stream)
     window_ok, why = display_available()
-    if kind == "window" or (kind == "auto" and window_ok):
+    if kind == "window":  # only when asked for: the page is the bedside view (docs/live-view.md)
         if not window_ok:
             raise UsageError(f"--live-view window needs an OpenCV window, but {why}")
         return WindowView(stop=stop)

@@ -25,12 +25,21 @@ dropped). When the exam is over (``close``), the page shows the verdict; the ser
 serving it until a page has shown it (and every page still polling has), Done is pressed
 or ``hold_s`` passes.
 No patient identifier is ever served: the page names the session only.
+
+**Bounded.** At most ``max_connections`` connections at once (``LIVE_MAX_CONNECTIONS``): when
+they are all taken, the oldest one that has not sent its request makes room, so a flood of idle
+connections can neither lock the page out nor use up the process's file descriptors (which the
+report needs for its font and files). A connection has ``timeout_s`` to send its request; a
+client that goes away mid-answer (a reset during ``/frame.jpg``) is dropped quietly, without a
+traceback. The table of pages watching forgets a page that has not asked for 30 s.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import socket
 import sys
 import threading
 import time
@@ -56,6 +65,11 @@ __all__ = ["PAGE", "WebView"]
 log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 82
+LIVE_MAX_CONNECTIONS = 32
+LIVE_TIMEOUT_S = 5.0
+VIEWER_TTL_S = 30.0  # a page that has not polled for this long is forgotten
+MAX_VIEWERS = 64
+_VIEWER_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # the page makes 8 hex digits
 
 
 class WebView:
@@ -64,7 +78,8 @@ class WebView:
 
     def __init__(self, port: int = 8765, host: str = "127.0.0.1", *, stop: Any = None, hold_s: float = 10.0,
                  fps: float = 20.0, max_width: int = 1280, stream: TextIO | None = None,
-                 open_browser: bool = False) -> None:
+                 open_browser: bool = False, max_connections: int = LIVE_MAX_CONNECTIONS,
+                 timeout_s: float = LIVE_TIMEOUT_S) -> None:
         self.stop = stop
         self.hold_s = hold_s
         self.min_interval_s = 1.0 / fps if fps > 0 else 0.0
@@ -87,7 +102,7 @@ class WebView:
         self._ended = False
         self._closed = False
         try:
-            self.server = ThreadingHTTPServer((host, port), _handler(self))
+            self.server = _BoundedServer((host, port), _handler(self, timeout_s), max_connections)
         except OSError as exc:
             raise UsageError(f"the live page cannot listen on {host}:{port} ({exc.strerror or exc}); another scan may "
                              "be using it — pass --live-port 0 for any free port, or --no-display") from None
@@ -205,8 +220,16 @@ class WebView:
     # -- the page's side (server threads)
     def status(self, viewer: str | None = None) -> dict[str, Any]:
         with self._lock:
-            if viewer:
-                self._viewers[viewer] = time.monotonic()
+            if viewer and _VIEWER_ID.match(viewer):
+                now = time.monotonic()
+                self._viewers[viewer] = now
+                if len(self._viewers) > MAX_VIEWERS // 2:  # forget pages that stopped asking
+                    for v, t in list(self._viewers.items()):
+                        if now - t > VIEWER_TTL_S:
+                            del self._viewers[v]
+                    for v in sorted(self._viewers, key=self._viewers.__getitem__)[:-MAX_VIEWERS]:
+                        del self._viewers[v]
+                    self._acked &= set(self._viewers)
             return dict(self._status)
 
     def jpeg(self) -> bytes | None:
@@ -246,9 +269,10 @@ class WebView:
         elif action == "done":
             self._done.set()
         elif action == "ack":
-            if viewer:
+            if viewer and _VIEWER_ID.match(viewer):
                 with self._lock:
-                    self._acked.add(viewer)
+                    if len(self._acked) < MAX_VIEWERS:
+                        self._acked.add(viewer)
         else:
             raise ValueError(action)
         return self.status()
@@ -261,10 +285,76 @@ def _open_browser(url: str) -> None:
         log.info("could not open a browser (%s); open %s", exc, url)
 
 
-def _handler(view: WebView) -> type[BaseHTTPRequestHandler]:
+class _BoundedServer(ThreadingHTTPServer):
+    """The page's server: at most ``max_connections`` at once; when full, the oldest connection
+    that has not sent a request line is closed to make room, else the new one is; errors of a
+    client that went away are logged at debug level only."""
+
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int) -> None:
+        self.max_connections = max(2, int(max_connections))
+        self._open: dict[int, list[Any]] = {}  # id(socket) → [socket, accepted at, sent a request]
+        self._open_lock = threading.Lock()
+        self._last_full_log = 0.0
+        super().__init__(address, handler)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        now = time.monotonic()
+        evict = []
+        with self._open_lock:
+            over = len(self._open) + 1 - self.max_connections
+            if over > 0:
+                idle = sorted((c for c in self._open.values() if not c[2]), key=lambda c: c[1])  # the newest last
+                evict = idle[:over]
+                for c in evict:
+                    self._open.pop(id(c[0]), None)
+                over -= len(evict)
+            if over > 0:
+                if now - self._last_full_log > 10:
+                    self._last_full_log = now
+                    log.warning("live page: %d connections open; a new one was refused", len(self._open))
+                return False
+            self._open[id(request)] = [request, now, False]
+        for c in evict:
+            try:
+                c[0].shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return True
+
+    def requested(self, request: Any) -> None:
+        with self._open_lock:
+            entry = self._open.get(id(request))
+            if entry is not None:
+                entry[2] = True
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.pop(id(request), None)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("live page: a connection failed", exc_info=True)  # a client that went away: no traceback
+
+
+def _handler(view: WebView, timeout_s: float = LIVE_TIMEOUT_S) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "gout-edge-live"
         sys_version = ""
+        timeout = timeout_s  # to send the request, and for each read and write
+
+        def parse_request(self) -> bool:
+            ok = super().parse_request()
+            self.server.requested(self.request)  # type: ignore[attr-defined]
+            return ok
+
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except (ConnectionError, TimeoutError, OSError):  # reset, broken pipe, timed out: quietly
+                self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
             log.debug("live page: " + format, *args)

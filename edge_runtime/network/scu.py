@@ -4,7 +4,10 @@
 transfer syntax and the uncompressed ones, sends each file and reports each outcome; it raises
 ``PeerUnavailableError`` only when no association could be made (refused, rejected, no answer).
 Success and the warning statuses (coercion, elements discarded, data set does not match) count
-as stored; anything else is a failure of that file.
+as stored. A DICOM failure status, or no presentation context accepted for the object, is a
+*refusal*; an association aborted or lost, or no answer, is *transient* (``SendOutcome.transient``):
+the object never reached the peer's judgement and is worth another try. A compressed file whose
+syntax the peer does not accept is sent uncompressed when pydicom can decompress it alone (RLE).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from gout_edge.errors import InputError
 
 from .peer import DEFAULT_AE_TITLE, Peer, PeerUnavailableError, parse_peer
 
-__all__ = ["STORED", "SendOutcome", "echo", "send_files"]
+__all__ = ["STORED", "SendOutcome", "echo", "read_header", "send_files"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ class SendOutcome:
     stored: bool
     status: int | None
     error: str | None = None
+    transient: bool = False  # not stored for a reason of the network (lost, aborted, no answer): try again
 
     def to_dict(self) -> dict[str, object]:
         return {"file": str(self.path), "sop_instance_uid": self.sop_instance_uid, "stored": self.stored,
@@ -122,7 +126,7 @@ def _associate_once(ae, peer: Peer, tls: ssl.SSLContext | None):  # noqa: ANN001
     elif assoc.is_rejected:
         why = "rejected the association (is this node's AE title on its list of known peers?)"
     elif assoc.is_aborted:
-        why = "aborted the association (TLS required, or the AE title not accepted?)"
+        why = "aborted the association (busy or restarting; or it wants TLS, or does not know this AE title)"
     else:
         why = "did not answer in time"
     raise PeerUnavailableError(f"{peer} {why}")
@@ -143,14 +147,22 @@ def echo(peer: Peer, *, calling_aet: str = DEFAULT_AE_TITLE, tls: ssl.SSLContext
         assoc.release()
 
 
-def _header(path: Path) -> tuple[str, str, str]:
+def read_header(path: Path) -> tuple[str, str, str]:
+    """(SOP Class UID, SOP Instance UID, transfer syntax) of a file to send; ``InputError`` naming
+    the file (base name) when it is no DICOM file that can be sent."""
     import pydicom
+
+    from gout_edge.edge_runtime.imaging.text import clean_line
 
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         return str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(ds.file_meta.TransferSyntaxUID)
     except Exception as exc:
-        raise InputError(f"{path.name} is not a DICOM file that can be sent ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{clean_line(path.name, 120)} is not a DICOM file that can be sent "
+                         f"({type(exc).__name__}: {clean_line(exc, 200)})") from None
+
+
+_header = read_header
 
 
 def send_files(paths: Sequence[Path], peer: Peer, *, calling_aet: str = DEFAULT_AE_TITLE,
@@ -170,6 +182,8 @@ def send_files(paths: Sequence[Path], peer: Peer, *, calling_aet: str = DEFAULT_
     for sop_class, _, syntax in headers:
         compressed = UID(syntax).is_compressed
         contexts.setdefault((sop_class, syntax if compressed else ""), [syntax] if compressed else uncompressed)
+        if compressed and syntax in _DECOMPRESSES:  # the fallback for a peer that refuses the compression
+            contexts.setdefault((sop_class, ""), uncompressed)
     if len(contexts) > MAX_CONTEXTS:
         raise InputError(f"{len(contexts)} kinds of object in one batch; at most {MAX_CONTEXTS} fit one association")
     ae = _ae(calling_aet, timeout_s)
@@ -178,23 +192,49 @@ def send_files(paths: Sequence[Path], peer: Peer, *, calling_aet: str = DEFAULT_
     assoc = _associate(ae, peer, tls)
     outcomes: list[SendOutcome] = []
     try:
-        for path, (_, sop_uid, _) in zip(paths, headers, strict=True):
+        for path, (sop_class, sop_uid, syntax) in zip(paths, headers, strict=True):
             if not assoc.is_established:
-                outcomes.append(SendOutcome(path, sop_uid, False, None, "association lost"))
+                outcomes.append(SendOutcome(path, sop_uid, False, None, "association lost", transient=True))
                 continue
             try:
-                status = assoc.send_c_store(pydicom.dcmread(path))
-            except (ValueError, RuntimeError) as exc:  # no accepted context for this SOP class
-                outcomes.append(SendOutcome(path, sop_uid, False, None, f"{type(exc).__name__}: {exc}"))
+                ds = pydicom.dcmread(path)
+                if syntax in _DECOMPRESSES and not _accepts(assoc, sop_class, syntax):
+                    ds.decompress()  # the peer takes this class uncompressed only
+                status = assoc.send_c_store(ds)
+            except (ValueError, RuntimeError, NotImplementedError) as exc:
+                if not assoc.is_established:  # aborted or lost while this one was on its way
+                    outcomes.append(SendOutcome(path, sop_uid, False, None, "association lost", transient=True))
+                else:  # no accepted presentation context for it: the peer will not take it
+                    outcomes.append(SendOutcome(path, sop_uid, False, None,
+                                                f"the peer accepted no presentation context for it ({type(exc).__name__})"))
+                continue
+            except OSError as exc:
+                outcomes.append(SendOutcome(path, sop_uid, False, None, f"connection failed ({exc.strerror or exc})",
+                                            transient=True))
                 continue
             code = int(status.Status) if status is not None and "Status" in status else None
             stored = code in STORED
-            outcomes.append(SendOutcome(path, sop_uid, stored, code,
-                                        None if stored else ("no answer" if code is None else "refused by the peer")))
+            if stored:
+                outcomes.append(SendOutcome(path, sop_uid, True, code))
+            elif code is None:  # the association was aborted or timed out before the answer came
+                lost = "association lost" if not assoc.is_established else "no answer"
+                outcomes.append(SendOutcome(path, sop_uid, False, None, lost, transient=True))
+            else:
+                outcomes.append(SendOutcome(path, sop_uid, False, code, "refused by the peer"))
     finally:
         if assoc.is_established:
             assoc.release()
     return outcomes
+
+
+# what pydicom decodes with what a cart has (RLE alone, JPEG Baseline with Pillow): a file in one of
+# these is sent uncompressed to a peer that refuses its compression
+_DECOMPRESSES = {"1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.50"}
+
+
+def _accepts(assoc, sop_class: str, syntax: str) -> bool:  # noqa: ANN001
+    return any(cx.abstract_syntax == sop_class and cx.transfer_syntax and cx.transfer_syntax[0] == syntax
+               for cx in assoc.accepted_contexts)
 
 
 def push(files: list[Path], to: str, *, calling_aet: str = "GOUT_EDGE", tls: Any = None,

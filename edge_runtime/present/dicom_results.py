@@ -65,8 +65,16 @@ __all__ = [
 # highdicom narrates every attribute it copies at INFO; the cart's log keeps to its own lines
 if logging.getLogger("highdicom").level == logging.NOTSET:
     logging.getLogger("highdicom").setLevel(logging.WARNING)
-# their warnings about a value quote it, and values here are patient attributes (docs/design.md §8)
-warnings.filterwarnings("ignore", module=r"(highdicom|pydicom)(\.|$)")
+
+
+def _silence_value_warnings() -> None:
+    """highdicom's and pydicom's warnings about a value quote it, and values here are patient
+    attributes (docs/design.md §8): ignored. Set again before each write (idempotent: ``warnings``
+    keeps one copy of a filter), since a ``catch_warnings`` block elsewhere restores the filters."""
+    warnings.filterwarnings("ignore", module=r"(highdicom|pydicom)(\.|$)")
+
+
+_silence_value_warnings()
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +82,12 @@ DICOM_DIR = "dicom"  # inside the session folder
 SCHEME = "99GOUTEDGE"  # private coding scheme (the "99" prefix marks a local scheme)
 SR_SERIES_NUMBER = 9101
 SC_SERIES_NUMBER = 9102
+# the summary capture (text) is RLE Lossless: 1000 × 1100 px is 0.8–1.0 MB instead of 3.3 MB, every
+# pixel of its text kept; a CAM overlay (ultrasound speckle, which RLE cannot shrink) is JPEG
+# Baseline: 110 kB instead of 0.75 MB (RLE) or 1.1 MB, mean difference 0.6 grey levels. send falls
+# back to uncompressed for a PACS that refuses either.
+SUMMARY_TRANSFER_SYNTAX = "1.2.840.10008.1.2.5"  # RLE Lossless
+OVERLAY_TRANSFER_SYNTAX = "1.2.840.10008.1.2.4.50"  # JPEG Baseline (Process 1)
 MANUFACTURER = "gout-edge"
 NOT_FOR_CLINICAL_USE = "NOT FOR CLINICAL USE"
 
@@ -271,14 +285,14 @@ def _describe(ds: Any, study: StudyIdentity, series_description: str, bundle: di
 
 def _secondary_capture(rgb: np.ndarray, study: StudyIdentity, series_uid: str, number: int, *,
                        description: str, comments: str, research: bool, bundle: dict[str, Any],
-                       source: SourceInstance | None, when: datetime, burned_in: bool) -> Any:
+                       source: SourceInstance | None, when: datetime, burned_in: bool, lossy: bool = False) -> Any:
     from highdicom import UID
     from highdicom.sc import SCImage
     from pydicom.dataset import Dataset
 
     ident = study.to_dataset()
     sc = SCImage(
-        pixel_array=rgb, photometric_interpretation="RGB", bits_allocated=8,
+        pixel_array=rgb, photometric_interpretation="YBR_FULL_422" if lossy else "RGB", bits_allocated=8,
         coordinate_system="PATIENT", patient_orientation=("L", "F"),  # cleared below: a screen has none
         study_instance_uid=study.study_uid, series_instance_uid=series_uid, series_number=SC_SERIES_NUMBER,
         sop_instance_uid=UID(), instance_number=number, manufacturer=MANUFACTURER,
@@ -288,6 +302,7 @@ def _secondary_capture(rgb: np.ndarray, study: StudyIdentity, series_uid: str, n
         referring_physician_name=ident.ReferringPhysicianName,
         laterality=study.laterality if study.laterality in ("R", "L") else None,
         specific_character_set=study.character_set,
+        transfer_syntax_uid=OVERLAY_TRANSFER_SYNTAX if lossy else SUMMARY_TRANSFER_SYNTAX,
     )
     sc.PatientOrientation = ""  # type 2: a screen capture has no patient orientation
     if "Laterality" not in sc:
@@ -297,6 +312,11 @@ def _secondary_capture(rgb: np.ndarray, study: StudyIdentity, series_uid: str, n
     sc.ContentTime = when.strftime("%H%M%S")
     # the summary draws the patient and exam identity; CAM overlays carry labels only
     sc.BurnedInAnnotation = "YES" if burned_in else "NO"
+    if lossy:  # PS3.3 C.7.6.1.1.5: say that the pixels are not the original ones
+        sc.LossyImageCompression = "01"
+        sc.LossyImageCompressionMethod = "ISO_10918_1"
+        encoded = len(sc.PixelData)
+        sc.LossyImageCompressionRatio = f"{rgb.nbytes / max(1, encoded):.2f}"[:16]
     sc.DerivationDescription = _plain(description)[:1024]
     sc.ImageComments = _plain(comments)[:10240]
     if source is not None:
@@ -481,6 +501,7 @@ def write_dicom_results(result: PatientResult, *, study: StudyIdentity | None = 
     ``predecessors``: SR files of earlier scans of the same study, which this SR supersedes.
     Every value taken from outside is cleaned for its VR first (``clean_study``, ``clean_source``).
     """
+    _silence_value_warnings()
     when = datetime.now()
     if study is None:
         study = StudyIdentity.create(result.patient_id, when)
@@ -508,11 +529,11 @@ def write_dicom_results(result: PatientResult, *, study: StudyIdentity | None = 
     for rank, k in enumerate(overlays, 1):
         ds = _secondary_capture(
             _rgb(k.path), study, sc_series, rank + 1, research=research, bundle=result.bundle, source=None if k.source is None else clean_source(k.source)[0], when=when,
-            burned_in=False,
-            description=f"class activation map (abnormal class) of key frame {k.key_index} over its B-mode region ({name})",
-            comments=f"{note}Key frame {k.key_index}: probability of a gout lesion {k.probability:.3f}.",
+            burned_in=False, lossy=True,
+            description=f"class activation map (abnormal class) of key frame {k.key_index + 1} over its B-mode region ({name})",
+            comments=f"{note}Key frame {k.key_index + 1}: probability of a gout lesion {k.probability:.3f}.",
         )
-        written.append((out_dir / f"SC_overlay_{rank:02d}_key{k.key_index:04d}.dcm", ds))
+        written.append((out_dir / f"SC_overlay_{rank:02d}_key{k.key_index + 1:04d}.dcm", ds))
 
     seen: set[tuple[str, int | None]] = set()
     sources: list[SourceInstance] = []

@@ -13,7 +13,7 @@ is drawn on the pictures (they are the patient's report) and never written to a 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from gout_edge._io import atomic_write_bytes
+from gout_edge.edge_runtime.imaging.text import clean_line
 from gout_edge.edge_runtime.pipeline.results import PatientResult
 from gout_edge.edge_runtime.pipeline.verdict import ReasonCode
 from gout_edge.manifest import CamScale
@@ -34,7 +35,6 @@ __all__ = [
     "PDF_NAME",
     "RESEARCH_USE",
     "ExamIdentity",
-    "ExamPictures",
     "ExcludedFrames",
     "Tile",
     "ascii_text",
@@ -49,7 +49,6 @@ __all__ = [
     "render_summary",
     "source_label",
     "why_line",
-    "write_exam_pictures",
     "write_png",
 ]
 
@@ -213,14 +212,20 @@ class ExamIdentity:
 
     @classmethod
     def of(cls, patient_id: str | None, study: Any = None, source: str = "") -> ExamIdentity:
+        """From the command line's patient and the source's study: every value one clean line of
+        text (``imaging.text.clean_line``: a line feed in a header is data, never layout)."""
+        patient_id = clean_line(patient_id, 128) or None
+        source = clean_line(source, 64)
         if study is None or getattr(study, "new", True):
             return cls(patient_id, source=source)
-        date = getattr(study, "study_date", "")
+        date = clean_line(getattr(study, "study_date", ""), 32)
         date = f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 and date.isdigit() else date
-        parts = [p for p in (date, getattr(study, "study_description", ""),
-                             f"accession {study.accession_number}" if getattr(study, "accession_number", "") else "") if p]
-        name = str(getattr(study, "patient_name", "") or "").replace("^", " ").strip()
-        return cls(patient_id or getattr(study, "patient_id", "") or None, name, " · ".join(parts), source)
+        accession = clean_line(getattr(study, "accession_number", ""), 64)
+        parts = [p for p in (date, clean_line(getattr(study, "study_description", ""), 128),
+                             f"accession {accession}" if accession else "") if p]
+        name = clean_line(str(getattr(study, "patient_name", "") or "").replace("^", " "), 128)
+        return cls(patient_id or clean_line(getattr(study, "patient_id", ""), 128) or None, name, " · ".join(parts),
+                   source)
 
 
 def why_line(result: PatientResult) -> str:
@@ -260,9 +265,9 @@ def below_cutoff(tile: Tile, cutoff: float | None = None) -> bool:
 def _no_cam_panel(width: int, height: int) -> np.ndarray:
     """What stands where the legend would be when no CAM is drawn (a frame below the cut-off)."""
     c = Canvas(width, max(90, height), (236, 236, 236))
-    size = int(np.clip(width / 6.2, 10, 18))
-    c.paragraph((max(3, size // 3), max(4, size // 2)), "CAM not drawn: below the cut-off", size, MUTED,
-                max_width=width - 2 * max(3, size // 3), max_lines=5, leading=1.2)
+    size = int(np.clip(width / 4.2, 10, 22))
+    c.paragraph((max(3, size // 3), max(4, size // 2)), "no CAM", size, MUTED,
+                max_width=width - 2 * max(3, size // 3), max_lines=2, leading=1.2)
     return c.bgr()
 
 
@@ -280,7 +285,7 @@ def overlay_body(tile: Tile, scale: CamScale | None, width: int = OVERLAY_MAX_WI
         return with_legend(overlay_cam(region, tile.cam, scale), scale)
     image = cv2.cvtColor(region, cv2.COLOR_GRAY2BGR) if region.ndim == 2 else region[:, :, :3].copy()
     limit = f"{cutoff:.2f}" if cutoff is not None else "0.50"
-    image = _band(image, f"below the cut-off {limit}: not counted as abnormal, CAM not drawn")
+    image = _band(image, f"below the cut-off {limit}: no CAM")
     panel = _no_cam_panel(legend_w, image.shape[0])
     if panel.shape[0] > image.shape[0]:
         pad = np.full((panel.shape[0] - image.shape[0], image.shape[1], 3), 255, np.uint8)
@@ -290,7 +295,7 @@ def overlay_body(tile: Tile, scale: CamScale | None, width: int = OVERLAY_MAX_WI
 
 def _band(image: np.ndarray, text: str) -> np.ndarray:
     """``image`` (BGR) with ``text`` in white on a darkened band across its top, wrapped to its width."""
-    size = int(np.clip(image.shape[1] / 26, 11, 24))
+    size = int(np.clip(image.shape[1] / 20, 11, 26))
     lines = wrap(text, size, image.shape[1] - 12, max_lines=3)
     h = min(image.shape[0], int(len(lines) * size * 1.2 + size * 0.6))
     out = image.copy()
@@ -364,15 +369,15 @@ RESEARCH_USE_MORE = "A model trained on synthetic phantoms; a clinician reads th
 
 def identity_rows(result: PatientResult, identity: ExamIdentity) -> list[tuple[str, str]]:
     """Patient and exam as (label, value) rows, the patient first."""
-    rows = [("Patient", identity.patient_id or "not given")]
+    rows = [("Patient", clean_line(identity.patient_id, 128) or "not given")]
     if identity.patient_name:
-        rows.append(("Name", identity.patient_name))
-    rows.append(("Exam", f"{result.session_id}"))
-    rows.append(("Started", (result.started_at or "").replace("T", " ")[:19]))
+        rows.append(("Name", clean_line(identity.patient_name, 128)))
+    rows.append(("Exam", clean_line(result.session_id, 64)))
+    rows.append(("Started", clean_line((result.started_at or "").replace("T", " ")[:19])))
     if identity.study:
-        rows.append(("Study", identity.study))
+        rows.append(("Study", clean_line(identity.study, 200)))
     if identity.source:
-        rows.append(("Source", identity.source))
+        rows.append(("Source", clean_line(identity.source, 64)))
     return rows
 
 
@@ -693,39 +698,7 @@ def render_summary(result: PatientResult, tiles: Sequence[Tile], *, scale: CamSc
     return np.vstack(parts)
 
 
-# ------------------------------------------------------------------------------------ all of it
-
-
-@dataclass(frozen=True)
-class ExamPictures:
-    overlays: tuple[Path, ...] = ()
-    summary: Path | None = None
-    pdf: Path | None = None
-    tiles: tuple[Tile, ...] = field(default=(), repr=False)
-
-
 def overlay_name(rank: int, tile: Tile) -> str:
     """``overlay_NN_keyKKKK.png``: its rank (1 = the highest probability) and its key frame number
     (from 1, as the summary and the PDF number it)."""
     return f"overlay_{rank:02d}_key{key_number(tile.key_index) or 0:04d}.png"
-
-
-def write_exam_pictures(out_dir: Path, result: PatientResult, tiles: Sequence[Tile], *, scale: CamScale | None,
-                        excluded: ExcludedFrames | None = None, identity: ExamIdentity | None = None,
-                        summary_name: str = "summary.png", paper: str | None = None) -> ExamPictures:
-    """The overlay PNGs (``overlay_NN_keyKKKK.png``, highest probability first, each carrying the
-    patient and the exam), ``summary.png`` and ``report.pdf`` (vector, ``paper`` size: ``a4``, the
-    default, or ``letter``) of an exam, each written atomically."""
-    from .printable import write_report_pdf
-
-    out_dir = Path(out_dir)
-    overlays = []
-    header = identity_line(identity or ExamIdentity(result.patient_id), result.session_id, result.started_at)
-    for rank, tile in enumerate(tiles, 1):
-        path = out_dir / overlay_name(rank, tile)
-        write_png(path, render_overlay(tile, scale, cutoff=result.image_cutoff, header=header))
-        overlays.append(path)
-    options = {"scale": scale, "excluded": excluded, "identity": identity}
-    summary = write_png(out_dir / summary_name, render_summary(result, tiles, **options))
-    pdf = write_report_pdf(out_dir / PDF_NAME, result, tiles, paper=paper, **options)
-    return ExamPictures(tuple(overlays), summary, pdf, tuple(tiles))

@@ -30,8 +30,9 @@ Meaning, then View Name, Image Comments, Series Description, Protocol Name: the 
 exactly one view — and, with what the file's name says (``frame_view``), becomes each frame's ``view``. Only the view word leaves the tags.
 
 Decoders are pydicom's plugins: native and RLE always, JPEG Baseline/Extended and JPEG 2000 with
-pillow, the rest with pylibjpeg, pyjpegls or python-gdcm when installed; a file whose decoder
-is missing is refused with what to install. Logs and messages name files by their base name only
+pillow, JPEG-LS with pyjpegls (MIT; a runtime dependency), 8-bit JPEG Lossless with OpenCV's
+libjpeg-turbo (``_jpeg_lossless``, registered here), the rest with pylibjpeg or python-gdcm when
+installed; a file whose decoder is missing is refused with what to install. Logs and messages name files by their base name only
 (folder names in PACS exports can be patient names) and never carry patient tags.
 
 One error boundary per file (``_guard``): whatever goes wrong while reading one file's header or
@@ -63,6 +64,7 @@ from gout_edge.manifest import DecisionSpec, PreprocessSpec
 
 from ._base import FileSource, Frame, SourceGroup, to_uint8
 from ._guard import check_dicom_size, file_error, limit_pillow, reason_of, without_name
+from ._jpeg_lossless import register as _register_jpeg_lossless
 from ._values import FRAME_INTERVAL_MS, FRAME_RATE_HZ, PIXEL_SPACING_CM, ValueChecks
 
 __all__ = [
@@ -80,6 +82,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_register_jpeg_lossless()  # 8-bit JPEG Lossless without GPL or GDCM (docs/design.md §8)
 
 ULTRASOUND_SOP_CLASSES = {
     uid.UltrasoundImageStorage: "Ultrasound Image Storage",
@@ -105,7 +109,9 @@ _INSTALL_HINTS = (
      "pip install pillow (JPEG Baseline/Extended), or pip install pylibjpeg pylibjpeg-libjpeg "
      "(GPLv3), or pip install python-gdcm"),
     (("1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"),
-     "pip install pylibjpeg pylibjpeg-libjpeg (GPLv3), or pip install python-gdcm"),
+     "the default install decodes 8-bit JPEG Lossless with OpenCV's libjpeg-turbo 3 "
+     "(pip install -U opencv-python-headless); other precisions: pip install python-gdcm, "
+     "or pip install pylibjpeg pylibjpeg-libjpeg (GPLv3)"),
     (("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"),
      "pip install pyjpegls, or pip install pylibjpeg pylibjpeg-libjpeg (GPLv3), or pip install python-gdcm"),
     (("1.2.840.10008.1.2.4.9", "1.2.840.10008.1.2.4.20"),
@@ -696,8 +702,8 @@ class DicomSource(FileSource):
         files = self._scan()
         if patient is not None:
             files = self._select(files, patient)
-        self.files = files
-        self._check(files)
+        self.files = self._decodable(files)
+        self._check(self.files)
 
     # -- scanning
     def _scan(self) -> list[DicomFile]:
@@ -748,9 +754,25 @@ class DicomSource(FileSource):
             )
         return chosen
 
-    def _check(self, files: list[DicomFile]) -> None:
+    def _decodable(self, files: list[DicomFile]) -> list[DicomFile]:
+        """The files an installed decoder reads. In a folder, one that none reads (an H.264 cine
+        beside stills) is left out and listed in ``skipped`` with why, and the study is scanned from
+        the rest; a single file, or ``strict``, refuses."""
+        kept = []
         for f in files:
-            check_decoder(f.transfer_syntax, f"DICOM file {f.name}")
+            try:
+                check_decoder(f.transfer_syntax, f"DICOM file {f.name}")
+            except InputError as exc:
+                if self.strict or not self.root.is_dir():
+                    raise
+                self.skip(f.name, without_name(str(exc), f.name))
+                continue
+            kept.append(f)
+        if not kept:
+            raise self.nothing_read(getattr(self, "_scanned", len(files)), "DICOM file(s)")
+        return kept
+
+    def _check(self, files: list[DicomFile]) -> None:
         foreign = [f for f in files if not f.ultrasound]
         if foreign:
             kinds = sorted({f.sop_name for f in foreign})

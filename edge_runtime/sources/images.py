@@ -1,8 +1,10 @@
 """A folder of still images: PNG, JPEG or DICOM, each file a frame (a DICOM cine: each of its frames).
 
-Files directly in the folder form one exam; each sub-folder forms its own (``Frame.group``, with
-the sub-folder's name as the patient ID — the layout ``images/<patient>/*.png`` that
-``gout-edge phantom`` writes). Files are read in name order. A file that cannot be decoded is
+Each sub-folder forms one exam (``Frame.group``, with the sub-folder's name as the patient ID —
+the layout ``images/<patient>/*.png`` that ``gout-edge phantom`` writes); when there are such
+sub-folders, images loose at the top of the folder (``phantom``'s ``contact_sheet.png``) are left
+out with a log line saying so. A folder without sub-folders of images is one exam of its files.
+Files are read in name order. A file that cannot be decoded is
 skipped with a warning and listed with its reason in ``skipped``, or, with ``strict``, refuses
 the exam before its first frame (every file is decoded once first); an explicitly named file that
 cannot be decoded is always refused, and so is a folder in which no file can be read. PNG and
@@ -140,6 +142,21 @@ class _Item:
     dicom: bool
 
 
+def _patient_folders_only(root: Path, items: list[_Item]) -> list[_Item]:
+    """With patient sub-folders present, the images loose at the top of the folder are left out,
+    with a log line (a contact sheet or an overview beside the patients' folders — what
+    ``gout-edge phantom`` writes — is no patient of its own). Only a folder without sub-folders
+    of images is one exam of its loose files."""
+    top = [it for it in items if not it.group]
+    if not top or len(top) == len(items):
+        return items
+    names = ", ".join(it.path.name for it in top[:3]) + (" …" if len(top) > 3 else "")
+    folders = len({it.group for it in items if it.group})
+    log.info("image folder %r: %d image file(s) at its top level left out (%s): it has %d sub-folder(s) of images, "
+             "one per patient, and only those are scanned", root.name, len(top), names, folders)
+    return [it for it in items if it.group]
+
+
 class ImageFolderSource(FileSource):
     """Still images from a folder tree (or one image file), grouped by sub-folder."""
 
@@ -156,15 +173,23 @@ class ImageFolderSource(FileSource):
                 raise InputError(f"{root.name} is not a PNG, JPEG or DICOM image; --images takes a folder of them or one image")
         else:
             items = []
-            for p in sorted(q for q in root.rglob("*") if q.is_file() and not q.name.startswith(".")):
+            files = sorted(q for q in root.rglob("*") if q.is_file() and not q.name.startswith("."))
+            for p in files:
                 suffix = p.suffix.lower()
                 dicom = suffix in (".dcm", ".dicom") or (not suffix and is_dicom_file(p))
                 if suffix in RASTER_SUFFIXES or dicom:
                     rel = p.relative_to(root)
                     group = rel.parent.as_posix() if rel.parent != Path(".") else ""
                     items.append(_Item(p, rel.as_posix(), group, dicom))
+            if not files:
+                raise InputError(f"image folder {root.name!r} is empty; --images takes a folder of PNG, JPEG or DICOM "
+                                 "images (one sub-folder per patient) or one image")
             if not items:
-                raise InputError(f"image folder {root.name!r} is empty: no PNG, JPEG or DICOM files in it or below it")
+                kinds = sorted({f.suffix.lower() or "no suffix" for f in files})
+                shown = ", ".join(kinds[:5]) + (" …" if len(kinds) > 5 else "")
+                raise InputError(f"image folder {root.name!r} has no images among its {len(files)} file(s) ({shown}); "
+                                 "--images reads .png, .jpg, .jpeg and DICOM files (.dcm, .dicom or none)")
+            items = _patient_folders_only(root, items)
         self._patients = {it.group: (it.group.split("/")[-1] if it.group else None) for it in items}
         if patient is not None:
             named = {g for g, pid in self._patients.items() if pid is not None}

@@ -13,7 +13,7 @@ The public API for integrators who embed gout-edge in a cart's own software::
     with ExamSession.start(bundle, scorer, patient="123") as session:    # scans/<session id>/
         for frame in open_source("dicom", "STUDY/"):     # or bare images: session.feed(image)
             session.feed(frame)
-    print(session.result.diagnosis)            # "gout", "no gout" or "indeterminate"
+    print(session.result().diagnosis)          # "gout", "no gout" or "indeterminate"
 
 - ``open_bundle(path=None, public_key=None)`` → ``Bundle``: the manifest and its files, hashes
   (and the signature, when a public key is configured) checked;
@@ -26,8 +26,9 @@ The public API for integrators who embed gout-edge in a cart's own software::
   ``dicom``).
 
 The names are imported on first use, so ``import gout_edge`` stays light. The subpackages are
-``gout_edge.edge_runtime`` (torch-free, on the cart), ``gout_edge.calibration`` (data,
-thresholds, statistics) and ``gout_edge.export`` (torch side); errors all derive from
+``gout_edge.edge_runtime`` (torch-free, on the cart, in layers: docs/design.md §2),
+``gout_edge.calibration`` (labelled data, thresholds, statistics), ``gout_edge.phantom`` (the
+simulator), ``gout_edge.export`` and ``gout_edge.training`` (torch side); errors all derive from
 ``GoutEdgeError`` (``gout_edge.errors``).
 """
 
@@ -36,6 +37,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._telemetry import block_third_party_telemetry
 from ._version import __version__
 from .errors import (
     BackendUnavailableError,
@@ -49,6 +51,8 @@ from .errors import (
     InputError,
     UsageError,
 )
+
+block_third_party_telemetry()  # before anything imports OpenVINO or NNCF (gout_edge._telemetry)
 
 if TYPE_CHECKING:
     from gout_edge.edge_runtime.exam.session import ExamSession

@@ -26,6 +26,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "crash_folder",
     "dumps_json",
     "fsync_dir",
     "sha256_file",
@@ -110,3 +111,9 @@ def dumps_json(value: Any, indent: int | None = 2, sort_keys: bool = False) -> s
 
 def atomic_write_json(path: Path | str, value: Any) -> Path:
     return atomic_write_text(path, dumps_json(value) + "\n")
+
+
+def crash_folder() -> Path:
+    """Where crash files go: ``$XDG_STATE_HOME/gout-edge`` (default ``~/.local/state/gout-edge``)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "gout-edge"

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import typer
 
+from gout_edge._io import crash_folder
 from gout_edge._version import __version__
 
 from .errors import INTERNAL_ERROR_EXIT, GoutEdgeError
 
 COMMANDS = ("info", "export", "keygen", "phantom", "train", "calibrate", "evaluate", "verify", "scan", "bench",
-            "listen", "send")
+            "listen", "send", "shadow")
 
 app = typer.Typer(
     name="gout-edge",
@@ -101,12 +102,6 @@ def quiet_libraries(verbose: bool = False) -> None:
 
 for _name in COMMANDS:
     importlib.import_module(f"{__package__}.commands.{_name}").register(app)
-
-
-def crash_folder() -> Path:
-    """Where crash files go: ``$XDG_STATE_HOME/gout-edge`` (default ``~/.local/state/gout-edge``)."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "gout-edge"
 
 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.])(/[^\s'\"/:]+)+/([^\s'\"/:]*)")

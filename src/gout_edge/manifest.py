@@ -20,6 +20,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -65,9 +66,33 @@ MANIFEST_NAME = "manifest.json"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 NOT_FOR_CLINICAL_USE = "Research software; a model trained on synthetic phantoms is not for clinical use."
 INTERPOLATIONS = ("area", "linear", "cubic")  # edge_runtime.imaging.preprocess maps them to OpenCV flags
-PRECISIONS = ("fp32", "int8")
+
+
+class Role(str, Enum):
+    """The role of a bundle file in the manifest (``FileEntry.role``): the one list of names."""
+
+    ONNX_FP32 = "onnx-fp32"
+    ONNX_INT8 = "onnx-int8"
+    OPENVINO_INT8 = "openvino-int8"
+    OPENVINO_INT8_BIN = "openvino-int8-bin"
+    SCOPE_GUARD = "scope-guard"
+    REFERENCE = "reference"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Precision(str, Enum):
+    FP32 = "fp32"
+    INT8 = "int8"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+PRECISIONS = tuple(p.value for p in Precision)
 SCOPE_METHODS = ("mahalanobis", "knn")  # edge_runtime.inference.scope_guard scores each; export.scope_fit fits and compares them
-SCOPE_ROLE = "scope-guard"
+SCOPE_ROLE = Role.SCOPE_GUARD
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BundleError
-from .manifest import Manifest, ReferenceSet, Tolerances
+from .manifest import Manifest, ReferenceSet, Role, Tolerances
 
 __all__ = [
     "DEFAULT_TOLERANCES",
@@ -42,15 +42,15 @@ __all__ = [
     "write_npz",
 ]
 
-REFERENCE_ROLE = "reference"
+REFERENCE_ROLE = Role.REFERENCE
 INPUTS_NAME = "reference/inputs.npz"
 EXPECTED_NAME = "reference/expected.npz"
 
 # The engine that records the expected outputs of each model file at export.
 REFERENCE_ENGINES: dict[str, tuple[str, str]] = {
-    "onnx-fp32": ("onnxruntime", "fp32"),
-    "onnx-int8": ("onnxruntime", "int8"),
-    "openvino-int8": ("openvino", "int8"),
+    Role.ONNX_FP32: ("onnxruntime", "fp32"),
+    Role.ONNX_INT8: ("onnxruntime", "int8"),
+    Role.OPENVINO_INT8: ("openvino", "int8"),
 }
 
 

@@ -10,6 +10,7 @@ import importlib
 from collections.abc import Iterable
 
 from gout_edge.errors import UsageError
+from gout_edge.manifest import PRECISIONS, Role
 
 from ._base import Backend, Prediction, Session, SessionOptions
 
@@ -30,13 +31,11 @@ __all__ = [
     "resolve",
 ]
 
-PRECISIONS = ("fp32", "int8")
-
 # The bundle files each engine runs, by precision, in order of preference. The one table of which
 # engine reads which model file: the backends, ``resolve``, ``verify`` and ``bench`` all use it.
 ROLES: dict[str, dict[str, tuple[str, ...]]] = {
-    "onnxruntime": {"fp32": ("onnx-fp32",), "int8": ("onnx-int8",)},
-    "openvino": {"fp32": ("onnx-fp32",), "int8": ("openvino-int8", "onnx-int8")},
+    "onnxruntime": {"fp32": (Role.ONNX_FP32,), "int8": (Role.ONNX_INT8,)},
+    "openvino": {"fp32": (Role.ONNX_FP32,), "int8": (Role.OPENVINO_INT8, Role.ONNX_INT8)},
 }
 INT8_ROLES = frozenset(r for by_precision in ROLES.values() for r in by_precision["int8"])
 

@@ -21,8 +21,12 @@ def register(app: typer.Typer) -> None:
         precision: Optional[str] = typer.Option(
             None, "--precision", metavar="LIST", help="Comma list of fp32, int8 (default: all in the bundle)."
         ),
-        frames: int = typer.Option(100, "--frames", min=1, metavar="N", help="Frames measured per engine, after the warmup ones."),
-        warmup: int = typer.Option(10, "--warmup", min=0, metavar="N", help="Frames per engine excluded from the figures."),
+        frames: int = typer.Option(
+            40, "--frames", min=1, metavar="N",
+            help="Frames measured per engine, after the warmup ones (40: a check of about a minute on 2 cores; "
+                 "--frames 200 --warmup 20 for figures you report).",
+        ),
+        warmup: int = typer.Option(5, "--warmup", min=0, metavar="N", help="Frames per engine excluded from the figures."),
         threads: Optional[int] = threads_option(),
         torch_reference: bool = typer.Option(
             True, "--torch/--no-torch", help="Include torch eager FP32 as the reference, when installed."
@@ -30,7 +34,9 @@ def register(app: typer.Typer) -> None:
         cold_start: bool = typer.Option(
             True, "--cold-start/--no-cold-start", help="Measure cold start and streaming memory in fresh processes."
         ),
-        memory_frames: int = typer.Option(300, "--memory-frames", min=1, metavar="N", help="Frames streamed by the memory probe."),
+        memory_frames: int = typer.Option(
+            100, "--memory-frames", min=1, metavar="N", help="Frames streamed by the memory probe (a fresh process)."
+        ),
         public_key: Optional[Path] = public_key_option(),
         plot: Optional[Path] = typer.Option(
             None, "--plot", metavar="FILE",
@@ -47,8 +53,10 @@ def register(app: typer.Typer) -> None:
         memory, and the bundle's budgets checked. With --isa: each engine in fresh processes with
         oneDNN capped to each instruction set, beside the same engine uncapped.
 
-        Exit 0: every budget is met; 1: one is missed (with --isa: by the bedside engine under a
-        cap, or it crashed)."""
+        With no options it takes about a minute on a 2-core cart and says on stderr how long it has
+        left; it warns when other work keeps the machine busy (the figures are then slower than
+        the device can do). Exit 0: every budget is met; 1: one is missed (with --isa: by the
+        bedside engine under a cap, or it crashed)."""
         from gout_edge.edge_runtime.field.bench import BenchConfig, run_bench
         from gout_edge.edge_runtime.inference.backends import PRECISIONS, REGISTRY
         from gout_edge.edge_runtime.inference.loading import open_bundle
@@ -65,7 +73,8 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(1)
             return
         reference, cam_free, notes = _owner_side_parts(opened, threads, torch_reference)
-        with ProgressBar("bench") as bar:
+        _warn_if_busy()
+        with ProgressBar("bench", note=True, eta=False) as bar:
             result = run_bench(opened, mjpg_screens(), config, reference=reference, cam_free_model=cam_free, notes=notes,
                                progress=bar.update)
         if plot is not None:
@@ -82,6 +91,17 @@ def register(app: typer.Typer) -> None:
             render(result)
         if not result.passed:
             raise typer.Exit(1)
+
+
+def _warn_if_busy() -> None:
+    """One line on stderr when other work holds the machine: its load average against its cores."""
+    from gout_edge.edge_runtime.field.bench import machine_load
+
+    load = machine_load()
+    if load["busy"]:
+        stderr.print(f"warning: this machine is busy: load average {load['load_average_1m']:.2f} over the last minute "
+                     f"on {load['cores']} cores; the figures will be slower than this device can do — run bench when "
+                     "nothing else runs", markup=False, highlight=False, soft_wrap=True)
 
 
 def _isa_bench(bundle, config, caps: tuple[str, ...], json_out: bool) -> bool:

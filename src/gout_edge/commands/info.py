@@ -30,11 +30,13 @@ def register(app: typer.Typer) -> None:
         opened = None
         if bundle is not None or default_bundle_path().exists():
             opened = open_bundle(bundle, public_key)
+        files = outside_files()
         if json_out:
             emit_json(
                 {
                     "bundle": None if opened is None else {"path": str(opened.root), "manifest": opened.manifest.to_dict()},
                     "device": device,
+                    "files_outside": files,
                 }
             )
             return
@@ -122,3 +124,31 @@ def register(app: typer.Typer) -> None:
         dev.add_row("backends", ", ".join(device.backends) or "none")
         dev.add_row("versions", ", ".join(f"{k} {v}" for k, v in device.versions.items()))
         stdout.print(dev)
+        out = Table(title="files outside the working folder", show_header=False)
+        cache = files["openvino_cache"]
+        size = "" if cache["size_bytes"] is None else f", {cache['size_bytes'] / 1e6:.1f} MB now"
+        out.add_row("OpenVINO model cache", (f"{cache['path']}{size}" if cache["path"] else "off")
+                    + f" ({cache['env']}: a folder, or off)")
+        out.add_row("crash files", f"{files['crash_files']} (XDG_STATE_HOME), only after an internal error")
+        tm = files["third_party_telemetry"]
+        out.add_row("third-party telemetry", ("off: OpenVINO's and NNCF's usage counter (~/intel/) is not loaded"
+                                              if tm["off"] else "left to the libraries' own settings")
+                    + f" ({tm['env']}=on to leave it to them)")
+        stdout.print(out)
+
+
+def outside_files() -> dict:
+    """What gout-edge keeps outside the folders a command is given (README "Files outside the working folder")."""
+    from gout_edge._io import crash_folder
+    from gout_edge._telemetry import TELEMETRY_ENV, third_party_telemetry_blocked
+    from gout_edge.edge_runtime.inference.backends.openvino import CACHE_ENV, default_cache_dir
+
+    cache = default_cache_dir()
+    size = None
+    if cache is not None and cache.is_dir():
+        size = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file())
+    return {
+        "openvino_cache": {"path": None if cache is None else str(cache), "env": CACHE_ENV, "size_bytes": size},
+        "crash_files": str(crash_folder()),
+        "third_party_telemetry": {"off": third_party_telemetry_blocked(), "env": TELEMETRY_ENV},
+    }

@@ -72,7 +72,10 @@ def register(app: typer.Typer) -> None:
         )
         for form, count in summary.files.items():
             stdout.print(f"  {form}: {count} files", soft_wrap=True)
-        stdout.print(f"  index: {summary.index_csv}  ground truth: {summary.ground_truth}", soft_wrap=True)
+        if summary.index_csv is not None:  # none for video alone: the recordings carry their truth beside them
+            stdout.print(f"  index: {summary.index_csv}", soft_wrap=True)
+        if summary.ground_truth is not None:
+            stdout.print(f"  ground truth: {summary.ground_truth}", soft_wrap=True)
         if sheet_path is not None:
             stdout.print(f"  contact sheet: {sheet_path}", soft_wrap=True)
 

@@ -28,7 +28,7 @@ from ._options import (
     public_key_option,
     threads_option,
 )
-from ._output import emit_json, stdout
+from ._output import emit_json, stderr, stdout
 
 
 def _source_options(video: Optional[str], dicom: Optional[Path], images: Optional[Path], demo: bool) -> tuple[str, Any]:
@@ -84,8 +84,9 @@ def register(app: typer.Typer) -> None:
         ),
         live_view: LiveKind = typer.Option(
             LiveKind.auto, "--live-view",
-            help="web: a page for the cart's browser; window: an OpenCV window (needs an OpenCV GUI build); "
-                 "auto: the window where it can open, else the page.",
+            help="auto: the page in the cart's browser where there is a display, else a progress line on stderr; "
+                 "web: the page, served even without a display (the address is printed); window: an OpenCV window "
+                 "(needs an OpenCV GUI build).",
         ),
         live_port: int = typer.Option(
             8765, "--live-port", min=0, max=65535, metavar="PORT",
@@ -98,6 +99,10 @@ def register(app: typer.Typer) -> None:
         strict: bool = typer.Option(
             False, "--strict", help="Refuse non-ultrasound DICOM and unreadable files in folders instead of warning."
         ),
+        paper: Optional[str] = typer.Option(
+            None, "--paper", metavar="SIZE", envvar="GOUT_EDGE_PAPER", show_envvar=True,
+            help="Paper size of report.pdf: a4 (the default) or letter.",
+        ),
         public_key: Optional[Path] = public_key_option(),
         send_to: Optional[str] = typer.Option(
             None, "--send-to", metavar="HOST:PORT:AET", help="Send the DICOM results (SR, SC) to this PACS."
@@ -109,9 +114,11 @@ def register(app: typer.Typer) -> None:
         from gout_edge.edge_runtime.inference.loading import open_bundle
         from gout_edge.edge_runtime.inference.scoring import Scorer
         from gout_edge.edge_runtime.live.views import open_view
+        from gout_edge.edge_runtime.present.printable import paper_name
         from gout_edge.edge_runtime.sources import open_source
 
         kind, target = _source_options(video, dicom, images, demo)
+        paper = paper_name(paper or "a4")  # a wrong size is a usage error before the exam
         if send_to is not None:  # a typo is caught before the exam, not after it
             from gout_edge.edge_runtime.network import parse_peer
 
@@ -138,10 +145,16 @@ def register(app: typer.Typer) -> None:
                 scorer = Scorer(opened, backend=backend.value, precision=precision.value, threads=threads)
                 try:
                     result = run_exam(source, opened, scorer, out, patient=patient, max_frames=max_frames,
-                                      duration_s=duration, on_frame=view, handle_signals=True, stop=stop)
+                                      duration_s=duration, on_frame=view, handle_signals=True, stop=stop,
+                                      paper=paper)
                 finally:
                     scorer.close()
             finally:
+                hold = getattr(view, "hold_s", 0.0) if getattr(view, "url", None) else 0.0
+                if hold > 0:  # the page waits for the browser: say so, rather than seem to hang
+                    stderr.print(f"live view: the page stays up to {hold:g} s after the exam, until the browser has "
+                                 "shown the verdict (--live-hold SECONDS to change)", markup=False, highlight=False,
+                                 soft_wrap=True)
                 view.close()
         finally:
             source.close()

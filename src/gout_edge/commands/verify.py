@@ -20,6 +20,8 @@ from ._options import (
 from ._output import comma_list, emit_json, stderr, stdout
 
 _WHY = {
+    "integrity": "The bundle's signature could not be checked (--require-signature): give the owner's public key "
+    "with --public-key, GOUT_EDGE_PUBLIC_KEY or trusted.pub, and use a signed bundle.",
     "reference": "This device does not reproduce the bundle's reference outputs within tolerance (engine, "
     "library or CPU differences): do not use it for patients until resolved.",
     "decisions": "Reference patient decisions differ from the expected ones: the threshold or decision settings "
@@ -51,8 +53,8 @@ def _render(record) -> None:
     table = Table(title=title)
     for column in ("check", "measured", "tolerance", "result"):
         table.add_column(column, overflow="fold")
-    for c in record.checks:
-        result = "[yellow]SKIP[/]" if c.skipped else ("[green]PASS[/]" if c.passed else "[red]FAIL[/]")
+    for c in record.checks:  # a check that did not run says so: never PASS
+        result = "[yellow]not checked[/]" if c.skipped else ("[green]PASS[/]" if c.passed else "[red]FAIL[/]")
         measured = _short(c.measured) + (f"\n[dim]{c.detail}[/]" if c.detail and not c.passed else "")
         table.add_row(c.name, measured, _short(c.tolerance), result)
     stdout.print(table)
@@ -62,7 +64,12 @@ def _render(record) -> None:
         f"manifest sha256 {str(record.bundle.get('manifest_sha256'))[:16]}…"
     )
     colour = "green" if record.passed else "red"
-    stdout.print(f"[{colour}]{record.status.upper()}[/]: {len(record.checks) - len(record.failures)} of {len(record.checks)} checks passed")
+    skipped = [c.name for c in record.checks if c.skipped]
+    ran = len(record.checks) - len(skipped)
+    line = f"[{colour}]{record.status.upper()}[/]: {ran - len(record.failures)} of {ran} checks passed"
+    if skipped:
+        line += f"; not checked: {', '.join(skipped)}"
+    stdout.print(line)
 
 
 def register(app: typer.Typer) -> None:
@@ -87,6 +94,11 @@ def register(app: typer.Typer) -> None:
         latency_frames: int = typer.Option(
             20, "--latency-frames", min=0, metavar="N", help="Frames timed for the latency check (0 skips it)."
         ),
+        require_signature: bool = typer.Option(
+            False, "--require-signature",
+            help="Fail when the signature cannot be checked (no public key on this device); without it an "
+                 "unchecked signature is reported as not checked.",
+        ),
         old_bundle: Optional[Path] = bundle_argument(),
     ) -> None:
         """Verify a bundle on this device: hashes, signature, reference outputs on every backend and
@@ -105,14 +117,15 @@ def register(app: typer.Typer) -> None:
         path = out if out is not None else _default_record_path()
         options = {"backends": None if chosen_backends is None else list(chosen_backends),
                    "precisions": None if chosen_precisions is None else list(chosen_precisions),
-                   "latency_frames": latency_frames, "threads": threads}
+                   "latency_frames": latency_frames, "threads": threads, "require_signature": require_signature}
 
         def write(record) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_json(path, record.to_dict())
 
         try:
-            record = verify_bundle(bundle, public_key, options["backends"], options["precisions"], latency_frames, threads)
+            record = verify_bundle(bundle, public_key, options["backends"], options["precisions"], latency_frames, threads,
+                                   require_signature)
         except BundleError as exc:
             record = refused_record(bundle, exc, public_key, options)
             write(record)
