@@ -61,34 +61,37 @@ class RocSeries:
 # ---------------------------------------------------------------------------------------------- plumbing
 
 
-def _matplotlib():
+def _matplotlib(hint: str = INSTALL_HINT):
     try:
         import matplotlib
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise UsageError(f"drawing figures needs matplotlib, on the model owner's side: {INSTALL_HINT}") from None
+        raise UsageError(f"drawing figures needs matplotlib, on the model owner's side: {hint}") from None
     return matplotlib, Figure, FigureCanvasAgg
 
 
 @contextmanager
-def _figure(figsize: tuple[float, float]):
-    """A fresh Agg figure inside the module's style (no pyplot, nothing left behind)."""
-    matplotlib, Figure, FigureCanvasAgg = _matplotlib()
-    with matplotlib.rc_context(STYLE):
+def figure(figsize: tuple[float, float], style: dict[str, Any] | None = None, hint: str = INSTALL_HINT):
+    """A fresh Agg figure inside ``style`` (default: this module's; no pyplot, nothing left behind);
+    without matplotlib a ``UsageError`` that says ``hint``. The one figure helper of the owner's
+    and the hospital's reports (``shadow.report`` draws with it too)."""
+    matplotlib, Figure, FigureCanvasAgg = _matplotlib(hint)
+    with matplotlib.rc_context(STYLE if style is None else style):
         fig = Figure(figsize=figsize, dpi=100, layout="constrained")
         FigureCanvasAgg(fig)
         yield fig
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path, dpi: int = 150) -> Path:
+    """``fig`` as PNG or SVG (by suffix), atomically."""
     path = Path(path)
     fmt = "svg" if path.suffix.lower() == ".svg" else "png"
     metadata = {"Date": None} if fmt == "svg" else {"Software": None}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=150, facecolor="white", metadata=metadata)
+            fig.savefig(fh, format=fmt, dpi=dpi, facecolor="white", metadata=metadata)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -112,7 +115,7 @@ def roc_plot(path: Path, curves: Sequence[RocSeries | tuple], *, title: str = "R
 
     ``curves`` holds ``RocSeries`` or plain ``(label, fpr, tpr)`` tuples."""
     series = [c if isinstance(c, RocSeries) else RocSeries(*c) for c in curves]
-    with _figure((6.4, 6.4)) as fig:
+    with figure((6.4, 6.4)) as fig:
         ax = fig.add_subplot()
         ax.plot([0, 1], [0, 1], color="#999999", lw=1, ls=(0, (4, 3)), label="chance (AUC 0.5)")
         for k, s in enumerate(series):
@@ -141,7 +144,7 @@ def roc_plot(path: Path, curves: Sequence[RocSeries | tuple], *, title: str = "R
         ax.set_yticks(np.linspace(0, 1, 6))
         ax.grid(True, color="#e6e6e6", lw=0.8)
         ax.legend(loc="lower right", frameon=True, framealpha=0.95)
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------- confusion
@@ -155,7 +158,7 @@ def confusion_plot(path: Path, panels: Sequence[tuple], class_names: tuple[str, 
     n = max(1, len(panels))
     cols = 2 if n == 4 else min(n, 3)
     rows = math.ceil(n / cols)
-    with _figure((3.6 * cols + 0.4, 3.5 * rows + 0.2)) as fig:
+    with figure((3.6 * cols + 0.4, 3.5 * rows + 0.2)) as fig:
         fig.get_layout_engine().set(h_pad=0.15, w_pad=0.1)
         axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
         for ax in axes[len(panels):]:
@@ -193,7 +196,7 @@ def confusion_plot(path: Path, panels: Sequence[tuple], class_names: tuple[str, 
             ax.axhline(0.5, color="#888888", lw=1)
             ax.axvline(0.5, color="#888888", lw=1)
             ax.set_title(f"{title} (n = {int(counts.sum())})", fontsize=10.5, fontweight="bold")
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------- Figure S1
@@ -216,7 +219,7 @@ def threshold_plot(
     cols = min(len(folds), 5)
     fold_rows = math.ceil(len(folds) / cols) if folds else 0
     drawstyle = "steps-post" if step else "default"
-    with _figure((11.0, 4.6 + 2.6 * fold_rows)) as fig:
+    with figure((11.0, 4.6 + 2.6 * fold_rows)) as fig:
         if folds:
             sub_top, sub_folds = fig.subfigures(2, 1, height_ratios=[4.3, 2.6 * fold_rows])
         else:
@@ -257,7 +260,7 @@ def threshold_plot(
                 a.text(fchosen + 0.03, 0.05, f"t = {fchosen:.2f}", color="#D55E00", fontsize=8.5)
             sub_folds.supxlabel("threshold (grey: all patients)", fontsize=9)
             sub_folds.supylabel(y_label, fontsize=9)
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------- latency
@@ -292,7 +295,7 @@ def latency_cdf_plot(path: Path, curves: Sequence[tuple[str, Sequence[float]]], 
     lo, hi = (min(values), max(values)) if values else (1.0, 100.0)
     lo, hi, ticks = _log_axis(lo / 1.1, hi * 1.1)
     budget_styles = (("#333333", (0, (6, 3))), ("#C0392B", (0, (2, 2))), ("#7B3294", (0, (8, 2, 2, 2))))
-    with _figure((10.0, 6.0)) as fig:
+    with figure((10.0, 6.0)) as fig:
         from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
         ax = fig.add_subplot()
@@ -318,7 +321,7 @@ def latency_cdf_plot(path: Path, curves: Sequence[tuple[str, Sequence[float]]], 
         ax.grid(True, which="minor", axis="x", color="#f2f2f2", lw=0.6)
         ax.set(title=title, xlabel="latency per frame, ms (log scale)", ylabel="fraction of frames at or below")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 def bench_latency_plot(result: Any, path: Path) -> Path:

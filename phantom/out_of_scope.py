@@ -53,7 +53,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gout_edge.edge_runtime.present.report import write_png
+from gout_edge.edge_runtime.imaging.png import write_png
 from gout_edge.errors import UsageError
 
 from ._oos_images import NON_ULTRASOUND

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gout_edge.edge_runtime.present.report import write_png
+from gout_edge.edge_runtime.imaging.png import write_png
 
 from .patients import make_image_spec
 from .render import render_image

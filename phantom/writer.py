@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gout_edge.edge_runtime.present.report import write_png
+from gout_edge.edge_runtime.imaging.png import write_png
 from gout_edge.errors import UsageError
 
 from ._screen import layout_for

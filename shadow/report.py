@@ -13,14 +13,13 @@ import html
 import math
 import textwrap
 from collections.abc import Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gout_edge._io import atomic_write, atomic_write_text
-from gout_edge.errors import UsageError
+from gout_edge.calibration.plots import figure, save_figure
 
 from .archive import STRATA
 from .metrics import Columns
@@ -39,28 +38,12 @@ DISCLAIMER = ("Research software, not for clinical use: a shadow comparison of t
               "no result here was shown to a clinician.")
 
 
-def _matplotlib():
-    try:
-        import matplotlib
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise UsageError("the shadow report draws with matplotlib: pip install 'gout-edge[shadow]'") from None
-    return matplotlib, Figure, FigureCanvasAgg
-
-
-@contextmanager
 def _figure(figsize: tuple[float, float]):
-    matplotlib, Figure, FigureCanvasAgg = _matplotlib()
-    with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=figsize, dpi=100, layout="constrained")
-        FigureCanvasAgg(fig)
-        yield fig
+    return figure(figsize, STYLE, hint="pip install 'gout-edge[shadow]'")
 
 
 def _png(fig, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=130, facecolor="white",
-                                                      metadata={"Software": None}))
+    return save_figure(fig, path, dpi=130)
 
 
 def kappa_words(kappa: float | None) -> str:

@@ -251,7 +251,7 @@ def test_the_printable_report_is_text_with_embedded_fonts_on_a4_or_letter(bundle
     for words in ("GOUT", why_line(r), "MRN-PAPER-1", r.session_id, "RESEARCH SOFTWARE: NOT", "FOR CLINICAL USE",
                   "Reviewed by a clinician", "Signature", "Frames not counted", "2 no signal", "page 1 of 1",
                   "Key frame 1 · p = 0.90", "Key frame 2 · p = 0.80", "above the cut-off", "below the cut-off",
-                  r.bundle["identity"].split(" (")[0]):
+                  r.bundle.identity.split(" (")[0]):
         assert words in " ".join(text.split()), words
     assert "Key frame 0" not in text  # numbered from 1, as the summary and the file names
     info = subprocess.run([_poppler("pdfinfo"), str(r.pdf)], check=True, capture_output=True, text=True).stdout

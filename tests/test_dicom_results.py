@@ -20,10 +20,10 @@ from support.screens import still
 
 from gout_edge.edge_runtime.exam.driver import run_exam
 from gout_edge.edge_runtime.exam.session import ExamSession
+from gout_edge.edge_runtime.pipeline.results import BundleIdentity
 from gout_edge.edge_runtime.present.dicom_results import (
     GOUT,
     PRESENCE,
-    not_for_clinical_use,
     result_files,
     write_dicom_results,
 )
@@ -168,8 +168,8 @@ def test_dsrdump_shows_verdict_fraction_threshold_algorithm_and_references(dicom
     assert fraction and float(fraction.group(1)) == pytest.approx(dicom_exam.abnormal_fraction, abs=1e-6)
     assert '"Threshold Value")="0.12"' in text and "Source of the patient threshold" in text
     b = dicom_exam.bundle
-    assert f'"Algorithm Name")="{b["name"]}"' in text and f'"Algorithm Version")="{b["version"]}"' in text
-    assert b["checkpoint_sha256"] in text and "NOT FOR CLINICAL USE" in text
+    assert f'"Algorithm Name")="{b.name}"' in text and f'"Algorithm Version")="{b.version}"' in text
+    assert b.checkpoint_sha256 in text and "NOT FOR CLINICAL USE" in text
     referenced = {u for u, _ in _image_refs(pydicom.dcmread(sr))}
     assert all(uid in text for uid in referenced)  # +Pu prints each referenced SOP Instance UID
 
@@ -228,9 +228,12 @@ def test_dicom_results_can_be_turned_off(demo, tmp_path):
 
 
 def test_not_for_clinical_use_follows_the_bundles_provenance():
-    assert not_for_clinical_use({"intended_use": "x", "provenance": "synthetic phantoms (seed 1)"})
-    assert not_for_clinical_use({"intended_use": "Research software; not for clinical use.", "provenance": ""})
-    assert not not_for_clinical_use({"intended_use": "Cleared for triage", "provenance": "hospital cohort 2025"})
+    def identity(use, provenance):
+        return BundleIdentity("id", "m", "1", 3, "0" * 64, "/b", use, provenance)
+
+    assert identity("x", "synthetic phantoms (seed 1)").not_for_clinical_use
+    assert identity("Research software; not for clinical use.", "").not_for_clinical_use
+    assert not identity("Cleared for triage", "hospital cohort 2025").not_for_clinical_use
 
 
 def test_result_files_finds_a_sessions_objects_sr_first(dicom_exam, tmp_path):

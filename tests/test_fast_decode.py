@@ -283,7 +283,7 @@ def test_a_yuyv_capture_carries_its_colour_sample_to_the_session(demo_bundle_or_
     assert "colour_sample" not in repr(frame)
 
     class Oracle:
-        backend, precision = "oracle", "fp32"
+        backend, precision, guard = "oracle", "fp32", None
 
         def score_prepared(self, frames):
             return [FrameScore(0.1, False, np.zeros((4, 4), np.float32), f.roi, f.blank, f.colour) for f in frames]

@@ -46,7 +46,7 @@ def test_identical_frames_are_scored_once(bundle, scorer, tmp_path):
     calls = []
 
     class Counting:
-        backend, precision = scorer.backend, scorer.precision
+        backend, precision, guard = scorer.backend, scorer.precision, scorer.guard
 
         def score_prepared(self, frames):
             calls.append(len(frames))

@@ -15,12 +15,13 @@ from typing import Any
 
 from gout_edge.edge_runtime.inference.loading import Bundle
 from gout_edge.edge_runtime.pipeline.results import ExamResult, FrameResult, PatientResult, bundle_identity
+from gout_edge.edge_runtime.pipeline.stages import FrameScorer
 from gout_edge.edge_runtime.pipeline.stream import FrameStream, StreamSpec
 from gout_edge.edge_runtime.present.printable import paper_name
 from gout_edge.edge_runtime.sources._base import Frame, FrameSource
 from gout_edge.errors import GoutEdgeError
 
-from .session import ExamSession, FrameScorer, new_session_id
+from .session import ExamSession, new_session_id
 
 __all__ = ["Stop", "run_exam", "stop_on_signals"]
 
@@ -74,6 +75,7 @@ def run_exam(
     handle_signals: bool = False,
     latest_wins: bool | None = None,
     on_frame: Callable[[Frame, FrameResult, ExamSession], bool | None] | None = None,
+    before_close: Callable[[], None] | None = None,
     stream: StreamSpec = StreamSpec(),
     overlays: int = 6,
     session_id: str | None = None,
@@ -84,7 +86,8 @@ def run_exam(
 
     Ends at the end of the source, after ``max_frames`` frames or ``duration_s`` seconds, when
     ``stop`` is set (with ``handle_signals``: on SIGINT or SIGTERM too), when ``on_frame`` returns
-    False, or when a live device is lost (after its reconnect attempts). Reports are written
+    False, or when a live device is lost (after its reconnect attempts); ``before_close`` runs before
+    each session closes (the live view ends its progress line). Reports are written
     whatever ends the exam, errors included. ``session_id``: the first session's ID (later ones add
     ``-2``, ``-3``…; default a new one), so that a caller can find, or remove, what an exam cut
     short by a crash left. ``predecessors``: earlier SRs of the study (``ExamSession``). ``paper``: the size of each
@@ -112,10 +115,8 @@ def run_exam(
                            paper=paper)
 
     def finish(s: ExamSession, reason: str, ok: bool) -> None:
-        # a progress line ends before the session's verdict is logged (the view's own, or its progress line's)
-        flush = getattr(on_frame, "flush", None) or getattr(getattr(on_frame, "progress", None), "flush", None)
-        if callable(flush):
-            flush()
+        if before_close is not None:  # e.g. the live view ends its progress line before the verdict is logged
+            before_close()
         results.append(s.close(ended_by=reason, complete=ok, dropped=feed.dropped - dropped_at_start,
                                skipped_files=tuple(source.skipped)))  # files left out so far
 

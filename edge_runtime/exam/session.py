@@ -156,13 +156,13 @@ class ExamSession:
         self._append({
             "type": "session", "format": REPORT_FORMAT, "session_id": self.session_id,
             "patient_id": patient, "started_at": self.started_at, "source": source,
-            "bundle": self.identity,
+            "bundle": self.identity.to_dict(),
             "decision": {"image_cutoff": self.decision.image_cutoff, "patient_threshold": self.decision.patient_threshold,
                          "min_key_frames": self.decision.min_key_frames, "calibrated": self.decision.calibrated},
         })
         fsync_dir(self.dir)
-        log.info("session %s: started (%s %s) in %s", self.session_id, self.identity.get("backend"),
-                 self.identity.get("precision"), self.dir)
+        log.info("session %s: started (%s %s) in %s", self.session_id, self.identity.backend,
+                 self.identity.precision, self.dir)
 
     # -- feeding
     def feed(self, frame: Frame | np.ndarray, captured_at: float | None = None, *, dropped: int | None = None) -> FrameResult:

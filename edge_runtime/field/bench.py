@@ -34,13 +34,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from gout_edge.edge_runtime.exam.session import FrameScorer
 from gout_edge.edge_runtime.imaging.preprocess import find_roi
 from gout_edge.edge_runtime.inference.backends import REGISTRY, get_backend, model_role, precisions_offered, resolve
 from gout_edge.edge_runtime.inference.device import DeviceInfo, device_info, int8_class
 from gout_edge.edge_runtime.inference.loading import Bundle
 from gout_edge.edge_runtime.inference.scoring import Scorer
 from gout_edge.edge_runtime.inference.timing import interleaved_ms
+from gout_edge.edge_runtime.pipeline.stages import FrameScorer
 from gout_edge.edge_runtime.pipeline.stream import FramePreparer, RoiTracker
 from gout_edge.edge_runtime.pipeline.verdict import decide
 from gout_edge.edge_runtime.present.overlay import overlay_cam
@@ -219,10 +219,10 @@ def engine_pairs(bundle: Bundle, config: BenchConfig) -> list[tuple[str, str]]:
     return out
 
 
-def _scope_guard_ms(scorer: Any, sample: np.ndarray, repeats: int = 200) -> LatencyStats | None:
+def _scope_guard_ms(scorer: Scorer, sample: np.ndarray, repeats: int = 200) -> LatencyStats | None:
     """What the bundle's scope guard adds to a frame: its distance on one frame's pooled features,
     ``repeats`` times (the engine's time to make the features is part of inference)."""
-    guard = getattr(scorer, "guard", None)
+    guard = scorer.guard
     features = None if guard is None else scorer.session.run(sample).features
     if features is None:
         return None

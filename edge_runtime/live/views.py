@@ -52,7 +52,12 @@ DEFAULT_PORT = 8765
 
 
 class LiveView(Protocol):
+    """What ``scan`` does with a view: call it with each frame (False: the user ended the exam),
+    ``flush`` it before a session's verdict is logged (no progress line after it), ``close`` it."""
+
     def __call__(self, frame: Frame, result: Any, session: Any) -> bool: ...
+
+    def flush(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -141,6 +146,9 @@ class WindowView:
                 if key in PAUSE_KEYS or key in QUIT_KEYS or (self.stop is not None and self.stop.is_set()):
                     break
         return key not in QUIT_KEYS
+
+    def flush(self) -> None:
+        """Nothing to end: the window has no progress line."""
 
     def close(self) -> None:
         try:

@@ -171,6 +171,10 @@ class WebView:
                 self._seq += 1
                 self._status = {**self._status, "state": state, "seq": self._seq}
 
+    def flush(self) -> None:
+        """End the progress line on stderr before a session's verdict is logged."""
+        self.progress.flush()
+
     def close(self) -> None:
         """Show the verdict, hold it for the pages watching, then stop the server."""
         if self._closed:

@@ -3,6 +3,7 @@ answer with its evidence (``report.json``) and the result of a whole run over a 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from gout_edge.edge_runtime.inference.loading import Bundle
 
 from .verdict import Diagnosis, Reason
 
-__all__ = ["REPORT_FORMAT", "SCAN_FORMAT", "SCAN_FORMAT_VERSION", "ExamResult", "FrameResult", "KeyFrame", "PatientResult", "bundle_identity"]
+__all__ = ["REPORT_FORMAT", "SCAN_FORMAT", "SCAN_FORMAT_VERSION", "BundleIdentity", "ExamResult", "FrameResult", "KeyFrame", "PatientResult", "bundle_identity"]
 
 REPORT_FORMAT = 1
 
@@ -130,7 +131,7 @@ class PatientResult:
     report: Path | None
     summary: Path | None
     overlays: tuple[Path, ...]
-    bundle: dict[str, Any]
+    bundle: BundleIdentity
     key_frame_list: tuple[KeyFrame, ...] = ()
     timing: dict[str, Any] = field(default_factory=dict)  # latency as the exam ran it: see ExamSession.timing
     dicom: tuple[Path, ...] = ()  # SR and SC objects written by close() (docs/design.md §12)
@@ -179,10 +180,10 @@ class PatientResult:
             "pdf": None if self.pdf is None else str(self.pdf),
             "overlays": [str(p) for p in self.overlays],
             "dicom": [str(p) for p in self.dicom],
-            "bundle": self.bundle,
+            "bundle": self.bundle.to_dict(),
             "key_frame_list": [k.to_dict() for k in self.key_frame_list],
             "timing": self.timing,
-            "intended_use": self.bundle.get("intended_use", ""),
+            "intended_use": self.bundle.intended_use,
         }
 
 
@@ -198,7 +199,7 @@ class ExamResult:
     capture_lost: bool
     source: str
     live: bool
-    bundle: dict[str, Any]
+    bundle: BundleIdentity
     skipped_files: tuple[Any, ...] = ()  # ``sources.SkippedFile``: base name and reason
 
     def to_dict(self) -> dict[str, Any]:
@@ -211,7 +212,7 @@ class ExamResult:
             "ended_by": self.ended_by, "capture_lost": self.capture_lost,
             "complete": all(p.complete for p in self.patients),
             "source": {"kind": self.source, "live": self.live, "skipped_files": skipped_list(self.skipped_files)},
-            "bundle": self.bundle,
+            "bundle": self.bundle.to_dict(),
             "sent": None,
             "phantom_diagnosis": None,
             "patients": [_patient_summary(p) for p in self.patients],
@@ -232,20 +233,41 @@ def _patient_summary(p: PatientResult) -> dict[str, Any]:
     return d
 
 
-def bundle_identity(bundle: Bundle, scorer: Any = None) -> dict[str, Any]:
-    m = bundle.manifest
-    out: dict[str, Any] = {
-        "identity": bundle.identity,
-        "name": m.model.name,
-        "version": m.model.version,
-        "blocks": m.model.blocks,
-        "checkpoint_sha256": m.model.checkpoint_sha256,
-        "path": str(bundle.root),
-        "intended_use": m.model.intended_use,
-        "provenance": m.model.provenance,
-    }
-    if scorer is not None:
-        out["backend"] = getattr(scorer, "backend", None)
-        out["precision"] = getattr(scorer, "precision", None)
-    return out
+@dataclass(frozen=True)
+class BundleIdentity:
+    """Which model gave a result: the bundle, its model and the engine that ran it (the journal's
+    ``bundle``, the report's and ``--json``'s ``bundle``, the SR's algorithm identification)."""
 
+    identity: str
+    name: str
+    version: str
+    blocks: int
+    checkpoint_sha256: str
+    path: str
+    intended_use: str
+    provenance: str
+    backend: str | None = None
+    precision: str | None = None
+
+    @classmethod
+    def of(cls, bundle: Bundle, scorer: Any = None) -> BundleIdentity:
+        m = bundle.manifest
+        return cls(bundle.identity, m.model.name, m.model.version, m.model.blocks, m.model.checkpoint_sha256,
+                   str(bundle.root), m.model.intended_use, m.model.provenance,
+                   None if scorer is None else scorer.backend, None if scorer is None else scorer.precision)
+
+    @property
+    def not_for_clinical_use(self) -> bool:
+        """The bundle says it was trained on phantoms or is not for clinical use."""
+        text = f"{self.intended_use} {self.provenance}".lower()
+        return "phantom" in text or "not for clinical use" in text
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        if self.backend is None and self.precision is None:  # as before: no engine keys without a scorer
+            del out["backend"], out["precision"]
+        return out
+
+
+def bundle_identity(bundle: Bundle, scorer: Any = None) -> BundleIdentity:
+    return BundleIdentity.of(bundle, scorer)

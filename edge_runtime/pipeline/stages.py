@@ -153,7 +153,7 @@ def compose(manifest: Manifest, scorer: FrameScorer, stream: StreamSpec = Stream
         preparation=FramePreparer(manifest.input, manifest.preprocess),
         keys=KeyFrameSelector(stream),
         scorer=scorer,
-        gates=Gates(guarded=getattr(scorer, "guard", None) is not None),
+        gates=Gates(guarded=scorer.guard is not None),
     )
 
 

@@ -50,14 +50,13 @@ import numpy as np
 from gout_edge.edge_runtime.imaging.dicom_identity import SourceInstance, StudyIdentity
 from gout_edge.edge_runtime.imaging.dicom_write import write_dataset
 from gout_edge.edge_runtime.imaging.text import clean_line, clean_uid, dicom_value
-from gout_edge.edge_runtime.pipeline.results import PatientResult
+from gout_edge.edge_runtime.pipeline.results import BundleIdentity, PatientResult
 
 __all__ = [
     "DICOM_DIR",
     "SCHEME",
     "DicomResults",
     "KeyImage",
-    "not_for_clinical_use",
     "result_files",
     "write_dicom_results",
 ]
@@ -158,12 +157,6 @@ class DicomResults:
         return (self.sr, *self.sc)
 
 
-def not_for_clinical_use(bundle: dict[str, Any]) -> bool:
-    """Whether the bundle says it was trained on phantoms or is not for clinical use."""
-    text = f"{bundle.get('intended_use', '')} {bundle.get('provenance', '')}".lower()
-    return "phantom" in text or "not for clinical use" in text
-
-
 def _code(triple: tuple[str, str, str]) -> Any:
     from highdicom.sr import CodedConcept
 
@@ -245,11 +238,11 @@ def _lo(text: str, limit: int = 64) -> str:
     return _plain(text).replace("\\", "/")[:limit].strip()
 
 
-def _intended_use(bundle: dict[str, Any]) -> str:
-    use = str(bundle.get("intended_use") or "").strip() or "Research software."
-    if not_for_clinical_use(bundle):
+def _intended_use(bundle: BundleIdentity) -> str:
+    use = bundle.intended_use.strip() or "Research software."
+    if bundle.not_for_clinical_use:
         use = f"{NOT_FOR_CLINICAL_USE}. {use}"
-    provenance = str(bundle.get("provenance") or "").strip()
+    provenance = bundle.provenance.strip()
     return _plain(f"{use} Training data: {provenance}" if provenance else use)
 
 
@@ -258,11 +251,11 @@ def _series_description(kind: str, research: bool) -> str:
     return _lo(f"{text} - {NOT_FOR_CLINICAL_USE}" if research else text)
 
 
-def _device_uid(bundle: dict[str, Any]) -> str:
+def _device_uid(bundle: BundleIdentity) -> str:
     from pydicom.uid import generate_uid
 
-    return str(generate_uid(entropy_srcs=["gout-edge device", str(bundle.get("identity", "")),
-                                          str(bundle.get("checkpoint_sha256", ""))]))
+    return str(generate_uid(entropy_srcs=["gout-edge device", bundle.identity,
+                                          bundle.checkpoint_sha256]))
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -272,19 +265,19 @@ def _rgb(path: Path) -> np.ndarray:
     return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
 
-def _describe(ds: Any, study: StudyIdentity, series_description: str, bundle: dict[str, Any]) -> None:
+def _describe(ds: Any, study: StudyIdentity, series_description: str, bundle: BundleIdentity) -> None:
     """The study and series description and the software identity every result object carries."""
     if study.issuer_of_patient_id:
         ds.IssuerOfPatientID = study.issuer_of_patient_id
     if study.study_description:
         ds.StudyDescription = _lo(study.study_description)
     ds.SeriesDescription = series_description
-    ds.ManufacturerModelName = _lo(str(bundle.get("name", "")))
-    ds.SoftwareVersions = [_lo(f"gout-edge {_version()}"), _lo(f"bundle {bundle.get('version', '')}")]
+    ds.ManufacturerModelName = _lo(bundle.name)
+    ds.SoftwareVersions = [_lo(f"gout-edge {_version()}"), _lo(f"bundle {bundle.version}")]
 
 
 def _secondary_capture(rgb: np.ndarray, study: StudyIdentity, series_uid: str, number: int, *,
-                       description: str, comments: str, research: bool, bundle: dict[str, Any],
+                       description: str, comments: str, research: bool, bundle: BundleIdentity,
                        source: SourceInstance | None, when: datetime, burned_in: bool, lossy: bool = False) -> Any:
     from highdicom import UID
     from highdicom.sc import SCImage
@@ -376,15 +369,15 @@ def _algorithm(result: PatientResult) -> Any:
 
     b = result.bundle
     parameters = [
-        f"checkpoint SHA-256 {b.get('checkpoint_sha256', '')}",
-        f"bundle {b.get('identity', '')}",
-        f"engine {b.get('backend') or 'unknown'} {b.get('precision') or ''}".strip(),
+        f"checkpoint SHA-256 {b.checkpoint_sha256}",
+        f"bundle {b.identity}",
+        f"engine {b.backend or 'unknown'} {b.precision or ''}".strip(),
         f"image cut-off {result.image_cutoff:g}",
         "patient threshold " + ("not calibrated" if result.threshold is None else f"{result.threshold:g}"),
         f"minimum key frames {result.min_key_frames}",
         f"gout-edge {_version()}",
     ]
-    return AlgorithmIdentification(name=_lo(str(b.get("name") or "gout-edge")), version=_lo(str(b.get("version") or "")),
+    return AlgorithmIdentification(name=_lo(b.name or "gout-edge"), version=_lo(b.version),
                                    parameters=[_plain(p)[:1024] for p in parameters], manufacturer=MANUFACTURER)
 
 
@@ -415,7 +408,7 @@ def _structured_report(result: PatientResult, study: StudyIdentity, series_uid: 
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
             uid=_device_uid(b), name="gout-edge", manufacturer_name=MANUFACTURER,
-            model_name=_lo(f"{b.get('name', '')} {b.get('version', '')}".strip()),
+            model_name=_lo(f"{b.name} {b.version}".strip()),
         ),
     )
     group = MeasurementsAndQualitativeEvaluations(
@@ -510,12 +503,12 @@ def write_dicom_results(result: PatientResult, *, study: StudyIdentity | None = 
     study, corrected = clean_study(study)
     out_dir = Path(out_dir) if out_dir is not None else result.session_dir / DICOM_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
-    research = not_for_clinical_use(result.bundle)
+    research = result.bundle.not_for_clinical_use
     from highdicom import UID
 
     sc_series, sr_series = str(UID()), str(UID())
     note = f"{NOT_FOR_CLINICAL_USE}: research software; the model was trained on synthetic phantoms. " if research else ""
-    name = f"{result.bundle.get('name', '')} {result.bundle.get('version', '')}".strip()
+    name = f"{result.bundle.name} {result.bundle.version}".strip()
     fraction = "n/a" if result.abnormal_fraction is None else f"{result.abnormal_fraction:.3f}"
     written: list[tuple[Path, Any]] = []
     if result.summary is not None and Path(result.summary).is_file():

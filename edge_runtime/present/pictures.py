@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gout_edge.edge_runtime.imaging.png import write_png
 from gout_edge.edge_runtime.pipeline.results import PatientResult
 from gout_edge.manifest import CamScale
 
@@ -20,7 +21,6 @@ from .report import (
     overlay_name,
     render_overlay,
     render_summary,
-    write_png,
 )
 
 __all__ = ["ExamPictures", "write_exam_pictures"]

@@ -251,9 +251,9 @@ def _identity(p: _Page, result: PatientResult, identity: ExamIdentity) -> None:
     if result.ended_at:
         rows.insert(next(i for i, (n, _) in enumerate(rows) if n == "Started") + 1,
                     ("Ended", result.ended_at.replace("T", " ")[:19]))
-    rows.append(("Bundle", str(b.get("identity", "")) or "unknown"))
-    if b.get("backend"):
-        rows.append(("Engine", f"{b.get('backend')} {b.get('precision') or ''}".strip()))
+    rows.append(("Bundle", b.identity or "unknown"))
+    if b.backend:
+        rows.append(("Engine", f"{b.backend} {b.precision or ''}".strip()))
     col_w = (p.width - 12) / 2
     label_w = 48.0
     half = (len(rows) + 1) // 2

@@ -20,7 +20,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from gout_edge._io import atomic_write_bytes
 from gout_edge.edge_runtime.imaging.text import clean_line
 from gout_edge.edge_runtime.pipeline.results import PatientResult
 from gout_edge.edge_runtime.pipeline.verdict import ReasonCode
@@ -49,7 +48,6 @@ __all__ = [
     "render_summary",
     "source_label",
     "why_line",
-    "write_png",
 ]
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -73,16 +71,6 @@ MUTED = (110, 110, 110)
 RULE = (215, 215, 215)
 VERDICT_COLOURS = {"gout": (40, 40, 200), "no gout": (60, 140, 40), "indeterminate": (0, 130, 220)}
 ABNORMAL, NORMAL = (50, 50, 210), (70, 160, 60)
-
-
-def write_png(path: Path, image: np.ndarray) -> Path:
-    """An image as PNG, atomically (the folder is made if needed): the one PNG writer of the
-    runtime's reports and the phantom generator."""
-    ok, buf = cv2.imencode(".png", image)
-    if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
-        raise OSError(f"could not encode {path.name} as PNG")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write_bytes(path, buf.tobytes())
 
 
 def ascii_text(text: str) -> str:
@@ -425,7 +413,7 @@ def footer_lines(result: PatientResult, scale: CamScale | None) -> list[str]:
         f"Frames: {result.frames_seen} seen, {result.frames_scored} scored, {result.key_frames} key frames voted, "
         f"{result.dropped} dropped while the model was busy · ended by {result.ended_by}"
         + ("" if result.complete else " (incomplete)"),
-        f"Model: {b.get('identity', '')} on {b.get('backend') or '?'} {b.get('precision') or ''} · threshold: "
+        f"Model: {b.identity} on {b.backend or '?'} {b.precision or ''} · threshold: "
         f"{result.threshold_source}",
         "CAM colour scale: " + (f"{scale.lo:.3g} to {scale.hi:.3g}, fixed for this model ({scale.fitted_on})" if scale
                                 else "per image (this model has no fixed scale): colours are not comparable"),

@@ -11,6 +11,7 @@ class OracleScorer:
     """A stand-in backend: the probability is whatever the test set in ``next``; counts calls."""
 
     backend, precision = "oracle", "fp32"
+    guard = None  # judges no scope
 
     def __init__(self, cutoff: float = 0.5) -> None:
         self.next = 0.1

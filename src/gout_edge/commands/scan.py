@@ -145,7 +145,7 @@ def register(app: typer.Typer) -> None:
                 scorer = Scorer(opened, backend=backend.value, precision=precision.value, threads=threads)
                 try:
                     result = run_exam(source, opened, scorer, out, patient=patient, max_frames=max_frames,
-                                      duration_s=duration, on_frame=view, handle_signals=True, stop=stop,
+                                      duration_s=duration, on_frame=view, before_close=view.flush, handle_signals=True, stop=stop,
                                       paper=paper)
                 finally:
                     scorer.close()
@@ -228,5 +228,5 @@ def _render(result: Any, truth: str | None = None) -> None:
         for name, path in (("summary", p.summary), ("printable", getattr(p, "pdf", None)), ("report", p.report),
                            ("journal", p.journal)):  # whole paths, never folded, so that they can be copied
             stdout.print(f"{name:10s} {escape(str(path))}", soft_wrap=True, highlight=False)
-    stdout.print(f"bundle: {result.bundle['identity']} ({result.bundle.get('backend')}, {result.bundle.get('precision')})")
+    stdout.print(f"bundle: {result.bundle.identity} ({result.bundle.backend}, {result.bundle.precision})")
     stdout.print("[dim]Research software; not for clinical use.[/]")
