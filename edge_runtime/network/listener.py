@@ -273,8 +273,9 @@ class Listener:
         ae.add_supported_context(Verification)
         if self.config.allowed:
             ae.require_calling_aet = list(self.config.allowed)
-        # the node's own gate (``_admit``) keeps the count; pynetdicom's limit is only a backstop
-        ae.maximum_associations = self.config.max_associations * 2 + 2
+        # the node's own gate (``_admit``) keeps the count; pynetdicom's limit is only a backstop, wide
+        # enough for the threads of evicted idle connections that are still winding down after a flood
+        ae.maximum_associations = max(64, self.config.max_associations * 8)
         ae.acse_timeout = self.config.acse_timeout_s
         ae.network_timeout = self.config.idle_timeout_s
         ae.dimse_timeout = self.config.idle_timeout_s
