@@ -5,8 +5,6 @@ no export); ``scan --json`` has the same top-level keys for one patient and for 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 from pathlib import Path
@@ -15,9 +13,10 @@ import jsonschema
 import pytest
 import typer
 from dicom_tools import Node
+from support.cli import run_cli
 from support.json_schemas import SCHEMAS, schema_path, validate
 
-from gout_edge.cli import COMMANDS, app, main
+from gout_edge.cli import COMMANDS, app
 from gout_edge.edge_runtime.inference.loading import default_bundle_path
 from gout_edge.edge_runtime.pipeline.results import SCAN_FORMAT, SCAN_FORMAT_VERSION
 
@@ -27,12 +26,7 @@ QUIET = ["--no-display"]
 pytestmark = pytest.mark.usefixtures("no_device_key")  # the unsigned demo bundle opens; state files stay here
 
 
-def _main(*args: str) -> tuple[int, str]:
-    """Run the CLI in this process; its exit code and what it printed on stdout."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(list(args))
-    return code, out.getvalue()
+_main = run_cli
 
 
 @pytest.fixture(scope="module")

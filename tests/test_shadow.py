@@ -12,8 +12,6 @@ computation of their own from the Parquet tables (scipy, plain Python); the erro
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import os
@@ -26,6 +24,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from support.cli import run_cli
 from support.json_schemas import validate
 from support.shadow_archive import crashing_score, make_archive, old_bundle
 
@@ -36,11 +35,7 @@ pytestmark = [pytest.mark.usefixtures("no_device_key"), pytest.mark.filterwarnin
 ENGINE = ["--backend", "openvino", "--precision", "int8"]  # the demo bundle's auto choice, pinned
 
 
-def _main(*args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(list(args))
-    return code, out.getvalue()
+_main = run_cli
 
 
 @pytest.fixture(scope="module")

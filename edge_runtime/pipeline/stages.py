@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,7 +33,7 @@ import numpy as np
 from gout_edge.edge_runtime.imaging.preprocess import PreparedFrame, Roi
 from gout_edge.edge_runtime.inference.scoring import FrameScore
 from gout_edge.edge_runtime.sources._base import Frame
-from gout_edge.manifest import Manifest
+from gout_edge.manifest import Manifest, TextEnum
 
 from .stream import FramePreparer, KeyFrameSelector, RoiTracker, StreamSpec, contrast
 from .verdict import PatientDecision, Vote, verdict
@@ -42,15 +41,12 @@ from .verdict import PatientDecision, Vote, verdict
 __all__ = ["Exclusion", "FrameOutcome", "FrameScorer", "Gates", "Pipeline", "Tally", "compose"]
 
 
-class Exclusion(str, Enum):
+class Exclusion(TextEnum):
     """Why a frame does not vote (the gates), as the journal, the report and the SR count it."""
 
     BLANK = "blank"
     COLOUR = "colour"
     SCOPE = "scope"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class FrameScorer(Protocol):

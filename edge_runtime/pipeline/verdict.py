@@ -22,30 +22,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 
 import numpy as np
 
-from gout_edge.manifest import DecisionSpec, ScopeSpec
+from gout_edge.manifest import DecisionSpec, ScopeSpec, TextEnum
 
 __all__ = ["GOUT", "INDETERMINATE", "NO_GOUT", "SCOPE_REASON", "Diagnosis", "PatientDecision", "Reason", "ReasonCode",
            "Vote", "decide", "missing_coverage", "scope_refusal", "verdict"]
 
 
-class Diagnosis(str, Enum):
+class Diagnosis(TextEnum):
     GOUT = "gout"
     NO_GOUT = "no gout"
     INDETERMINATE = "indeterminate"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 GOUT, NO_GOUT, INDETERMINATE = Diagnosis.GOUT, Diagnosis.NO_GOUT, Diagnosis.INDETERMINATE
 SCOPE_REASON = "these images do not look like the first-MTP joint scans this model was trained on"
 
 
-class ReasonCode(str, Enum):
+class ReasonCode(TextEnum):
     ABOVE_THRESHOLD = "above_threshold"
     NOT_ABOVE_THRESHOLD = "not_above_threshold"
     TOO_FEW_KEY_FRAMES = "too_few_key_frames"
@@ -53,9 +49,6 @@ class ReasonCode(str, Enum):
     OUT_OF_SCOPE = "out_of_scope"
     SHORT_SPAN = "short_span"
     MISSING_VIEW = "missing_view"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,15 @@ NOT_FOR_CLINICAL_USE = "Research software; a model trained on synthetic phantoms
 INTERPOLATIONS = ("area", "linear", "cubic")  # edge_runtime.imaging.preprocess maps them to OpenCV flags
 
 
-class Role(str, Enum):
+class TextEnum(str, Enum):
+    """A str Enum whose ``str()`` and f-string form are its value (``"gout"``, ``"onnx-fp32"``): the
+    base of every enum whose members travel as text in JSON, manifests and reports."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Role(TextEnum):
     """The role of a bundle file in the manifest (``FileEntry.role``): the one list of names."""
 
     ONNX_FP32 = "onnx-fp32"
@@ -78,16 +86,10 @@ class Role(str, Enum):
     SCOPE_GUARD = "scope-guard"
     REFERENCE = "reference"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Precision(str, Enum):
+class Precision(TextEnum):
     FP32 = "fp32"
     INT8 = "int8"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 PRECISIONS = tuple(p.value for p in Precision)
