@@ -132,11 +132,12 @@ class WebView:
         if now - self._last_render >= self.min_interval_s or state[0] != self._last_state or result.key_frame:
             picture = render_live(frame, result, getattr(session, "cam_scale", None), self.max_width, status=False)
             self._last_render, self._last_state = now, state[0]
-            with self._lock:
-                self._seq += 1
-                self._picture = picture
-                self._status = self._frame_status(frame, result, session, state)
-                self._history.append((self._seq, picture, self._status))
+            with self._lock:  # a pause that came while this frame was drawn keeps the picture the page showed
+                if not self._paused.is_set():
+                    self._seq += 1
+                    self._picture = picture
+                    self._status = self._frame_status(frame, result, session, state)
+                    self._history.append((self._seq, picture, self._status))
         self.progress(frame, result, session)
         return not self._end.is_set()
 
@@ -145,7 +146,7 @@ class WebView:
         scale = getattr(session, "cam_scale", None)
         return {
             "seq": self._seq,
-            "state": "paused" if self._paused.is_set() else "scanning",
+            "state": "scanning",
             "session": session.session_id,
             "frames_seen": session.tally.frames_seen,
             "frames_scored": session.tally.frames_scored,
