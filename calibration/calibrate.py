@@ -75,6 +75,7 @@ class ScoredTable:
     backend: str
     precision: str
     image_cutoff: float
+    cams: tuple[np.ndarray | None, ...] = ()  # per image: the abnormal-class CAM (None: not scored)
 
     @property
     def labels(self) -> np.ndarray:
@@ -99,6 +100,7 @@ def score_table(
     n = len(table)
     probs = [np.full(n, math.nan) for _ in scorers]
     usable = [np.zeros(n, bool) for _ in scorers]
+    cams: list[list[np.ndarray | None]] = [[None] * n for _ in scorers]
     keys = [(s.bundle.manifest.input, s.bundle.manifest.preprocess) for s in scorers]
     first_with_key = {k: i for i, k in reversed(list(enumerate(keys)))}
     problems: list[str] = []
@@ -118,18 +120,18 @@ def score_table(
                 except InputError as exc:
                     problems.append(f"  line {table.rows[i].line}: {exc}")
             prepared[key] = frames
-        for s, key, p, u in zip(scorers, keys, probs, usable, strict=True):
+        for s, key, p, u, c in zip(scorers, keys, probs, usable, cams, strict=True):
             frames = prepared[key]
             for (i, _frame), score in zip(frames, s.score_prepared([f for _, f in frames]), strict=True):
-                p[i], u[i] = score.probability, score.usable
+                p[i], u[i], c[i] = score.probability, score.usable, score.cam
         if progress is not None:
             progress(min(n, start + batch), n)
     if problems:
         unique = list(dict.fromkeys(problems))
         raise DataError(f"{len(unique)} image(s) of {table.path} could not be scored:\n" + "\n".join(unique))
     return [
-        ScoredTable(table, p, u, s.backend, s.precision, s.bundle.manifest.decision.image_cutoff)
-        for s, p, u in zip(scorers, probs, usable, strict=True)
+        ScoredTable(table, p, u, s.backend, s.precision, s.bundle.manifest.decision.image_cutoff, tuple(c))
+        for s, p, u, c in zip(scorers, probs, usable, cams, strict=True)
     ]
 
 

@@ -15,6 +15,13 @@ With a second model (``compare``: another bundle, or the same bundle at another 
 paper's Table I: DeLong's test of the two AUCs and McNemar's test of the paired image decisions —
 on correctness over all images (accuracy), over lesion images (sensitivity) and over the others
 (specificity); at patient level McNemar's test over the patients both models decided.
+
+When the compared model is another bundle, the evaluated one is measured as its student
+(``Fidelity``, docs/design.md §9b): the paired DeLong difference of image AUC with its CI, the
+agreement of the patient verdicts under the cart's rule (indeterminate counts as a verdict), and
+the correlation of the CAMs (the student's upsampled to the teacher's grid, Pearson per image,
+over the images both models found usable); with ``record`` it goes into the student's manifest
+(``evaluation.fidelity``) with the teacher's identity and both scope guards' AUROC.
 """
 
 from __future__ import annotations
@@ -28,16 +35,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
-from gout_edge._io import atomic_write_json, to_json
+from gout_edge._io import atomic_write_json, sha256_file, to_json
 from gout_edge.edge_runtime.inference.backends import PRECISIONS
 from gout_edge.edge_runtime.inference.loading import open_bundle
 from gout_edge.edge_runtime.inference.scoring import Scorer
 from gout_edge.edge_runtime.pipeline.stages import Tally
 from gout_edge.edge_runtime.pipeline.verdict import GOUT, INDETERMINATE, Diagnosis, Reason
 from gout_edge.errors import UsageError
-from gout_edge.manifest import Manifest
+from gout_edge.manifest import MANIFEST_NAME, Manifest
 
 from .calibrate import (
     ProgressFn,
@@ -68,6 +76,7 @@ __all__ = [
     "Comparison",
     "EvaluationConfig",
     "EvaluationResult",
+    "Fidelity",
     "ImageLevel",
     "ModelEvaluation",
     "PatientLevel",
@@ -273,6 +282,72 @@ def compare_models(labels: np.ndarray, reference: ModelEvaluation, other: ModelE
 
 
 @dataclass(frozen=True)
+class Fidelity:
+    """A student (the evaluated bundle) against its teacher (the compared bundle), same images."""
+
+    teacher: dict[str, Any]  # name, version, manifest_sha256, input, parameters, macs_per_frame
+    auc: DelongTest  # student − teacher, paired
+    verdicts_agree: Proportion  # patients given the same verdict (indeterminate included) by the cart's rule
+    cam_correlation_median: float
+    cam_correlation_p05: float  # 5th percentile over the images
+    cam_images: int  # images both models found usable
+    scope_auroc: dict[str, float | None]  # student, teacher: in-scope vs generated out-of-scope, at export
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"teacher": self.teacher, "image_auc": {**self.auc.to_dict(), "method": "DeLong (paired), student − teacher"},
+                "verdict_agreement": self.verdicts_agree.to_dict(),
+                "cam_correlation": {"median": self.cam_correlation_median, "p05": self.cam_correlation_p05,
+                                    "images": self.cam_images,
+                                    "method": "Pearson per image, the student's CAM upsampled (bilinear) to the teacher's grid"},
+                "scope_auroc": self.scope_auroc}
+
+
+def scope_auroc(manifest: Manifest) -> float | None:
+    """The scope guard's AUROC (in-scope held-out vs generated out-of-scope) recorded at export."""
+    scope = manifest.scope
+    if scope is None:
+        return None
+    for c in scope.comparison.get("candidates", ()):
+        if c.get("method") == scope.method and c.get("k") == scope.k:
+            return c.get("auroc")
+    return None
+
+
+def cam_correlations(student: Sequence[np.ndarray | None], teacher: Sequence[np.ndarray | None],
+                     usable: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each usable image's CAMs, the student's resized to the teacher's grid."""
+    out = []
+    for s, t, ok in zip(student, teacher, usable, strict=True):
+        if not ok or s is None or t is None:
+            continue
+        up = cv2.resize(np.asarray(s, np.float32), (t.shape[1], t.shape[0]), interpolation=cv2.INTER_LINEAR)
+        a, b = up.ravel() - up.mean(), np.asarray(t, np.float32).ravel() - t.mean()
+        den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+        if den > 0:
+            out.append(float((a * b).sum() / den))
+    return np.asarray(out)
+
+
+def fidelity(student: ModelEvaluation, teacher: ModelEvaluation, scored: Sequence[Any], comparison: Comparison,
+             manifests: tuple[Manifest, Manifest], teacher_root: Path, level: float = 0.95) -> Fidelity:
+    s_manifest, t_manifest = manifests
+    t = t_manifest.model
+    same = sum(p.diagnosis is q.diagnosis for p, q in zip(student.patient.patients, teacher.patient.patients, strict=True))
+    r = cam_correlations(scored[0].cams, scored[1].cams, scored[0].usable & scored[1].usable)
+    return Fidelity(
+        teacher={"name": t.name, "version": t.version, "manifest_sha256": sha256_file(teacher_root / MANIFEST_NAME),
+                 "input": f"{t_manifest.input.height}x{t_manifest.input.width}", "parameters": t.parameters,
+                 "macs_per_frame": t.macs_per_frame, "precision": teacher.precision, "backend": teacher.backend},
+        auc=comparison.auc,
+        verdicts_agree=proportion(same, len(student.patient.patients), level),
+        cam_correlation_median=float(np.median(r)) if r.size else float("nan"),
+        cam_correlation_p05=float(np.percentile(r, 5)) if r.size else float("nan"),
+        cam_images=int(r.size),
+        scope_auroc={"student": scope_auroc(s_manifest), "teacher": scope_auroc(t_manifest)},
+    )
+
+
+@dataclass(frozen=True)
 class EvaluationResult:
     data: Path
     data_sha256: str
@@ -284,6 +359,7 @@ class EvaluationResult:
     out: Path
     figures: tuple[Path, ...]
     level: float = 0.95
+    fidelity: Fidelity | None = None  # the evaluated bundle as the compared bundle's student
 
     @property
     def model(self) -> ModelEvaluation:
@@ -306,6 +382,7 @@ class EvaluationResult:
             "not_for_clinical_use": self.not_for_clinical_use,
             "models": [m.to_dict() for m in self.models],
             "comparison": None if self.comparison is None else self.comparison.to_dict(),
+            "fidelity": None if self.fidelity is None else self.fidelity.to_dict(),
             "report_dir": str(self.out),
             "figures": [str(p) for p in self.figures],
             "images": images,
@@ -371,6 +448,10 @@ def evaluate(config: EvaluationConfig, progress: ProgressFn | None = None) -> Ev
             patient_level(tally, m, config.level),
         ))
     comparison = compare_models(labels, models[0], models[1], config.level) if len(models) == 2 else None
+    fid = None
+    if comparison is not None and scorers[0].bundle.root != scorers[1].bundle.root:
+        fid = fidelity(models[0], models[1], scored, comparison,
+                       (scorers[0].bundle.manifest, scorers[1].bundle.manifest), scorers[1].bundle.root, config.level)
     not_clinical = any("phantom" in s.bundle.manifest.model.provenance.lower() for s in scorers)
 
     figures = [roc_figure(out / "roc.png", models)]
@@ -383,7 +464,7 @@ def evaluate(config: EvaluationConfig, progress: ProgressFn | None = None) -> Ev
     rows = tuple({"line": r.line, "image": table.relative(r), "patient_id": r.patient_id, "label": r.image_label,
                   "view": r.view} for r in table.rows)
     result = EvaluationResult(table.path, table.sha256, tuple(models), comparison, rows, scored[0].usable,
-                              not_clinical, out, tuple(figures), config.level)
+                              not_clinical, out, tuple(figures), config.level, fid)
     atomic_write_json(out / "evaluation.json", result.to_dict())
     if config.record:
         record_held_out(scorers[0].bundle, result, config.sign_key)
@@ -411,8 +492,16 @@ def held_out_summary(result: EvaluationResult) -> dict[str, Any]:
 
 
 def record_held_out(bundle, result: EvaluationResult, sign_key: Path | None) -> None:
+    """``evaluation.held_out`` and, against a teacher bundle, ``evaluation.fidelity`` (with the
+    data's hash and the student's engine)."""
     manifest = bundle.manifest
     evaluation = dataclasses.replace(manifest.evaluation, held_out=held_out_summary(result))
+    if result.fidelity is not None:
+        m = result.model
+        evaluation = dataclasses.replace(evaluation, fidelity=to_json({
+            **result.fidelity.to_dict(), "data_sha256": result.data_sha256, "images": m.image.images,
+            "patients": len(m.patient.patients), "student": {"backend": m.backend, "precision": m.precision},
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}))
     update_manifest(bundle.root, dataclasses.replace(manifest, evaluation=evaluation), sign_key)
 
 

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gout_edge._io import sha256_file
 from gout_edge._version import __version__
@@ -53,7 +54,7 @@ class ExportConfig:
     name: str = "gout-resnet"
     version: str = "0.0.0"
     provenance: str = "unknown"
-    input: InputSpec = InputSpec()
+    input: InputSpec | None = None  # None: the size the checkpoint was trained at (its metadata), else 320 × 700
     preprocess: PreprocessSpec = PreprocessSpec()
     overwrite: bool = False
     int8: bool = True
@@ -73,6 +74,14 @@ class ExportResult:
     parity: ParityReport
     folded_rgb_stem: bool
     int8_failures: tuple[str, ...] = ()
+
+
+def trained_input(settings: dict[str, Any]) -> InputSpec:
+    """The input size a gout-edge checkpoint records (``input``: ``HxW``); 320 × 700 without one."""
+    height, _, width = str(settings.get("input", "")).partition("x")
+    if height.isdigit() and width.isdigit():
+        return InputSpec(height=int(height), width=int(width))
+    return InputSpec()
 
 
 def file_entry(bundle_dir: Path, name: str, role: str) -> FileEntry:
@@ -107,7 +116,8 @@ def export_bundle(config: ExportConfig, progress: Callable[[str], None] = lambda
     model = loaded.model
     out = Path(config.out)
     _prepare_out(out, config.overwrite)
-    spec = config.input
+    spec = config.input or trained_input(loaded.settings)
+    config = dataclasses.replace(config, input=spec)
     stride = model.cam_stride
     feats = model.features(torch.zeros(1, spec.channels, spec.height, spec.width))
     outputs = OutputSpec(cam_stride=stride, cam_height=int(feats.shape[2]), cam_width=int(feats.shape[3]),

@@ -26,7 +26,7 @@ import torch
 from gout_edge._io import sha256_file
 from gout_edge.errors import CheckpointError
 
-from .model import SUPPORTED_BLOCKS, GoutResNet
+from .model import SUPPORTED_BLOCKS, SUPPORTED_WIDTHS, GoutResNet
 
 __all__ = ["LoadedCheckpoint", "load_checkpoint", "read_state_dict", "infer_blocks"]
 
@@ -36,7 +36,8 @@ _BLOCK = re.compile(r"^layer(\d+)\.(\d+)\.")
 SUPPORTED = (
     "supported: a ResNet-18-style trunk with torchvision's parameter names — conv1 (7 × 7, 1 or 3 input "
     f"channels), bn1, then layer1 … layerN (N from {min(SUPPORTED_BLOCKS)} to {max(SUPPORTED_BLOCKS)}) of exactly two BasicBlocks each (two 3 × 3 "
-    "convolutions, widths 64, 128, 256, 512, then 512), and fc with 2 outputs (normal, lesion)"
+    "convolutions, widths 64, 128, 256, 512, then 512 — or a compact student's, from a stem of "
+    f"{', '.join(map(str, SUPPORTED_WIDTHS[:-1]))} channels doubling per stage), and fc with 2 outputs (normal, lesion)"
 )
 
 
@@ -178,7 +179,10 @@ def load_checkpoint(path: Path, blocks: int | None = None) -> LoadedCheckpoint:
             f"fc.weight has shape {shape}{classes}; the classifier must have 2 outputs (normal, lesion): "
             f"fine-tune it on the two classes first; {SUPPORTED}"
         )
-    model = GoutResNet(blocks=found)
+    width = int(stem.shape[0])
+    if width not in SUPPORTED_WIDTHS:
+        raise CheckpointError(f"conv1 has {width} output channels; {SUPPORTED}")
+    model = GoutResNet(blocks=found, width=width)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     _check_shapes(model, state, found)
     try:

@@ -10,15 +10,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["GoutResNet", "WithCam", "stage_widths", "count_macs", "SUPPORTED_BLOCKS"]
+__all__ = ["GoutResNet", "WithCam", "stage_widths", "count_macs", "PAPER_WIDTH", "SUPPORTED_BLOCKS", "SUPPORTED_WIDTHS"]
 
 SUPPORTED_BLOCKS = (1, 2, 3, 4, 5, 6)
+SUPPORTED_WIDTHS = (16, 24, 32, 48, 64)
 PAPER_ABLATION_BLOCKS = (2, 3, 4, 6)
 
 
-def stage_widths(blocks: int) -> tuple[int, ...]:
-    """64, 128, 256, 512, then 512 for every stage past the fourth."""
-    return tuple(min(64 * 2**i, 512) for i in range(blocks))
+PAPER_WIDTH = 64  # the stem's and first stage's channels in the paper's (ResNet-18) trunk
+
+
+def stage_widths(blocks: int, width: int = PAPER_WIDTH) -> tuple[int, ...]:
+    """``width`` doubling per stage up to 8 × ``width``: 64, 128, 256, 512, 512 … for the paper's
+    model; a compact student (``width`` 32) has half the channels in every stage."""
+    return tuple(min(width * 2**i, 8 * width) for i in range(blocks))
 
 
 class BasicBlock(nn.Module):
@@ -43,19 +48,23 @@ class BasicBlock(nn.Module):
 
 
 class GoutResNet(nn.Module):
-    """ResNet trunk with ``blocks`` stages, global average pooling and a 2-class linear head."""
+    """ResNet trunk with ``blocks`` stages, global average pooling and a 2-class linear head;
+    ``width`` channels in the stem and the first stage (64: the paper's; fewer: a compact student)."""
 
-    def __init__(self, blocks: int = 3, num_classes: int = 2, in_channels: int = 1) -> None:
+    def __init__(self, blocks: int = 3, num_classes: int = 2, in_channels: int = 1, width: int = PAPER_WIDTH) -> None:
         super().__init__()
         if blocks not in SUPPORTED_BLOCKS:
             raise ValueError(f"blocks={blocks} is not supported; choose one of {SUPPORTED_BLOCKS}")
+        if width not in SUPPORTED_WIDTHS:
+            raise ValueError(f"width={width} is not supported; choose one of {SUPPORTED_WIDTHS}")
         self.blocks = blocks
-        self.widths = stage_widths(blocks)
-        self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.width = width
+        self.widths = stage_widths(blocks, width)
+        self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        in_ch = 64
+        in_ch = width
         for i, width in enumerate(self.widths):
             stride = 1 if i == 0 else 2
             layer = nn.Sequential(BasicBlock(in_ch, width, stride), BasicBlock(width, width, 1))

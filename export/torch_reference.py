@@ -24,7 +24,7 @@ class TorchEagerScorer:
     def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
         if threads:
             torch.set_num_threads(threads)
-        self._model = WithCam(GoutResNet(bundle.manifest.model.blocks)).eval()
+        self._model = WithCam(GoutResNet(bundle.manifest.model.blocks, width=bundle.manifest.model.widths[0])).eval()
 
     def score_prepared(self, frames: list[PreparedFrame]) -> list[FrameScore]:
         with torch.inference_mode():

@@ -20,6 +20,14 @@ Output layout (``OUT``)::
 
 A rerun skips complete stages and continues an interrupted one from its last finished epoch, and
 ends with the same weights as an uninterrupted run (on the same device and thread count).
+
+**Distillation** (``teacher``: a bundle; docs/design.md §9b): a compact student (``width`` < 64
+channels and/or a smaller ``input_spec``) learns from the teacher's soft targets as well as the
+labels. The teacher's FP32 ONNX model scores every image once, through the runtime at the
+teacher's own input size (``OUT/teacher.npz``, reused by a rerun); the loss is
+``(1 − α)·CE(labels) + α·T²·KL(teacher_T ‖ student_T)`` with temperature ``T``, two classes, so
+the teacher's logit difference is ``logit(p)``, for every image, blank or out of scope too (the
+gates decide what votes at the bedside, not what the teacher thinks).
 """
 
 from __future__ import annotations
@@ -49,8 +57,8 @@ from gout_edge.errors import (
     UsageError,
 )
 from gout_edge.export.checkpoint import load_checkpoint
-from gout_edge.export.model import SUPPORTED_BLOCKS, GoutResNet
-from gout_edge.manifest import InputSpec, PreprocessSpec
+from gout_edge.export.model import PAPER_WIDTH, SUPPORTED_BLOCKS, SUPPORTED_WIDTHS, GoutResNet
+from gout_edge.manifest import MANIFEST_NAME, InputSpec, PreprocessSpec
 
 __all__ = [
     "ARCH",
@@ -101,6 +109,10 @@ class TrainConfig:
     input_spec: InputSpec = field(default_factory=InputSpec)
     preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
     init: Path | None = None  # start from these weights (fine-tuning, e.g. after a lower-resolution run)
+    width: int = PAPER_WIDTH  # channels of the stem and first stage; fewer: a compact student
+    teacher: Path | None = None  # a bundle whose FP32 model gives soft targets (distillation)
+    distill_weight: float = 0.7  # α: the soft targets' share of the loss
+    temperature: float = 4.0  # T: softens both distributions in the distillation term
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", Path(self.data))
@@ -125,15 +137,26 @@ class TrainConfig:
             raise UsageError(f"threads must be at least 1, got {self.threads}")
         if self.max_images is not None and self.max_images < 1:
             raise UsageError(f"max_images must be at least 1, got {self.max_images}")
+        if self.width not in SUPPORTED_WIDTHS:
+            raise UsageError(f"--width {self.width} is not supported; choose one of {SUPPORTED_WIDTHS}")
+        if self.teacher is not None:
+            object.__setattr__(self, "teacher", Path(self.teacher))
+        if not 0 <= self.distill_weight <= 1:
+            raise UsageError(f"--distill-weight {self.distill_weight} must be in [0, 1]")
+        if not self.temperature >= 1:
+            raise UsageError(f"--temperature {self.temperature} must be 1 or more")
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings a resumed run must share with the interrupted one."""
         keep = (
             "blocks", "folds", "epochs", "batch_size", "lr", "weight_decay", "seed",
-            "translate_fraction", "class_weighted", "max_images",
+            "translate_fraction", "class_weighted", "max_images", "width",
         )
         out: dict[str, Any] = {k: getattr(self, k) for k in keep}
         out["init"] = None if self.init is None else sha256_file(Path(self.init))
+        if self.teacher is not None:  # the teacher's signed identity: its manifest's bytes
+            out["teacher"] = {"manifest_sha256": sha256_file(self.teacher / MANIFEST_NAME),
+                              "distill_weight": self.distill_weight, "temperature": self.temperature}
         out["data"] = str(self.data.expanduser().resolve())
         out["input_spec"] = dataclasses.asdict(self.input_spec)
         out["preprocess"] = dataclasses.asdict(self.preprocess)
@@ -219,6 +242,7 @@ def _train(config: TrainConfig, device: torch.device, progress: ProgressFn | Non
     if config.final:
         stages.append((FINAL, _FINAL_STAGE_ID, np.arange(len(table)), np.array([], dtype=np.int64)))
 
+    soft = None if config.teacher is None else teacher_targets(config, table, progress)
     skipped: list[str] = []
     resumed: list[str] = []
     stage_metrics: dict[str, dict[str, Any]] = {}
@@ -230,7 +254,7 @@ def _train(config: TrainConfig, device: torch.device, progress: ProgressFn | Non
                 None if progress is None else lambda i, n: progress("preprocess", 1, 1, i, n, math.nan),
             )
         metrics, how = _run_stage(name, stage_id, train_idx, test_idx, table, cache, config,
-                                  device, progress)
+                                  device, progress, soft)
         stage_metrics[name] = metrics
         if how == "skipped":
             skipped.append(name)
@@ -293,6 +317,7 @@ def _run_stage(
     config: TrainConfig,
     device: torch.device,
     progress: ProgressFn | None,
+    soft: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], str]:
     stage_dir = config.out / name
     metrics_path = stage_dir / "metrics.json"
@@ -306,7 +331,7 @@ def _run_stage(
 
     seed_seq = np.random.SeedSequence([config.seed, stage_id])
     torch.manual_seed(int(seed_seq.generate_state(1, np.uint64)[0] >> np.uint64(1)))
-    model = GoutResNet(config.blocks)
+    model = GoutResNet(config.blocks, width=config.width)
     if config.init is not None:
         model.load_state_dict(load_checkpoint(config.init, config.blocks).model.state_dict())
     model = model.to(device)
@@ -344,7 +369,10 @@ def _run_stage(
             x = torch.from_numpy(translate(cache.images[idx], rng, max_dy, max_dx)).unsqueeze(1)
             y = torch.from_numpy(labels[idx])
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x.to(device)), y.to(device))
+            logits = model(x.to(device))
+            loss = loss_fn(logits, y.to(device))
+            if soft is not None:
+                loss = _distilled(loss, logits, torch.from_numpy(soft[idx]).to(device), config)
             loss.backward()
             optimizer.step()
             scheduler.step()
@@ -393,6 +421,52 @@ def _run_stage(
     atomic_write_json(metrics_path, metrics)
     state_path.unlink(missing_ok=True)
     return metrics, how
+
+
+def _distilled(hard: torch.Tensor, logits: torch.Tensor, teacher_logit: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """``(1 − α)·hard + α·T²·KL(teacher_T ‖ student_T)``; a NaN teacher logit leaves its image
+    to the label term."""
+    t = config.temperature
+    known = torch.isfinite(teacher_logit)
+    if not bool(known.any()):
+        return hard
+    p1 = torch.sigmoid(teacher_logit[known].float() / t)
+    target = torch.stack([1 - p1, p1], dim=1)
+    log_student = torch.log_softmax(logits[known] / t, dim=1)
+    kl = torch.nn.functional.kl_div(log_student, target, reduction="batchmean")
+    return (1 - config.distill_weight) * hard + config.distill_weight * t * t * kl
+
+
+def teacher_targets(config: TrainConfig, table: IndexTable, progress: ProgressFn | None) -> np.ndarray:
+    """The teacher's logit difference ``log(p / (1 − p))`` for every row, from
+    its FP32 ONNX model through the runtime; cached in ``OUT/teacher.npz`` for reruns."""
+    from gout_edge.calibration.calibrate import score_table
+    from gout_edge.edge_runtime.inference.loading import open_bundle
+    from gout_edge.edge_runtime.inference.scoring import Scorer
+
+    assert config.teacher is not None
+    path = config.out / "teacher.npz"
+    key = np.array([sha256_file(config.teacher / MANIFEST_NAME), table.sha256])
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as cached:
+            if np.array_equal(cached["key"], key):
+                return cached["logit"]
+    bundle = open_bundle(config.teacher)
+    scorer = Scorer(bundle, "onnxruntime", "fp32", config.threads)
+    try:
+        log.info("teacher %s: scoring %d images for soft targets", config.teacher, len(table))
+        scored = score_table(table, [scorer], None if progress is None else
+                             lambda i, n: progress("teacher", 1, 1, i, n, math.nan))[0]
+    finally:
+        scorer.close()
+    p = np.clip(scored.probabilities, 1e-6, 1 - 1e-6)  # the model's opinion, whatever the bedside gates say
+    logit = np.log(p / (1 - p)).astype(np.float32)
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
+            np.savez(fh, key=key, logit=logit)
+
+    atomic_write(path, write)
+    return logit
 
 
 def _class_weights(y: np.ndarray, config: TrainConfig, device: torch.device) -> torch.Tensor | None:
@@ -482,12 +556,15 @@ def _save_weights(model: nn.Module, path: Path, config: TrainConfig, stage: str)
     metadata = {
         "arch": ARCH,
         "blocks": str(config.blocks),
+        "width": str(config.width),
         "seed": str(config.seed),
         "epoch": str(config.epochs),
         "stage": stage,
         "input": f"{config.input_spec.height}x{config.input_spec.width}",
         "normalization": "per-image-standardization",  # edge_runtime.imaging.preprocess.standardize
     }
+    if config.teacher is not None:
+        metadata["teacher"] = sha256_file(config.teacher / MANIFEST_NAME)
     atomic_write(path, lambda tmp: save_file(weights, str(tmp), metadata=metadata))
 
 

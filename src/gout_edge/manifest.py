@@ -480,6 +480,7 @@ class Evaluation:
 
     held_out: dict[str, Any] | None = None  # gout-edge evaluate --record
     threshold_calibration: dict[str, Any] | None = None  # gout-edge calibrate
+    fidelity: dict[str, Any] | None = None  # a student against its teacher: gout-edge evaluate --compare TEACHER --record
 
 
 @dataclass(frozen=True)

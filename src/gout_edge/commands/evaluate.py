@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         from gout_edge.calibration.evaluate import EvaluationConfig, evaluate
 
         if record and is_installed_bundle(bundle):
-            raise demo_bundle_refusal("evaluate", "--record writes the held-out summary")
+            raise demo_bundle_refusal("evaluate", "--record writes the held-out summary", bundle)
         config = EvaluationConfig(
             bundle, data, backend.value, precision.value, compare, threads, out, public_key, record=record,
             sign_key=sign_key,
@@ -138,6 +138,13 @@ def render(result: Any) -> None:
             f"(difference {-cmp.auc.difference + 0.0:+.3f}), McNemar's test for paired decisions"
             + ("" if cmp.patient is None else f" ({cmp.patients_compared} patients decided by both)")
         )
+    if result.fidelity is not None:
+        f = result.fidelity
+        stdout.print(
+            f"as a student of {escape(f.teacher['name'])} {escape(f.teacher['version'])}: AUC difference "
+            f"{f.auc.difference:+.3f} [{f.auc.ci_low:+.3f}, {f.auc.ci_high:+.3f}] (paired DeLong), same patient "
+            f"verdict for {percent(f.verdicts_agree)}, CAM correlation median {f.cam_correlation_median:.3f} "
+            f"(5th percentile {f.cam_correlation_p05:.3f}, {f.cam_images} images)")
     stdout.print("CIs: Wilson score (proportions), DeLong (AUC)")
     stdout.print(escape(f"report: {result.out}/evaluation.json; figures: {', '.join(str(p) for p in result.figures)}"))
     if result.not_for_clinical_use:

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ._options import input_size as parse_input_size
 from ._options import json_option, threads_option
 from ._output import emit_json, stderr, stdout
 
@@ -38,6 +39,9 @@ def register(app: typer.Typer) -> None:
             None, "--sign-key", metavar="FILE", help="Ed25519 private key (from `gout-edge keygen`) to sign the manifest."
         ),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle in --out."),
+        input_size: Optional[str] = typer.Option(
+            None, "--input-size", metavar="HxW", help="Model input (default: the size the checkpoint was trained at)."
+        ),
         json_out: bool = json_option(),
     ) -> None:
         """Export a checkpoint to a bundle: ONNX FP32 with the in-graph CAM, parity-checked against torch."""
@@ -52,6 +56,7 @@ def register(app: typer.Typer) -> None:
         config = ExportConfig(
             checkpoint, out, blocks, name=name, version=version, provenance=provenance, overwrite=overwrite,
             int8=int8, calib=calib, accept_drop=accept_drop, threads=threads, sign_key=sign_key,
+            input=parse_input_size(input_size),
         )
         with stderr.status("export") as status:
             result = export_bundle(config, progress=lambda msg: status.update(f"export: {msg}…"))

@@ -10,6 +10,7 @@ import typer
 
 from gout_edge.errors import BackendUnavailableError
 
+from ._options import input_size as parse_input_size
 from ._options import json_option, positive, seed_option, threads_option
 from ._output import ProgressBar, emit_json, stdout
 
@@ -45,10 +46,28 @@ def register(app: typer.Typer) -> None:
             None, "--max-images", min=1, metavar="N", help="Use whole patients up to this many images (smoke runs)."
         ),
         device: str = typer.Option("cpu", "--device", metavar="DEVICE", help="torch device: cpu or cuda."),
+        width: int = typer.Option(
+            64, "--width", metavar="N",
+            help="Channels of the stem and first stage, doubling per stage (paper: 64; a compact student: 32).",
+        ),
+        teacher: Path | None = typer.Option(
+            None, "--teacher", metavar="BUNDLE",
+            help="Distil from this bundle: its FP32 model's soft targets join the labels (a compact student).",
+        ),
+        distill_weight: float = typer.Option(
+            0.7, "--distill-weight", metavar="ALPHA", help="With --teacher: the soft targets' share of the loss, 0…1."
+        ),
+        temperature: float = typer.Option(
+            4.0, "--temperature", metavar="T", help="With --teacher: distillation temperature, 1 or more."
+        ),
         json_out: bool = json_option(),
     ) -> None:
         """The paper's protocol: patient folds stratified by diagnosis, translation augmentation,
         per-fold AUC / accuracy / sensitivity / specificity, then a final model on all patients.
+
+        With --teacher BUNDLE, a compact student (e.g. --width 32 --input-size 160x350) learns from
+        the teacher's FP32 soft targets too (knowledge distillation); export it, then record its
+        fidelity with `gout-edge evaluate --bundle STUDENT --compare TEACHER --record`.
 
         Writes OUT/fold*/model.safetensors, OUT/final/model.safetensors and OUT/summary.json."""
         try:
@@ -57,21 +76,15 @@ def register(app: typer.Typer) -> None:
             raise BackendUnavailableError(
                 'training needs torch, which is not installed here: pip install "gout-edge[torch]"'
             ) from None
-        from gout_edge.errors import UsageError
         from gout_edge.manifest import InputSpec
         from gout_edge.training.train import TrainConfig, train
 
-        spec = InputSpec()
-        if input_size:
-            try:
-                height, width = (int(v) for v in input_size.lower().split("x"))
-            except ValueError:
-                raise UsageError(f"--input-size {input_size!r} is not HxW (e.g. 160x350)") from None
-            spec = InputSpec(height=height, width=width)
+        spec = parse_input_size(input_size) or InputSpec()
         config = TrainConfig(
             data=data, out=out, blocks=blocks, folds=folds, epochs=epochs, batch_size=batch_size,
             lr=lr, seed=seed, threads=threads, final=final, max_images=max_images, device=device,
-            input_spec=spec, init=init,
+            input_spec=spec, init=init, width=width, teacher=teacher, distill_weight=distill_weight,
+            temperature=temperature,
         )
         with ProgressBar("train", note=True, transient=False) as bar:
             result = train(config, progress=_train_progress(bar))
@@ -85,7 +98,7 @@ def _train_progress(bar: ProgressBar):
     """``train``'s progress callback onto the shared bar: one row per stage, the loss as its note."""
 
     def update(stage: str, epoch: int, epochs: int, step: int, steps: int, loss: float) -> None:
-        label = "preprocessing" if stage == "preprocess" else f"training {stage}"
+        label = {"preprocess": "preprocessing", "teacher": "teacher soft targets"}.get(stage, f"training {stage}")
         note = "" if math.isnan(loss) else f"epoch {epoch}/{epochs} loss {loss:.3f}"
         bar.update((epoch - 1) * steps + step, epochs * steps, task=label, note=note)
 
