@@ -25,7 +25,8 @@ import numpy as np
 from gout_edge._io import atomic_write_json, sha256_file
 from gout_edge._version import __version__
 from gout_edge.edge_runtime.inference.backends import resolve
-from gout_edge.edge_runtime.inference.loading import Bundle, default_bundle_path, open_bundle
+from gout_edge.edge_runtime.inference.loading import Bundle, open_bundle
+from gout_edge.edge_runtime.inference.shipped import is_shipped_path
 from gout_edge.errors import InputError, UsageError
 from gout_edge.manifest import MANIFEST_NAME
 
@@ -148,7 +149,7 @@ def _identity(spec: ModelSpec, bundle: Bundle) -> dict[str, Any]:
         "manifest_sha256": sha256_file(bundle.root / MANIFEST_NAME), "backend": spec.backend,
         "precision": spec.precision, "image_cutoff": m.decision.image_cutoff,
         "patient_threshold": m.decision.patient_threshold, "calibrated": m.decision.calibrated,
-        "scope_guard": m.scope is not None, "demo": bundle.root == default_bundle_path().resolve(),
+        "scope_guard": m.scope is not None, "demo": is_shipped_path(bundle.root),
     }
 
 

@@ -271,6 +271,7 @@ def test_latency_is_checked_against_the_budgets(bundle, tmp_path, capsys):
     assert code == 1
     # the error says where this CPU stands against the reference cart the budgets are written for
     assert "reference cart" in " ".join(out.split())
+    assert "VNNI" in out  # what decides INT8 speed, named
     latency = {c["name"]: c for c in record["checks"] if c["group"] == "latency"}
     p50 = next(c for n, c in latency.items() if "p50" in n)
     p99 = next(c for n, c in latency.items() if "p99" in n)

@@ -137,6 +137,11 @@ class BenchResult:
     def passed(self) -> bool:
         return all(b.passed is not False for b in self.budgets)
 
+    @property
+    def latency_missed(self) -> bool:
+        """Whether the bedside engine missed an end-to-end latency budget (p50 or p99)."""
+        return any(b.name.startswith("end_to_end_") and b.passed is False for b in self.budgets)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "bundle": self.bundle, "bundle_path": self.bundle_path, "device": asdict(self.device),

@@ -17,10 +17,12 @@ from gout_edge._io import sha256_file, to_json
 from gout_edge._version import __version__
 from gout_edge.edge_runtime.inference.device import device_info
 from gout_edge.edge_runtime.inference.loading import default_bundle_path
+from gout_edge.edge_runtime.inference.shipped import default_bundle
 from gout_edge.manifest import MANIFEST_NAME, Manifest, read_manifest
 from gout_edge.signing import SIGNATURE_NAME, configured_public_key
 
-__all__ = ["Check", "VerificationRecord", "bundle_record", "device_record", "refused_record", "utc_now"]
+__all__ = ["Check", "VerificationRecord", "bundle_record", "default_bundle_record", "device_record", "refused_record",
+           "utc_now"]
 
 RECORD_FORMAT = "gout-edge-verification"
 
@@ -54,6 +56,7 @@ class VerificationRecord:
     options: dict[str, Any]
     checks: tuple[Check, ...]
     error: str | None = None
+    default_bundle: dict[str, Any] | None = None  # which shipped bundle was the default here, and why (no bundle given)
     format: str = RECORD_FORMAT
     format_version: int = RECORD_VERSION
 
@@ -73,6 +76,7 @@ class VerificationRecord:
             "created_utc": self.created_utc,
             "device": self.device,
             "bundle": self.bundle,
+            "default_bundle": self.default_bundle,
             "options": self.options,
             "summary": {
                 "checks": len(self.checks),
@@ -127,6 +131,12 @@ def bundle_record(root: Path, manifest: Manifest | None, key: Path | None, check
     return out
 
 
+def default_bundle_record(path: Path | str | None) -> dict[str, Any] | None:
+    """The record's ``default_bundle``: which shipped bundle is the default on this device and why,
+    when no bundle was given (``path`` None); None otherwise."""
+    return None if path is not None else default_bundle().to_dict()
+
+
 def refused_record(path: Path | str | None, error: Exception, public_key: Path | str | None = None,
                    options: dict[str, Any] | None = None) -> VerificationRecord:
     """The record of a bundle refused before any output was compared (invalid or tampered)."""
@@ -144,6 +154,6 @@ def refused_record(path: Path | str | None, error: Exception, public_key: Path |
     return VerificationRecord(
         status="refused", created_utc=utc_now(), device=device_record(),
         bundle=bundle_record(root, manifest, key, key is not None), options=dict(options or {}),
-        checks=(check,), error=str(error),
+        checks=(check,), error=str(error), default_bundle=default_bundle_record(path),
     )
 

@@ -24,7 +24,6 @@ bundle's identity and the SHA-256 of its ``manifest.json``, and the UTC time. No
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,14 +40,21 @@ from gout_edge.edge_runtime.inference.backends import (
 )
 from gout_edge.edge_runtime.inference.cam_scale import cam_correlation
 from gout_edge.edge_runtime.inference.loading import load_expected
-from gout_edge.edge_runtime.inference.scoring import Scorer
-from gout_edge.edge_runtime.inference.timing import interleaved_ms
 from gout_edge.errors import BundleError, UsageError
 from gout_edge.manifest import DecisionSpec, ReferenceSet, ScopeSpec, ToleranceSet
 from gout_edge.reference_format import ReferenceOutputs, reference_section
 from gout_edge.signing import configured_public_key
 
-from .records import Check, VerificationRecord, bundle_record, device_record, refused_record, utc_now
+from .latency import end_to_end_ms
+from .records import (
+    Check,
+    VerificationRecord,
+    bundle_record,
+    default_bundle_record,
+    device_record,
+    refused_record,
+    utc_now,
+)
 from .reference_inputs import load_reference_frames, patient_decisions, run_reference, stored_decisions
 
 __all__ = ["refused_record", "verify_bundle"]
@@ -163,17 +169,7 @@ def _latency_checks(bundle, frames, backend: str, precision: str, n: int, thread
     if n <= 0:
         return [Check(f"latency end to end ({label})", "latency", True, "skipped", budgets.end_to_end_p50_ms,
                       "latency frames set to 0", skipped=True)]
-    scorer = Scorer(bundle, backend, precision, threads)
-    cycle = itertools.cycle(frames)
-
-    def one_frame() -> None:
-        frame = next(cycle)
-        scorer.score_prepared([scorer.prepare(frame.image, frame.roi)])
-
-    try:
-        times = interleaved_ms({"end_to_end": one_frame}, repeats=n, warmup=3)["end_to_end"]
-    finally:
-        scorer.close()
+    times = end_to_end_ms(bundle, frames, backend, precision, n, threads)
     measured = {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99))}
     checks = []
     for q, budget in (("p50", budgets.end_to_end_p50_ms), ("p99", budgets.end_to_end_p99_ms)):
@@ -324,6 +320,6 @@ def verify_bundle(
     return VerificationRecord(
         status=status, created_utc=created, device=device_record(),
         bundle={**bundle_record(bundle.root, manifest, key, key is not None), "identity": bundle.identity},
-        options=options, checks=tuple(checks),
+        options=options, checks=tuple(checks), default_bundle=default_bundle_record(path),
     )
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +62,11 @@ class Bundle:
 
 
 def default_bundle_path() -> Path:
-    """The demo bundle shipped inside the package."""
-    return Path(str(resources.files("gout_edge") / "demo" / "bundle"))
+    """The bundle a command opens when none is given: the shipped bundle made for this device's CPU
+    (``shipped.default_bundle``: the paper's model, or the compact one on a cart without VNNI)."""
+    from .shipped import default_bundle
+
+    return default_bundle().path
 
 
 def _inside(root: Path, entry: FileEntry) -> Path:
@@ -128,7 +130,7 @@ def open_bundle(path: Path | str | None = None, public_key: Path | str | None = 
     root = Path(path) if path is not None else default_bundle_path()
     if not root.exists():
         hint = (
-            "the demo bundle is not installed with this copy of gout-edge; pass --bundle DIR"
+            "no bundle is installed with this copy of gout-edge; pass --bundle DIR"
             if path is None
             else "give the directory made by `gout-edge export`"
         )

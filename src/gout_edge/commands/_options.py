@@ -22,6 +22,7 @@ __all__ = [
     "Backend",
     "LegacyBundleCommand",
     "Precision",
+    "announce_default_bundle",
     "backend_option",
     "bundle_argument",
     "bundle_option",
@@ -88,26 +89,39 @@ def pick_bundle(option: Path | None, positional: Path | None, command: str) -> P
 
 
 def is_installed_bundle(bundle: Path | None) -> bool:
-    """Whether ``bundle`` (None: the default) is the demo bundle inside the installed package."""
+    """Whether ``bundle`` (None: the default) is one of the bundles shipped inside the installed
+    package (the paper's demo bundle or the compact one)."""
+    from gout_edge.edge_runtime.inference.shipped import is_shipped_path
+
+    return bundle is None or is_shipped_path(bundle)
+
+
+def demo_bundle_refusal(command: str, what: str, bundle: Path | None = None) -> UsageError:
+    """The usage error for a command that would change a shipped bundle (``bundle``; None: the default)."""
     from gout_edge.edge_runtime.inference.loading import default_bundle_path
 
-    if bundle is None:
-        return True
-    try:
-        return Path(bundle).resolve() == default_bundle_path().resolve()
-    except OSError:
-        return False
-
-
-def demo_bundle_refusal(command: str, what: str) -> UsageError:
-    """The usage error for a command that would change the installed demo bundle."""
-    from gout_edge.edge_runtime.inference.loading import default_bundle_path
-
+    shipped = Path(bundle) if bundle is not None else default_bundle_path()
     return UsageError(
-        f"{what} into the bundle's manifest, and the demo bundle belongs to the installed gout-edge "
+        f"{what} into the bundle's manifest, and the shipped bundle {shipped} belongs to the installed gout-edge "
         f"package, which stays unchanged; copy it first and pass the copy: "
-        f"cp -r {default_bundle_path()} ./my-bundle; gout-edge {command} --bundle ./my-bundle ..."
+        f"cp -r {shipped} ./my-bundle; gout-edge {command} --bundle ./my-bundle ..."
     )
+
+
+def announce_default_bundle(bundle: Path | None, json_out: bool) -> dict[str, Any] | None:
+    """With no ``--bundle``: which shipped bundle is the default on this device and why — one line
+    on stderr for people (not with ``--json``) and the ``default_bundle`` field for ``--json``
+    documents. With ``--bundle``: nothing said, None."""
+    if bundle is not None:
+        return None
+    from gout_edge.edge_runtime.inference.shipped import default_bundle
+
+    chosen = default_bundle()
+    if not json_out:
+        from ._output import stderr
+
+        stderr.print(chosen.line(), markup=False, highlight=False, soft_wrap=True)
+    return chosen.to_dict()
 
 
 def out_folder(path: Path, option: str = "--out") -> Path:
@@ -169,3 +183,17 @@ def seed_option(help: str) -> Any:
 
 def json_option(help: str = "Print one JSON document on stdout.") -> Any:
     return typer.Option(False, "--json", help=help)
+
+
+def input_size(text: str | None, option: str = "--input-size") -> Any:
+    """``HxW`` (e.g. ``160x350``) as the manifest's ``InputSpec``; None stays None."""
+    if not text:
+        return None
+    from gout_edge.errors import UsageError
+    from gout_edge.manifest import InputSpec
+
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not HxW (e.g. 160x350)") from None
+    return InputSpec(height=height, width=width)

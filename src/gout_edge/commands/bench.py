@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ._options import bundle_option, json_option, public_key_option, threads_option
+from ._options import announce_default_bundle, bundle_option, json_option, public_key_option, threads_option
 from ._output import ProgressBar, comma_list, emit_json, stderr, stdout
 
 
@@ -64,12 +64,13 @@ def register(app: typer.Typer) -> None:
 
         config = BenchConfig(comma_list(backends, "--backends", tuple(REGISTRY)), comma_list(precision, "--precision", PRECISIONS),
                              frames, warmup, threads, cold_start, memory_frames)
+        default = announce_default_bundle(bundle, json_out)
         opened = open_bundle(bundle, public_key)
         if isa is not None:
             from gout_edge.edge_runtime.field.bench_isa import ISA_CHOICES
 
             caps = tuple(c.upper() for c in comma_list(isa, "--isa", tuple(c.lower() for c in ISA_CHOICES)) or ())
-            if not _isa_bench(opened, config, caps, json_out):
+            if not _isa_bench(opened, config, caps, json_out, default):
                 raise typer.Exit(1)
             return
         reference, cam_free, notes = _owner_side_parts(opened, threads, torch_reference)
@@ -85,10 +86,19 @@ def register(app: typer.Typer) -> None:
                 bench_latency_plot(result, plot)
             except UsageError as exc:  # matplotlib is on the owner's side ([torch] extra), not on a cart
                 stderr.print(f"note: no latency plot written: {exc}", markup=False, highlight=False, soft_wrap=True)
+        hint = None
+        if result.latency_missed:  # where this CPU stands (VNNI), and which shipped bundle meets the budget here
+            from gout_edge.edge_runtime.field.latency import latency_hint
+
+            hint = latency_hint(opened.root, result.device.features, threads=threads)
         if json_out:
-            emit_json(result.to_dict())
+            doc = result.to_dict()
+            doc.update(default_bundle=default, latency_hint=None if hint is None else hint.to_dict())
+            emit_json(doc)
         else:
             render(result)
+            if hint is not None:
+                stderr.print(f"latency budget missed: {hint.text('bench')}", markup=False, highlight=False, soft_wrap=True)
         if not result.passed:
             raise typer.Exit(1)
 
@@ -104,7 +114,7 @@ def _warn_if_busy() -> None:
                      "nothing else runs", markup=False, highlight=False, soft_wrap=True)
 
 
-def _isa_bench(bundle, config, caps: tuple[str, ...], json_out: bool) -> bool:
+def _isa_bench(bundle, config, caps: tuple[str, ...], json_out: bool, default: dict | None = None) -> bool:
     """``--isa``: run, render, and say whether the bedside engine met the budgets under every cap."""
     from gout_edge.edge_runtime.field.bench import engine_pairs
     from gout_edge.edge_runtime.field.bench_isa import run_isa_bench
@@ -130,7 +140,7 @@ def _isa_bench(bundle, config, caps: tuple[str, ...], json_out: bool) -> bool:
     passed = all(c["passed"] for c in checks)
     if json_out:
         emit_json({"bedside_engine": bedside, "cpu_isa": cpu, "runs": [r.to_dict() for r in runs], "budgets": checks,
-                   "passed": passed})
+                   "passed": passed, "default_bundle": default})
         return passed
     from rich.table import Table
 

@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
         from gout_edge.calibration.calibrate import CalibrationConfig, calibrate
 
         if is_installed_bundle(bundle):
-            raise demo_bundle_refusal("calibrate", "calibrate writes the threshold")
+            raise demo_bundle_refusal("calibrate", "calibrate writes the threshold", bundle)
         config = CalibrationConfig(bundle, data, folds, seed, backend.value, precision.value, threads, sign_key, out,
                                    public_key)
         with ProgressBar("scoring images") as bar:

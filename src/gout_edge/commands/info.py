@@ -7,7 +7,15 @@ from typing import Optional
 
 import typer
 
-from ._options import LegacyBundleCommand, bundle_argument, bundle_option, json_option, pick_bundle, public_key_option
+from ._options import (
+    LegacyBundleCommand,
+    announce_default_bundle,
+    bundle_argument,
+    bundle_option,
+    json_option,
+    pick_bundle,
+    public_key_option,
+)
 from ._output import emit_json, stdout
 
 
@@ -21,6 +29,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show what a bundle holds (model, files, decision, budgets) and what this device offers."""
         bundle = pick_bundle(bundle, old_bundle, "info")
+        default = announce_default_bundle(bundle, json_out)
         from rich.table import Table
 
         from gout_edge.edge_runtime.inference.device import device_info
@@ -35,6 +44,7 @@ def register(app: typer.Typer) -> None:
             emit_json(
                 {
                     "bundle": None if opened is None else {"path": str(opened.root), "manifest": opened.manifest.to_dict()},
+                    "default_bundle": default,
                     "device": device,
                     "files_outside": files,
                 }
@@ -87,6 +97,14 @@ def register(app: typer.Typer) -> None:
                 patient = "" if not acc else f", patient accuracy {acc['estimate']:.1%} ({acc['k']}/{acc['n']})"
                 table.add_row("held-out figures", f"image AUC {auc['auc']:.3f} [{auc['ci_low']:.3f}, {auc['ci_high']:.3f}] on "
                               f"{held_out['images']} images{patient} ({held_out['backend']} {held_out['precision']})")
+            fid = m.evaluation.fidelity
+            if fid:
+                t, d, agree, cam = fid["teacher"], fid["image_auc"], fid["verdict_agreement"], fid["cam_correlation"]
+                scope = fid.get("scope_auroc") or {}
+                table.add_row("distilled from", f"{t['name']} {t['version']} ({t['input']}, {t['macs_per_frame'] / 1e9:.2f} GMAC): "
+                              f"AUC {d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}], same verdict "
+                              f"{agree['k']}/{agree['n']} patients, CAM r median {cam['median']:.3f}, scope AUROC "
+                              f"{scope.get('student')} (teacher {scope.get('teacher')}) on {fid['images']} held-out images")
             quant = m.quantization
             engines = {} if quant is None else {"onnxruntime": quant.onnxruntime, "openvino": quant.openvino}
             for engine, q in engines.items():

@@ -20,6 +20,7 @@ import typer
 from ._options import (
     Backend,
     Precision,
+    announce_default_bundle,
     backend_option,
     bundle_option,
     json_option,
@@ -123,6 +124,7 @@ def register(app: typer.Typer) -> None:
             from gout_edge.edge_runtime.network import parse_peer
 
             parse_peer(send_to, "--send-to")
+        default = announce_default_bundle(bundle, json_out)  # on stderr: stdout holds the result alone
         opened = open_bundle(bundle, public_key)
         options: dict[str, Any] = {"patient": patient}
         if kind in ("dicom", "images"):
@@ -160,6 +162,7 @@ def register(app: typer.Typer) -> None:
             source.close()
 
         doc = result.to_dict()
+        doc["default_bundle"] = default
         send_error = None
         if send_to is not None:  # docs/design.md §12: the SR and SC objects of every patient of the exam
             from gout_edge.edge_runtime.network.scu import push

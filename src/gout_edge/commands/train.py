@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         ),
         device: str = typer.Option("cpu", "--device", metavar="DEVICE", help="torch device: cpu or cuda."),
         width: int = typer.Option(
-            64, "--width", metavar="N",
+            64, "--width", min=16, max=64, metavar="N",
             help="Channels of the stem and first stage, doubling per stage (paper: 64; a compact student: 32).",
         ),
         teacher: Path | None = typer.Option(
@@ -55,10 +55,10 @@ def register(app: typer.Typer) -> None:
             help="Distil from this bundle: its FP32 model's soft targets join the labels (a compact student).",
         ),
         distill_weight: float = typer.Option(
-            0.7, "--distill-weight", metavar="ALPHA", help="With --teacher: the soft targets' share of the loss, 0…1."
+            0.7, "--distill-weight", min=0.0, max=1.0, metavar="ALPHA", help="With --teacher: the soft targets' share of the loss, 0…1."
         ),
         temperature: float = typer.Option(
-            4.0, "--temperature", metavar="T", help="With --teacher: distillation temperature, 1 or more."
+            4.0, "--temperature", min=1.0, max=100.0, metavar="T", help="With --teacher: distillation temperature, 1 or more."
         ),
         json_out: bool = json_option(),
     ) -> None:

@@ -10,6 +10,7 @@ import typer
 
 from ._options import (
     LegacyBundleCommand,
+    announce_default_bundle,
     bundle_argument,
     bundle_option,
     json_option,
@@ -26,8 +27,9 @@ _WHY = {
     "library or CPU differences): do not use it for patients until resolved.",
     "decisions": "Reference patient decisions differ from the expected ones: the threshold or decision settings "
     "changed after they were set (rerun `gout-edge calibrate`, or restore the bundle from its source).",
-    "latency": "Inference is slower than the bundle's latency budgets on this device (check the CPU load, "
-    "the backend and --threads; `gout-edge bench` shows the stages).",
+    "latency": "Inference is slower than the bundle's latency budgets on this device (check that nothing else "
+    "loads the CPU and that --threads, if given, is not below the cores: the engines use every core unless told "
+    "otherwise; `gout-edge bench` shows the stages).",
 }
 
 
@@ -115,6 +117,7 @@ def register(app: typer.Typer) -> None:
         chosen_backends = comma_list(backends, "--backends", tuple(REGISTRY))
         chosen_precisions = comma_list(precision, "--precision", PRECISIONS)
         path = out if out is not None else _default_record_path()
+        announce_default_bundle(bundle, json_out)  # the record holds it as default_bundle
         options = {"backends": None if chosen_backends is None else list(chosen_backends),
                    "precisions": None if chosen_precisions is None else list(chosen_precisions),
                    "latency_frames": latency_frames, "threads": threads, "require_signature": require_signature}
@@ -144,10 +147,10 @@ def register(app: typer.Typer) -> None:
             names = ", ".join(c.name for c in record.failures)
             groups = {c.group for c in record.failures}
             why = [text for group, text in _WHY.items() if group in groups]
-            if "latency" in groups:  # where this CPU stands, for the one who reads the record
-                from gout_edge.edge_runtime.inference.device import int8_class
+            if "latency" in groups:  # where this CPU stands (VNNI), and which shipped bundle meets the budget here
+                from gout_edge.edge_runtime.field.latency import latency_hint
 
-                why.append(int8_class(record.device["cpu_features"]).capitalize() + ".")
+                why.append(latency_hint(record.bundle["path"], record.device["cpu_features"], threads=threads).text("verify"))
             raise CheckFailedError(
                 f"{len(record.failures)} of {len(record.checks)} verification checks failed ({names}); "
                 f"see {path}. {' '.join(why)}"
