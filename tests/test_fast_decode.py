@@ -29,7 +29,7 @@ from gout_edge.edge_runtime.imaging.preprocess import (
 from gout_edge.edge_runtime.pipeline.stream import FramePreparer, FrameStream, RoiTracker, contrast
 from gout_edge.edge_runtime.sources import Frame, open_source
 from gout_edge.edge_runtime.sources.video import CaptureSource, ScreenDecoder
-from gout_edge.manifest import PreprocessSpec
+from gout_edge.manifest import InputSpec, PreprocessSpec
 
 
 def _jpeg(image: np.ndarray, quality: int = 90) -> bytes:
@@ -172,6 +172,34 @@ def test_crop_to_tensor_equals_prepare_with_the_region(channels):
     expected = prepare(image, SMALL, PreprocessSpec(), roi)
     assert np.array_equal(tensor, expected.tensor) and (sd < 2.0) == expected.blank
     assert crop_to_tensor(image, Roi(0, 0, 10, 10), SMALL) is None  # implausible: the caller uses prepare
+
+
+STUDENT = InputSpec(height=224, width=490)  # the compact student's input (issue 21)
+
+
+@pytest.mark.parametrize("spec", [SMALL, STUDENT, InputSpec()], ids=["small", "student", "paper"])
+@pytest.mark.parametrize("colour", [False, True])
+def test_the_crop_is_resized_once_straight_to_the_bundle_s_input(spec, colour, monkeypatch):
+    """Preprocessing works at the bundle's own input size: the region goes to (width, height) in
+    one resize from the crop — no intermediate at another model's size (a 224 × 490 student pays
+    for no 320 × 700 image) — and equals ``prepare`` at that size."""
+    grey = screen(1080, 1920, rect=(228, 172, 1640, 908), seed=6)
+    image = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR) if colour else grey
+    roi = Roi(228, 172, 1640, 908)
+    expected = prepare(image, spec, PreprocessSpec(), roi)
+    resized = []
+    real = cv2.resize
+
+    def spy(src, dsize, *args, **kwargs):
+        if src.shape[:2] == (roi.height, roi.width):  # the crop (the colour check's grid sample is not)
+            resized.append(tuple(dsize))
+        return real(src, dsize, *args, **kwargs)
+
+    monkeypatch.setattr(cv2, "resize", spy)
+    got = FramePreparer(spec)(image, roi)
+    assert resized == [(spec.width, spec.height)]
+    assert got.tensor.shape == (1, spec.height, spec.width) and np.array_equal(got.tensor, expected.tensor)
+    assert (got.blank, got.colour, got.roi) == (expected.blank, expected.colour, expected.roi)
 
 
 @pytest.mark.parametrize("shape", [(740, 1412), (17, 17), (9, 3), (101, 203), (5, 1)])

@@ -22,6 +22,11 @@ at full size (the Doppler gate needs colour; decoding grey plus a small colour i
 costs two entropy decodes, as much as one colour decode; a reduced-scale decode moved
 probabilities beyond the INT8 tolerance), and a YUYV frame gives its Y plane as the grey image,
 plus a sparse BGR sample that goes with the frame (``Frame.colour_sample``) for the Doppler gate.
+Decoding a JPEG to its own Y, Cb, Cr planes instead (luma as the grey image, chroma for the gate;
+no chroma upsampling, no colour conversion) gave the same grey image and cut decode + gate on a
+1080p phantom screen by ≈ 29 % (4:2:0) and ≈ 18 % (4:2:2), on uncorrelated speckle by 8–15 %
+(Zen 4; ``benchmarks/decode_planes.py``), but no PyPI wheel offers it: OpenCV and simplejpeg 1.9 decode to
+packed pixels only, and PyTurboJPEG's ``decode_to_yuv_planes`` needs the system's libturbojpeg.
 """
 
 from __future__ import annotations
