@@ -5,7 +5,6 @@ targets, exported at the size it was trained at, and measured against its teache
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 from safetensors import safe_open
 from support.bundles import DECISION, SMALL
 from support.cli import run_cli
+from support.json_schemas import validate
 
 from gout_edge._io import sha256_file
 from gout_edge.calibration.calibrate import score_table
@@ -137,7 +137,7 @@ def test_a_bundle_against_a_copy_of_itself_is_perfectly_faithful(scan_bundle_dir
     fid = ev.fidelity
     assert fid.auc.difference == 0 and fid.verdicts_agree.k == fid.verdicts_agree.n
     assert fid.cam_correlation_median == pytest.approx(1.0, abs=1e-5) and fid.cam_images > 0
-    doc = json.loads((tmp_path / "report" / "evaluation.json").read_text())
+    doc = validate("evaluate", (tmp_path / "report" / "evaluation.json").read_text())  # docs/schemas/evaluate.schema.json
     assert doc["fidelity"]["verdict_agreement"]["n"] == fid.verdicts_agree.n
 
 

@@ -34,7 +34,8 @@ def register(app: typer.Typer) -> None:
         precision: Precision = precision_option(),
         compare: Optional[str] = typer.Option(
             None, "--compare", metavar="DIR|PRECISION",
-            help="A second bundle, or a precision (fp32, int8) of this bundle: DeLong and McNemar tests (Table I).",
+            help="A second bundle, or a precision (fp32, int8) of this bundle: DeLong and McNemar tests (Table I); "
+            "another bundle is taken as this one's teacher (fidelity: AUC difference, verdict agreement, CAM correlation).",
         ),
         threads: Optional[int] = threads_option(),
         public_key: Optional[Path] = public_key_option("Require bundles signed by this public key."),
@@ -43,7 +44,9 @@ def register(app: typer.Typer) -> None:
             help="Report folder (default: a new one, see above).",
         ),
         record: bool = typer.Option(
-            False, "--record", help="Write the held-out summary into the bundle's manifest (evaluation.held_out)."
+            False, "--record",
+            help="Write the held-out summary into the bundle's manifest (evaluation.held_out; with --compare TEACHER "
+            "also evaluation.fidelity).",
         ),
         sign_key: Optional[Path] = typer.Option(
             None, "--sign-key", metavar="FILE", help="Ed25519 private key to re-sign the manifest after --record."
@@ -52,7 +55,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Image-level accuracy, sensitivity, specificity (Wilson 95% CIs) and AUC (DeLong 95% CI);
         patient-level figures with the bundle's threshold; with --compare, DeLong's test of the
-        AUCs and McNemar's test of paired decisions.
+        AUCs and McNemar's test of paired decisions, and against another bundle (a distilled
+        student's teacher) the student's fidelity to it.
 
         Writes evaluation.json, roc.png and confusion.png to --out, by default
         ./gout-edge-reports/evaluation-<bundle name>-<UTC time>/ in the working folder."""
