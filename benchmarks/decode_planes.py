@@ -2,7 +2,7 @@
 
     python benchmarks/decode_planes.py --runs 40
 
-What ``ScreenDecoder.jpeg`` → ``FramePreparer`` costs per 1080p MJPG frame up to the grey crop and
+What ``ScreenDecoder`` → ``FramePreparer`` costs per 1080p MJPG frame up to the grey crop and
 the colour flag, on two screens: ``tests/support/screens.py``'s ``screen`` (uncorrelated speckle:
 a worst case for the entropy decoder) and a phantom video frame (``gout_edge.phantom``), each
 JPEG-encoded at quality 90 with 4:2:0 and with 4:2:2 chroma (grabbers send either). Paths:
@@ -12,11 +12,11 @@ JPEG-encoded at quality 90 with 4:2:0 and with 4:2:2 chroma (grabbers send eithe
 - ``grey+reduced8``: ``IMREAD_GRAYSCALE`` (libjpeg skips the chroma IDCT, upsampling and colour
   conversion) plus an ``IMREAD_REDUCED_COLOR_8`` decode for the gate — two entropy decodes.
 - ``grey only``: ``IMREAD_GRAYSCALE`` alone, no gate — the floor of any OpenCV-only grey path.
-- ``planes`` (only where PyTurboJPEG and a libturbojpeg it accepts are installed): one decode to
-  the JPEG's own Y, Cb, Cr planes (``decode_to_yuv_planes``), Y as the grey image, a BGR sample on
-  the ``COLOUR_STRIDE`` grid built from the planes for the gate — what this issue asked for.
-  PyTurboJPEG is pure Python and needs the system's libjpeg-turbo (no PyPI wheel bundles it), so it
-  is measured here, not used by the runtime.
+- ``planes`` (the runtime's path where PyTurboJPEG finds libturbojpeg; ``ScreenDecoder()``): one
+  decode to the JPEG's own Y, Cb, Cr planes, Y as the grey image, a BGR sample on the
+  ``COLOUR_STRIDE`` grid built from the planes (``FramePreparer`` reads the part under the region)
+  for the gate. Without libturbojpeg (Debian: libturbojpeg0) the runtime falls back to ``colour``
+  and this row is left out.
 
 The paths run interleaved, one call each per round, OpenCV on one thread; the table gives the
 median over rounds, the p10–p90 spread and the ratio of medians to ``colour``. Read the CPU class
@@ -38,27 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from idle_gap_latency import cpu_class  # noqa: E402
 from support.screens import screen  # noqa: E402
 
-from gout_edge.edge_runtime.imaging.preprocess import COLOUR_STRIDE, Roi, colour_blobs, is_doppler  # noqa: E402
-
-
-def _turbojpeg():
-    try:
-        from turbojpeg import TurboJPEG
-
-        return TurboJPEG()
-    except Exception:  # noqa: BLE001 - not installed, or no libturbojpeg it accepts
-        return None
-
-
-def planes_sample(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, h: int, w: int) -> np.ndarray:
-    """BGR at every ``COLOUR_STRIDE``-th pixel of every ``COLOUR_STRIDE``-th row, from the planes."""
-    k = COLOUR_STRIDE
-    fy, fx = -(-h // cb.shape[0]), -(-w // cb.shape[1])  # chroma subsampling factors
-    luma = np.ascontiguousarray(y[:h:k, :w:k])
-    pick = (slice(None, None, k // fy), slice(None, None, k // fx))
-    ycrcb = cv2.merge([luma, np.ascontiguousarray(cr[pick][: luma.shape[0], : luma.shape[1]]),
-                       np.ascontiguousarray(cb[pick][: luma.shape[0], : luma.shape[1]])])
-    return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR)
+from gout_edge.edge_runtime.imaging.preprocess import Roi, colour_blobs, is_doppler  # noqa: E402
+from gout_edge.edge_runtime.sources.video import ScreenDecoder  # noqa: E402
 
 
 def main() -> None:
@@ -66,14 +47,15 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=40)
     args = ap.parse_args()
     cv2.setNumThreads(1)
-    tj = _turbojpeg()
+    decoder = ScreenDecoder()
+    tj = decoder.planes
     from gout_edge.phantom import generate_cohort
     from gout_edge.phantom._screen import layout_for
     from gout_edge.phantom.video import clip
 
     patient = generate_cohort(2, seed=11)[0]
     frames = [f for f, _ in clip(patient, layout_for(patient.scanner, (1920, 1080)), seed=11, seconds_per_view=0.4)]
-    from gout_edge.edge_runtime.pipeline.stream import RoiTracker
+    from gout_edge.edge_runtime.pipeline.stream import RoiTracker, _sample_under
 
     synthetic = cv2.cvtColor(screen(1080, 1920, rect=(120, 90, 1560, 930), seed=4), cv2.COLOR_GRAY2BGR)
     phantom = frames[len(frames) // 2]
@@ -98,12 +80,10 @@ def main() -> None:
                 return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)[r.y0 : r.y1, r.x0 : r.x1], False
 
             paths = {"colour": colour, "grey+reduced8": grey_reduced, "grey only": grey_only}
-            if tj is not None:
-                def planes(raw=raw, r=r, k=COLOUR_STRIDE):
-                    y, cb, cr = tj.decode_to_yuv_planes(raw)
-                    sample = planes_sample(y, cb, cr, 1080, 1920)
-                    under = sample[-(-r.y0 // k) : -(-r.y1 // k), -(-r.x0 // k) : -(-r.x1 // k)]
-                    return y[r.y0 : r.y1, r.x0 : r.x1], colour_blobs(under)
+            if tj:
+                def planes(raw=raw, r=r):
+                    y, sample = decoder(raw)
+                    return y[r.y0 : r.y1, r.x0 : r.x1], colour_blobs(_sample_under(sample, r))
 
                 paths["planes"] = planes
             reference = colour()

@@ -5,10 +5,13 @@ The proof that matters: over phantom screen recordings, every frame's probabilit
 (``ScreenDecoder`` → ``RoiTracker`` → ``FramePreparer``) stays within the bundle's INT8 probability
 tolerance of the old full-colour path (``cv2.imdecode(IMREAD_COLOR)`` → ``prepare``) — it is the
 same model input, so the same probability — with the same blank and colour flags and the same
-region."""
+region. Where libturbojpeg is installed the new path decodes MJPG to the JPEG's own planes (Y as the
+grey image, the colour sample from the chroma); those tests also compare it frame by frame with the
+OpenCV path a decoder falls back to when the library is missing, and skip, saying why, without it."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -27,13 +30,42 @@ from gout_edge.edge_runtime.imaging.preprocess import (
     prepare,
 )
 from gout_edge.edge_runtime.pipeline.stream import FramePreparer, FrameStream, RoiTracker, contrast
-from gout_edge.edge_runtime.sources import Frame, open_source
+from gout_edge.edge_runtime.sources import Frame, _jpeg_planes, open_source
 from gout_edge.edge_runtime.sources.video import CaptureSource, ScreenDecoder
 from gout_edge.manifest import InputSpec, PreprocessSpec
 
+PLANES = ScreenDecoder().planes  # libturbojpeg found: MJPG is decoded to its planes
+needs_planes = pytest.mark.skipif(
+    not PLANES, reason="no libturbojpeg for PyTurboJPEG (Debian: apt-get install libturbojpeg0): "
+                       "MJPG takes the OpenCV path, there is no planes path to compare")
 
-def _jpeg(image: np.ndarray, quality: int = 90) -> bytes:
-    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+
+def _opencv_decoder(tmp_path) -> ScreenDecoder:
+    """A decoder whose libturbojpeg is a path where there is none: it must fall back to OpenCV."""
+    return ScreenDecoder(libturbojpeg=str(tmp_path / "missing" / "libturbojpeg.so.0"))
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def _neutral_grey_equal(grey: np.ndarray, bgr: np.ndarray) -> bool:
+    """``grey`` equals the OpenCV path's grey image at every pixel that decoded grey (B = G = R).
+    (Where the decoded pixel has colour — flow, a coloured overlay — its luma Y and the grey of
+    its clamped BGR may differ by a few levels; such frames are flagged colour, never scored.)"""
+    neutral = (bgr[:, :, 0] == bgr[:, :, 1]) & (bgr[:, :, 1] == bgr[:, :, 2])
+    return bool(np.array_equal(grey[neutral], _grey(bgr)[neutral]))
+
+
+def _jpeg(image: np.ndarray, quality: int = 90, sampling: int | None = None, progressive: bool = False) -> bytes:
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)]
+    if sampling is not None:
+        params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling]
+    return cv2.imencode(".jpg", image, params)[1].tobytes()
+
+
+S420, S422, S444 = (cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+                    cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444)
 
 
 def _with_flow(image: np.ndarray, roi: Roi) -> np.ndarray:
@@ -100,6 +132,7 @@ def test_every_frame_scores_within_the_int8_tolerance_by_the_old_and_the_new_pat
             data = _jpeg(frame)
             old = _old_path(data, old_tracker, m)
             new, image = _new_path(data, decoder, new_tracker, preparer)
+            assert _neutral_grey_equal(_grey(image), cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
             assert new.blank == old.blank, f"frame {i}: blank flag differs"
             assert new.colour == old.colour, f"frame {i}: colour flag differs"
             if old.blank:
@@ -116,6 +149,149 @@ def test_every_frame_scores_within_the_int8_tolerance_by_the_old_and_the_new_pat
     assert compared >= 40 and flow_frames >= 10
     assert worst == 0.0  # the same model input, the same probability
     print(f"compared {compared} frames; max |Δp| = {worst:.4f} (tolerance {p_tol})")
+
+
+@needs_planes
+@pytest.mark.parametrize("sampling", [S420, S422], ids=["4:2:0", "4:2:2"])
+def test_every_phantom_frame_gives_the_same_model_input_by_the_planes_and_the_opencv_path(
+        sampling, phantom_screens, tmp_path):
+    """Over every phantom frame (every third with colour flow), as a grabber's MJPG in either
+    chroma subsampling: the planes path finds the same region and the same blank and colour
+    flags as the OpenCV path; its grey image is the OpenCV path's exactly wherever the frame is
+    grey, and so, on every frame the model scores (not blank, not colour), the model input is
+    the same to the bit — hence the same probability (the slow test above scores it)."""
+    planes, opencv = ScreenDecoder(), _opencv_decoder(tmp_path)
+    assert planes.planes and not opencv.planes
+    compared = flow_frames = colour_frames = scored = 0
+    for frames in phantom_screens:
+        trackers, preparer = (RoiTracker(), RoiTracker()), FramePreparer(SMALL)
+        flow_roi = None
+        for i, frame in enumerate(frames):
+            if i % 3 == 2 and flow_roi is not None:
+                frame = _with_flow(frame, flow_roi)
+                flow_frames += 1
+            data = _jpeg(frame, sampling=sampling)
+            (grey, sample), (bgr, none) = planes(data), opencv(data)
+            assert grey.ndim == 2 and bgr.ndim == 3 and none is None and sample is not None
+            assert grey.dtype == np.uint8 and grey.flags.c_contiguous
+            assert _neutral_grey_equal(grey, bgr), f"frame {i}: the grey image differs"
+            roi, roi_old = trackers[0].locate(grey)[0], trackers[1].locate(bgr)[0]
+            assert roi == roi_old, f"frame {i}: region"
+            new, old = preparer(grey, roi, sample), preparer(bgr, roi_old)
+            assert (new.blank, new.colour, new.roi) == (old.blank, old.colour, old.roi), f"frame {i}"
+            if old.usable:
+                assert np.array_equal(grey[roi.y0 : roi.y1, roi.x0 : roi.x1], _grey(bgr)[roi.y0 : roi.y1, roi.x0 : roi.x1])
+                assert np.array_equal(new.tensor, old.tensor), f"frame {i}: model input"
+                scored += 1
+            flow_roi = flow_roi or (roi if not old.blank else None)
+            colour_frames += old.colour
+            compared += 1
+    assert compared >= 60 and flow_frames >= 10 and colour_frames >= 10 and scored >= 40
+
+
+@needs_planes
+@pytest.mark.parametrize("sampling", [S420, S422, S444], ids=["4:2:0", "4:2:2", "4:4:4"])
+@pytest.mark.parametrize("flow", [False, True])
+def test_the_colour_gate_sees_the_same_on_doppler_screens_by_the_planes_path(sampling, flow, tmp_path):
+    """Colour flow in the region, coloured marks (an arrow, text) that are not flow: the planes
+    path's sample gives the flags the full-colour decode gives."""
+    image, rect = _doppler_screen() if flow else (cv2.cvtColor(screen(1080, 1920, rect=(120, 90, 1560, 930), seed=4),
+                                                               cv2.COLOR_GRAY2BGR), Roi(120, 90, 1560, 930))
+    cv2.arrowedLine(image, (400, 300), (700, 500), (60, 220, 60), 3)
+    cv2.putText(image, "MTP1 DORSAL", (300, 800), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (40, 230, 230), 2)
+    data = _jpeg(image, sampling=sampling)
+    (grey, sample), (bgr, _) = ScreenDecoder()(data), _opencv_decoder(tmp_path)(data)
+    assert sample.shape == (-(-1080 // COLOUR_STRIDE), -(-1920 // COLOUR_STRIDE), 3)
+    assert _neutral_grey_equal(grey, bgr)
+    for roi in (rect, Roi(121, 93, 1559, 927), Roi(300, 200, 1400, 900)):  # on and off the sample grid
+        new, old = FramePreparer(SMALL)(grey, roi, sample), FramePreparer(SMALL)(bgr, roi)
+        assert new.colour is old.colour is flow and not new.blank
+
+
+def _cmyk_jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("CMYK", (64, 48), (10, 200, 30, 0)).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+JPEG_VARIANTS = {  # name: (encoded, decoded to planes? None: either)
+    "4:2:0": (lambda im: _jpeg(im, sampling=S420), True),
+    "4:2:2": (lambda im: _jpeg(im, sampling=S422), True),
+    "4:4:4": (lambda im: _jpeg(im, sampling=S444), True),
+    "grey": (lambda im: _jpeg(cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)), True),  # one component
+    "progressive": (lambda im: _jpeg(im, progressive=True), False),
+    "4:4:0": (lambda im: _jpeg(im, sampling=cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440), False),
+    "4:1:1": (lambda im: _jpeg(im, sampling=cv2.IMWRITE_JPEG_SAMPLING_FACTOR_411), False),
+    "truncated": (lambda im: _jpeg(im)[: len(_jpeg(im)) * 2 // 3], False),  # libjpeg warns: OpenCV decides
+    # libjpeg warns (here: at 640 × 480) and OpenCV still gives an image; the planes path refuses on a warning
+    "extraneous bytes": (lambda im: _jpeg(im)[:-2] + b"\0\0\0" + _jpeg(im)[-2:], None),
+}
+
+
+@pytest.mark.parametrize("size", [(480, 640), (241, 323)], ids=["even", "odd"])
+@pytest.mark.parametrize("variant", list(JPEG_VARIANTS))
+def test_every_jpeg_variant_gives_the_opencv_path_s_grey_image(variant, size, tmp_path):
+    """4:2:0, 4:2:2, 4:4:4 and grey JPEGs are decoded to their planes; progressive, 4:4:0, 4:1:1
+    and damaged data (libjpeg errors or warnings) fall back to OpenCV; every one gives the grey
+    image the OpenCV path gives (exactly: the screen is grey), or nothing where OpenCV gives none."""
+    h, w = size
+    image = cv2.cvtColor(screen(h, w, rect=(w // 8, h // 8, w * 7 // 8, h * 7 // 8), seed=3), cv2.COLOR_GRAY2BGR)
+    encode, to_planes = JPEG_VARIANTS[variant]
+    data = encode(image)
+    reference = ScreenDecoder.jpeg(data)  # the OpenCV path
+    if variant == "truncated":  # OpenCV refuses it: a damaged frame, by either path
+        assert reference is None and ScreenDecoder()(data) is None and _opencv_decoder(tmp_path)(data) is None
+        return
+    assert reference is not None and reference[0].shape == (h, w, 3)
+    for decoder in (ScreenDecoder(), _opencv_decoder(tmp_path)):
+        got, sample = decoder(data)
+        assert np.array_equal(_grey(got), _grey(reference[0])), f"{variant} by {decoder.libturbojpeg or 'planes'}"
+        planes_taken = got.ndim == 2
+        if to_planes is not None or size == (480, 640):
+            assert planes_taken is (bool(to_planes) and decoder.planes)
+        if planes_taken:
+            assert got.shape == (h, w) and (sample is None) is (variant == "grey")
+        else:
+            assert np.array_equal(got, reference[0]) and sample is None
+
+
+def test_a_cmyk_jpeg_and_undecodable_data_take_the_opencv_path(tmp_path):
+    data = _cmyk_jpeg()
+    got = ScreenDecoder()(data)
+    assert got is not None and np.array_equal(got[0], ScreenDecoder.jpeg(data)[0]) and got[1] is None
+    for junk in (b"\xff\xd8 damaged", b"", b"\xff\xd8\xff\xc0", _jpeg(screen(seed=1))[:200]):
+        assert ScreenDecoder()(junk) == ScreenDecoder.jpeg(junk) == _opencv_decoder(tmp_path)(junk) == None  # noqa: E711
+
+
+def test_a_decoder_without_libturbojpeg_falls_back_to_opencv_and_says_so_once(tmp_path, caplog):
+    """A real missing library (a path where there is none) and a file that is not one: no error,
+    one debug line, every JPEG decoded by OpenCV in colour as before — also when many threads ask
+    for the library at once (it is loaded once per process)."""
+    not_a_library = tmp_path / "libturbojpeg.so.0"
+    not_a_library.write_text("not a shared library")
+    data = _jpeg(_doppler_screen()[0])
+    for path in (str(tmp_path / "missing" / "libturbojpeg.so.0"), str(not_a_library)):
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger=_jpeg_planes.__name__):
+            decoders = [ScreenDecoder(libturbojpeg=path) for _ in range(8)]
+            results: list = []
+            threads = [threading.Thread(target=lambda d=d, out=results: out.append(d(data))) for d in decoders]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert not any(d.planes for d in decoders)
+        unavailable = [r for r in caplog.records if "unavailable" in r.getMessage()]
+        assert len(unavailable) == 1 and unavailable[0].levelno == logging.DEBUG
+        assert all(r.levelno == logging.DEBUG for r in caplog.records)
+        image, sample = results[0]
+        assert len(results) == 8 and sample is None and np.array_equal(image, ScreenDecoder.jpeg(data)[0])
+        prepared = FramePreparer(SMALL)(image, Roi(120, 90, 1560, 930), sample)
+        assert prepared.colour and not prepared.blank
 
 
 @pytest.fixture
@@ -237,14 +413,19 @@ class RawCapture:
         pass
 
 
-def test_a_capture_of_undecoded_frames_yields_decoded_screens_and_skips_damaged_ones():
+@pytest.mark.parametrize("path", ["default", "opencv"])
+def test_a_capture_of_undecoded_frames_yields_decoded_screens_and_skips_damaged_ones(path, tmp_path):
     good = _jpeg(cv2.cvtColor(screen(seed=1), cv2.COLOR_GRAY2BGR))
     cap = RawCapture([good, b"\xff\xd8 damaged", good])
-    source = CaptureSource(lambda: cap, "capture device test", live=False, decoder=ScreenDecoder())
+    decoder = ScreenDecoder() if path == "default" else _opencv_decoder(tmp_path)
+    source = CaptureSource(lambda: cap, "capture device test", live=False, decoder=decoder)
     source.promised_frames = 2  # frames it delivers; the damaged one is skipped by a retry
     frames = list(source)
     assert len(frames) == 2 and source.damaged_frames == 1
-    assert frames[0].image.shape == (240, 320, 3) and frames[0].colour_sample is None
+    if decoder.planes:  # the Y plane, and the colour sample from the chroma
+        assert frames[0].image.shape == (240, 320) and frames[0].colour_sample.shape == (60, 80, 3)
+    else:
+        assert frames[0].image.shape == (240, 320, 3) and frames[0].colour_sample is None
 
 
 class PacedCapture(RawCapture):
@@ -284,7 +465,7 @@ def test_a_live_capture_decodes_only_the_frames_its_reader_takes():
             time.sleep(0.1)  # a reader slower than the grabber
     finally:
         stream.close()
-    assert taken and all(f.image.shape == (240, 320, 3) for f in taken)
+    assert taken and all(f.image.shape[:2] == (240, 320) for f in taken)
     assert stream.captured == 30 and stream.dropped > 0 and len(taken) < 30
     assert len(decoded) == len(taken) + source.damaged_frames  # nothing decoded that the reader did not take
     assert set(decoded) == {threading.current_thread().name}

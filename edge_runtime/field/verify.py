@@ -226,7 +226,7 @@ def verify_bundle(
     threads: int | None = None,
     require_signature: bool = False,
 ) -> VerificationRecord:
-    """Verify the bundle at ``path`` (default: the demo bundle) on this device.
+    """Verify the bundle at ``path`` (default: the shipped bundle for this CPU, ``shipped.default_bundle``) on this device.
 
     The signature is checked when this device has a public key; without one it is recorded as
     *not checked* (a skipped check, never a pass), and ``require_signature`` makes that a failure.

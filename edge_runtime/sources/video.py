@@ -17,16 +17,25 @@ instead, and only the frame it takes (``defer_decoding``): the capture thread on
 frames a slower reader never takes cost no decoding, and capture → result includes the decode.
 
 ``ScreenDecoder`` turns what a grabber sends undecoded (MJPG bytes, a raw YUYV buffer) into the
-image the runtime needs and no more (docs/design.md §6, §9): a JPEG is decoded once, in colour and
-at full size (the Doppler gate needs colour; decoding grey plus a small colour image for the gate
-costs two entropy decodes, as much as one colour decode; a reduced-scale decode moved
-probabilities beyond the INT8 tolerance), and a YUYV frame gives its Y plane as the grey image,
-plus a sparse BGR sample that goes with the frame (``Frame.colour_sample``) for the Doppler gate.
-Decoding a JPEG to its own Y, Cb, Cr planes instead (luma as the grey image, chroma for the gate;
-no chroma upsampling, no colour conversion) gave the same grey image and cut decode + gate on a
-1080p phantom screen by ≈ 29 % (4:2:0) and ≈ 18 % (4:2:2), on uncorrelated speckle by 8–15 %
-(Zen 4; ``benchmarks/decode_planes.py``), but no PyPI wheel offers it: OpenCV and simplejpeg 1.9 decode to
-packed pixels only, and PyTurboJPEG's ``decode_to_yuv_planes`` needs the system's libturbojpeg.
+image the runtime needs and no more (docs/design.md §6, §9). A JPEG is decoded to its own Y, Cb, Cr
+planes by the system's libturbojpeg (PyTurboJPEG; ``_jpeg_planes``): the Y plane is the grey image
+and a sparse BGR sample built from the chroma at every ``COLOUR_STRIDE``-th pixel goes with the
+frame (``Frame.colour_sample``) for the Doppler gate — no chroma upsampling, no colour conversion
+of the frame. Against the full-colour decode this cut decode + gate per 1080p frame by 31–33 %
+(phantom screen, 4:2:0: 4.7 → 3.1–3.3 ms) and 20–26 % (4:2:2), on uncorrelated speckle by 5–18 %
+(AMD EPYC with AVX-512, 2 cores, busy; ``benchmarks/decode_planes.py``, interleaved medians of two
+runs; Zen 4 earlier: ≈ 29 % and ≈ 18 %). Over every phantom frame (a third
+with colour flow) the region, the blank and colour flags and, on every frame the model scores,
+the model input are the OpenCV path's exactly (``tests/test_fast_decode.py``); the grey image is
+the same wherever the frame is grey, while on coloured pixels (flow, a coloured overlay) the luma
+may differ by a few levels from the grey of the clamped BGR — such frames are flagged colour and
+never scored. 8-bit sequential YCbCr JPEGs with 4:2:0, 4:2:2 or 4:4:4 chroma and grey JPEGs
+take this path; anything else (progressive, CMYK, 12-bit, 4:4:0, a libjpeg error or warning) and
+every JPEG where libturbojpeg is missing (one debug line) take the OpenCV path: decoded once, in
+colour and at full size (decoding grey plus a small colour image for the gate costs two entropy
+decodes, as much as one colour decode; a reduced-scale decode moved probabilities beyond the INT8
+tolerance). A YUYV frame gives its Y plane as the grey image, plus the same kind of sparse BGR
+sample from its chroma (``_colour_sample``).
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ import numpy as np
 from gout_edge.edge_runtime.imaging.preprocess import COLOUR_STRIDE
 from gout_edge.errors import CaptureError, InputError
 
+from . import _jpeg_planes
 from ._base import BACKOFF_S, Frame, Reconnect, SkippedFile
 from ._values import FRAME_RATE_HZ, FRAME_TIME_S, ValueChecks
 
@@ -67,23 +77,51 @@ class ScreenDecoder:
 
     ``__call__`` takes what an unconverted capture gives: JPEG bytes (MJPG; ``bytes`` or a 1-D /
     1×N uint8 array), a H×W×2 YUYV buffer, or an image already decoded (H×W grey or H×W×3 BGR,
-    passed through). A JPEG is decoded in colour, at full size; a YUYV frame gives its grey Y
-    plane and a BGR sample for the Doppler gate (``yuyv``). Returns ``None`` for data that does
-    not decode (a damaged frame).
+    passed through). A JPEG is decoded to its own planes where libturbojpeg is at hand (``mjpg``:
+    its H×W Y plane as the grey image, and a BGR sample for the Doppler gate built from its
+    chroma), else in colour, at full size, by OpenCV (``jpeg``: H×W×3 BGR, no sample); a YUYV
+    frame gives its grey Y plane and a BGR sample for the Doppler gate (``yuyv``). Returns ``None``
+    for data that does not decode (a damaged frame).
+
+    ``libturbojpeg``: the shared library's path (``None``: the system's, wherever PyTurboJPEG finds
+    it). It is loaded on the first JPEG, once per process; where it is missing or unusable, a
+    debug line says so once and every JPEG takes the OpenCV path.
     """
+
+    def __init__(self, libturbojpeg: str | None = None) -> None:
+        self.libturbojpeg = libturbojpeg
+
+    @property
+    def planes(self) -> bool:
+        """Whether JPEGs are decoded to their planes (libturbojpeg loaded), rather than by OpenCV."""
+        return _jpeg_planes.load(self.libturbojpeg) is not None
 
     def __call__(self, raw: Any) -> tuple[np.ndarray, np.ndarray | None] | None:
         if isinstance(raw, (bytes, bytearray, memoryview)):
-            return self.jpeg(raw)
+            return self.mjpg(raw)
         raw = np.asarray(raw)
         if raw.dtype == np.uint8 and (raw.ndim == 1 or (raw.ndim == 2 and raw.shape[0] == 1)):
-            return self.jpeg(raw)
+            return self.mjpg(raw)
         if raw.dtype == np.uint8 and raw.ndim == 3 and raw.shape[2] == 2:
             return self.yuyv(raw)
         return raw, None  # decoded already (a backend that ignored CONVERT_RGB=0)
 
+    def mjpg(self, data: Any) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """A JPEG → (its Y plane, the BGR sample from its chroma; ``None`` for a grey JPEG) where
+        libturbojpeg takes it (8-bit sequential YCbCr 4:2:0, 4:2:2, 4:4:4, or grey), else what
+        ``jpeg`` gives (progressive, CMYK, 12-bit, damaged data, no libturbojpeg)."""
+        buf = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1)
+        decoder = _jpeg_planes.load(self.libturbojpeg)
+        planes = _jpeg_planes.decode(decoder, buf) if decoder is not None else None
+        if planes is None:
+            return self.jpeg(buf)
+        if planes.cb is None or planes.cr is None or planes.chroma is None:
+            return planes.y, None  # grey: no colour to find
+        return planes.y, _colour_sample(planes.y, planes.cb, planes.cr, planes.chroma, video_range=False)
+
     @staticmethod
     def jpeg(data: Any) -> tuple[np.ndarray, None] | None:
+        """A JPEG decoded by OpenCV, in colour, at full size: (H×W×3 BGR, ``None``)."""
         buf = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1)
         try:
             image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
@@ -96,13 +134,30 @@ class ScreenDecoder:
         """A packed YUYV (4:2:2) frame → (the Y plane expanded from video range: a new array, the
         buffer may be the driver's; BGR at every ``COLOUR_STRIDE``-th pixel of every
         ``COLOUR_STRIDE``-th row, for the Doppler gate)."""
-        h, w = raw.shape[:2]
+        w = raw.shape[1] - raw.shape[1] % 2  # whole pixel pairs: Y0 U Y1 V
         grey = cv2.LUT(cv2.extractChannel(raw, 0), _LUMA_TO_GREY)
-        k = COLOUR_STRIDE
-        pairs = raw[::k, : w - w % 2].reshape(-(-h // k), (w - w % 2) // 2, 4)  # Y0 U Y1 V per pixel pair
-        picked = np.ascontiguousarray(pairs[:, :: k // 2])  # the pairs holding pixels 0, k, 2k, …
-        bgr = cv2.cvtColor(picked.reshape(picked.shape[0], picked.shape[1] * 2, 2), cv2.COLOR_YUV2BGR_YUYV)
-        return grey, np.ascontiguousarray(bgr[:, ::2])
+        return grey, _colour_sample(raw[:, :w, 0], raw[:, 0:w:2, 1], raw[:, 1:w:2, 1], (1, 2), video_range=True)
+
+
+def _colour_sample(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, chroma: tuple[int, int], *,
+                   video_range: bool) -> np.ndarray:
+    """BGR at every ``COLOUR_STRIDE``-th pixel of every ``COLOUR_STRIDE``-th row of a frame given as
+    planes — luma ``y`` and chroma ``cb``, ``cr`` subsampled ``chroma`` = (rows, columns) times —
+    for the Doppler gate (``Frame.colour_sample``): each sampled pixel takes the chroma sample it
+    lies in; only those pixels are converted. ``video_range``: YUYV from a grabber (BT.601, luma
+    16…235, as OpenCV's YUYV conversion assumes); else JPEG's full-range YCbCr."""
+    k = COLOUR_STRIDE
+    luma = y[::k, ::k]
+    rows, cols = luma.shape
+    u = cb[:: k // chroma[0], :: k // chroma[1]][:rows, :cols]
+    v = cr[:: k // chroma[0], :: k // chroma[1]][:rows, :cols]
+    if not video_range:
+        return cv2.cvtColor(cv2.merge([np.ascontiguousarray(luma), np.ascontiguousarray(v), np.ascontiguousarray(u)]),
+                            cv2.COLOR_YCrCb2BGR)
+    packed = np.empty((rows, cols, 4), np.uint8)  # one pixel pair per sample: Y U Y V
+    packed[:, :, 0], packed[:, :, 1], packed[:, :, 2], packed[:, :, 3] = luma, u, luma, v
+    bgr = cv2.cvtColor(packed.reshape(rows, cols * 2, 2), cv2.COLOR_YUV2BGR_YUYV)
+    return np.ascontiguousarray(bgr[:, ::2])
 
 
 class CaptureSource:

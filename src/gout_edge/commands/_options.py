@@ -55,7 +55,7 @@ class Precision(str, Enum):
     fp32 = "fp32"
 
 
-def bundle_option(help: str = "Bundle directory (default: the demo bundle).") -> Any:
+def bundle_option(help: str = "Bundle directory (default: the shipped bundle for this CPU — the paper's model with VNNI, the compact one without; `gout-edge info` says which).") -> Any:
     return typer.Option(None, "--bundle", metavar="DIR", help=help, show_default=False)
 
 

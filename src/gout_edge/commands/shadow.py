@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
             help="A folder tree of DICOM studies (grouped by patient and Study Instance UID) or an index table "
                  "(CSV: patient_id,image,image_label,diagnosis,view). Nothing in it is ever written.",
         ),
-        bundle: Optional[Path] = bundle_option("The new bundle (default: the demo bundle)."),
+        bundle: Optional[Path] = bundle_option("The new bundle (default: the shipped bundle for this CPU)."),
         against: str = typer.Option(
             ..., "--against", metavar="DIR|PRECISION",
             help="The old bundle, or a precision (int8, fp32) of the new one.",
