@@ -251,7 +251,11 @@ def _cam_overhead(bundle: Bundle, role: str, cam_free_model: bytes, sample: np.n
     plain = ort.InferenceSession(cam_free_model, so, providers=["CPUExecutionProvider"])
     full = ort.InferenceSession(bundle.model_bytes(role), so, providers=["CPUExecutionProvider"])
     x = {"input": sample}
-    times = interleaved_ms({"plain": lambda: plain.run(None, x), "full": lambda: full.run(None, x)}, repeats=20, warmup=3)
+    calls = {"plain": lambda: plain.run(None, x), "full": lambda: full.run(None, x)}
+    probe = interleaved_ms(calls, repeats=3, warmup=3)
+    # about 1.5 s per graph: a compact model's few milliseconds need hundreds of runs for a 5 % difference
+    repeats = int(np.clip(1500.0 / max(float(np.median(probe["full"])), 1e-3), 20, 400))
+    times = interleaved_ms(calls, repeats=repeats, warmup=0)
     return float(np.median(times["full"]) / np.median(times["plain"]) - 1.0)
 
 def cam_free_role(bundle: Bundle, precision: str) -> str:
