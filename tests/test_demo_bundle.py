@@ -1,4 +1,5 @@
-"""The demo bundle shipped in the package (rebuilt by scripts/build-demo-bundle.sh)."""
+"""The bundles shipped in the package: the paper's demo bundle (scripts/build-demo-bundle.sh) and
+its compact student (scripts/build-compact-bundle.sh), the default on CPUs without VNNI."""
 
 from __future__ import annotations
 
@@ -6,29 +7,58 @@ import json
 
 import pytest
 
+from gout_edge._io import sha256_file
 from gout_edge.cli import main
 from gout_edge.edge_runtime.inference.loading import default_bundle_path, open_bundle
+from gout_edge.edge_runtime.inference.shipped import Shipped, shipped_bundles, shipped_folder
+
+# what each shipped bundle is: its input, stem width, the command that rebuilds it, its size cap
+SHIPPED = {
+    Shipped.PAPER: ((320, 700), 64, "build-demo-bundle.sh", 20),
+    Shipped.COMPACT: ((224, 490), 32, "build-compact-bundle.sh", 8),
+}
 
 
-def test_demo_bundle_is_installed_intact_and_says_what_it_is():
-    bundle = open_bundle()  # every file's hash checked
+@pytest.mark.parametrize("name", list(SHIPPED), ids=str)
+def test_each_shipped_bundle_is_installed_intact_and_says_what_it_is(name):
+    (size, width, command, max_mb) = SHIPPED[name]
+    assert name in shipped_bundles()
+    bundle = open_bundle(shipped_folder(name))  # every file's hash checked
     m = bundle.manifest
-    assert bundle.root == default_bundle_path().resolve()
-    assert m.model.blocks == 3 and (m.input.height, m.input.width) == (320, 700)
+    assert m.model.blocks == 3 and (m.input.height, m.input.width) == size and m.model.widths[0] == width
     assert "phantom" in m.model.provenance and "NOT FOR CLINICAL USE" in m.model.provenance
-    assert "build-demo-bundle.sh" in m.model.provenance  # the command that reproduces it
+    assert command in m.model.provenance  # the command that reproduces it
     assert {"onnx-fp32", "onnx-int8", "openvino-int8", "openvino-int8-bin", "scope-guard", "reference"} <= set(m.roles())
     assert m.cam is not None and m.scope is not None and m.outputs.features == "features"
     assert m.quantization is not None and m.quantization.passed is True
     assert m.decision.calibrated and 0.0 <= m.decision.patient_threshold < 1.0
-    assert sum(f.size for f in m.files) <= 20 * 1024 * 1024
+    assert sum(f.size for f in m.files) <= max_mb * 1024 * 1024
 
 
-def test_demo_bundle_reports_its_held_out_figures():
-    held_out = open_bundle().manifest.evaluation.held_out
+def test_the_shipped_bundles_stay_under_28_mb_together_and_the_default_is_one_of_them():
+    sizes = [sum(f.size for f in open_bundle(shipped_folder(n)).manifest.files) for n in SHIPPED]
+    assert sum(sizes) <= 28 * 1024 * 1024
+    assert default_bundle_path().resolve() in {shipped_folder(n).resolve() for n in SHIPPED}
+
+
+@pytest.mark.parametrize("name", list(SHIPPED), ids=str)
+def test_each_shipped_bundle_reports_its_held_out_figures(name):
+    held_out = open_bundle(shipped_folder(name)).manifest.evaluation.held_out
     assert held_out["patients"] >= 30 and held_out["images"] >= 300
     assert held_out["image_auc"]["auc"] >= 0.90  # issue 3's target, on phantoms of another seed
     assert held_out["patient"]["accuracy"]["estimate"] >= 0.8
+
+
+def test_the_compact_bundle_records_its_fidelity_to_the_shipped_teacher():
+    """Issue 21's bar, as recorded by `evaluate --compare TEACHER --record` on the held-out patients."""
+    m = open_bundle(shipped_folder(Shipped.COMPACT)).manifest
+    fid, teacher = m.evaluation.fidelity, open_bundle(shipped_folder(Shipped.PAPER)).manifest
+    assert fid["teacher"]["manifest_sha256"] == sha256_file(shipped_folder(Shipped.PAPER) / "manifest.json")
+    assert fid["data_sha256"] == teacher.evaluation.held_out["data_sha256"] == m.evaluation.held_out["data_sha256"]
+    assert fid["image_auc"]["difference"] >= -0.01  # no worse than 0.01 below the teacher's AUC
+    assert fid["verdict_agreement"]["estimate"] >= 0.95 and fid["verdict_agreement"]["n"] >= 30
+    assert fid["scope_auroc"]["student"] is not None and fid["scope_auroc"]["teacher"] is not None
+    assert m.model.macs_per_frame * 7 < teacher.model.macs_per_frame
 
 
 @pytest.mark.slow
