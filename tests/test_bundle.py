@@ -128,9 +128,10 @@ V1_MANIFEST = Path(__file__).parent / "data" / "manifest-v1.json"
 
 
 def _demo_json() -> tuple[Path, dict]:
-    from gout_edge.edge_runtime.inference.loading import default_bundle_path
+    """The paper's demo bundle's manifest (pinned: the cases below name its values)."""
+    from gout_edge.edge_runtime.inference.shipped import Shipped, shipped_folder
 
-    path = default_bundle_path() / "manifest.json"
+    path = shipped_folder(Shipped.PAPER) / "manifest.json"
     return path, json.loads(path.read_text(encoding="utf-8"))
 
 

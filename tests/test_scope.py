@@ -22,7 +22,7 @@ from gout_edge.edge_runtime.inference.scope_guard import ScopeGuard, scope_dista
 from gout_edge.edge_runtime.inference.scoring import Scorer
 from gout_edge.edge_runtime.pipeline.verdict import INDETERMINATE, SCOPE_REASON, ReasonCode, scope_refusal
 from gout_edge.errors import BundleError
-from gout_edge.export.scope_fit import _ledoit_wolf, fit_mahalanobis
+from gout_edge.export.scope_fit import _ledoit_wolf, fit_mahalanobis, refusal_threshold
 from gout_edge.manifest import SCOPE_ROLE, Manifest, manifest_bytes
 
 
@@ -155,3 +155,13 @@ def test_verify_checks_the_guard_on_out_of_scope_references(small_bundle, tmp_pa
     oos = [i.id for i in ref.inputs if i.kind == "out-of-scope screen"]
     assert oos and set(oos) <= set(check.measured["refused"])
     assert kinds.count("out-of-scope screen") == len(oos)
+
+
+@pytest.mark.parametrize("n", [10, 49, 50, 51, 173, 346, 1000])
+def test_the_threshold_never_refuses_more_than_the_target_fraction(n):
+    """At most 2 % of the held-out in-scope distances lie above the threshold, whatever their
+    number (an interpolated quantile refused 7 of 346, 2.02 %), and no fewer than the largest
+    count that 2 % allows."""
+    held = np.random.default_rng(n).gamma(2.0, 3.0, n)
+    refused = int((held > refusal_threshold(held, 0.02)).sum())
+    assert refused <= 0.02 * n and refused >= int(0.02 * (n - 1))

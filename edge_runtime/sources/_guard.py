@@ -35,10 +35,12 @@ __all__ = [
     "MAX_FRAME_PIXELS",
     "MAX_RASTER_FILE_BYTES",
     "MIN_SIDE",
+    "JpegFrame",
     "SkippedFile",
     "check_dicom_size",
     "check_raster_size",
     "file_error",
+    "jpeg_frame",
     "limit_pillow",
     "raster_size",
     "reason_of",
@@ -162,6 +164,29 @@ def raster_size(data: bytes | memoryview) -> tuple[str, int, int] | None:
         if not _png_chunks_fit(data):
             return None
         return "png", width, height
+    frame = jpeg_frame(data)
+    if frame is None or frame.precision not in (8, 12, 16) or frame.components not in (1, 2, 3, 4) \
+            or not frame.width or not frame.height:
+        return None
+    return "jpeg", frame.width, frame.height
+
+
+@dataclass(frozen=True)
+class JpegFrame:
+    """A JPEG's first start-of-frame segment: its marker (C0 baseline, C2 progressive …), sample
+    precision, size and number of components."""
+
+    marker: int
+    precision: int
+    height: int
+    width: int
+    components: int
+
+
+def jpeg_frame(data: bytes | memoryview) -> JpegFrame | None:
+    """The first SOF segment of a JPEG, walking the markers before it by their lengths; None when
+    ``data`` is not a JPEG or its markers end, break or reach a scan before a frame header."""
+    data = memoryview(data)
     if bytes(data[:2]) != b"\xff\xd8":
         return None
     i, n = 2, len(data)
@@ -183,10 +208,7 @@ def raster_size(data: bytes | memoryview) -> tuple[str, int, int] | None:
         if marker in _SOF:
             if i + 10 > n:
                 return None
-            precision, height, width, components = struct.unpack(">BHHB", data[i + 4 : i + 10])
-            if precision not in (8, 12, 16) or components not in (1, 2, 3, 4) or not width or not height:
-                return None
-            return "jpeg", width, height
+            return JpegFrame(marker, *struct.unpack(">BHHB", data[i + 4 : i + 10]))
         i += 2 + length
     return None
 

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ._guard import jpeg_frame
 
 __all__ = ["Planes", "decode", "load"]
 
@@ -32,7 +35,6 @@ _ACCEPTED = {(_TJCS_YCbCr, _TJSAMP_420): (2, 2), (_TJCS_YCbCr, _TJSAMP_422): (1,
              (_TJCS_YCbCr, _TJSAMP_444): (1, 1), (_TJCS_GRAY, _TJSAMP_GRAY): None}
 # start-of-frame markers: C0 baseline, C1 extended sequential (Huffman); the others (progressive,
 # lossless, arithmetic, hierarchical) are left to OpenCV
-_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _SEQUENTIAL_HUFFMAN = frozenset({0xC0, 0xC1})
 
 _lock = threading.Lock()
@@ -78,47 +80,22 @@ def _open(lib_path: str | None) -> Any:
     return decoder
 
 
-def _frame_header(data: memoryview) -> tuple[int, int, int] | None:
-    """(start-of-frame marker, sample precision, components) of a JPEG, or ``None`` where the
-    markers before the frame header do not parse."""
-    n = len(data)
-    if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
-        return None
-    i = 2
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length
-            i += 2
-            continue
-        if marker in _SOF:
-            return (marker, data[i + 4], data[i + 9]) if i + 10 <= n else None
-        if marker in (0xD9, 0xDA):  # end of image, or a scan before any frame header
-            return None
-        i += 2 + ((data[i + 2] << 8) | data[i + 3])
-    return None
-
-
+@dataclass(frozen=True, slots=True)
 class Planes:
     """A decoded JPEG: ``y`` (H × W), and ``cb``, ``cr`` subsampled ``chroma`` = (rows, columns)
     times (``None`` for a grey JPEG)."""
 
-    __slots__ = ("cb", "chroma", "cr", "y")
-
-    def __init__(self, y: np.ndarray, cb: np.ndarray | None, cr: np.ndarray | None,
-                 chroma: tuple[int, int] | None) -> None:
-        self.y, self.cb, self.cr, self.chroma = y, cb, cr, chroma
+    y: np.ndarray
+    cb: np.ndarray | None
+    cr: np.ndarray | None
+    chroma: tuple[int, int] | None
 
 
 def decode(decoder: Any, buf: np.ndarray) -> Planes | None:
     """``buf`` (a 1-D uint8 JPEG) decoded to its planes by ``decoder`` (from ``load``), or ``None``
     where this path does not take it (see the module docstring): the caller decodes it with OpenCV."""
-    header = _frame_header(memoryview(buf))
-    if header is None or header[0] not in _SEQUENTIAL_HUFFMAN or header[1] != 8 or header[2] not in (1, 3):
+    frame = jpeg_frame(buf)
+    if frame is None or frame.marker not in _SEQUENTIAL_HUFFMAN or frame.precision != 8 or frame.components not in (1, 3):
         return None
     try:
         w, h, subsampling, colour_space = decoder.decode_header(buf)
