@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import pickle
 import shutil
@@ -60,15 +59,13 @@ def test_info_on_a_tampered_bundle_exits_4_naming_the_file(small_bundle, tmp_pat
 
 
 @pytest.mark.slow
-def test_export_command_writes_a_bundle(tmp_path, toy_csv, monkeypatch):
-    """The command's wiring, at the tests' small input (the CLI exports at the paper's 320 × 700)
-    with the toy data set as its calibration images (``--calib``) instead of 24 phantom patients."""
-    import gout_edge.export.build as build
-
-    monkeypatch.setattr(build, "ExportConfig", functools.partial(build.ExportConfig, input=SMALL))
+def test_export_command_writes_a_bundle(tmp_path, toy_csv):
+    """The command's wiring, at the tests' small input (``--input-size``: a plain state_dict records
+    no training size, so the paper's 320 × 700 would be the default) with the toy data set as its
+    calibration images (``--calib``) instead of 24 phantom patients."""
     torch.save(GoutResNet(2).state_dict(), tmp_path / "m.pt")
     out = runner.invoke(app, ["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "b"), "--no-int8",
-                              "--calib", str(toy_csv), "--json"])
+                              "--calib", str(toy_csv), "--input-size", f"{SMALL.height}x{SMALL.width}", "--json"])
     assert out.exit_code == 0, out.output
     doc = validate("export", out.stdout)  # docs/schemas/export.schema.json
     assert doc["blocks"] == 2 and doc["parity"]["logits_max_abs_diff"] <= 1e-4

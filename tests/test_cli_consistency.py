@@ -171,7 +171,7 @@ def test_default_outputs_go_to_the_working_folder_and_the_package_stays_unchange
     assert main(["evaluate", "--data", index, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["models"]
     (report,) = (tmp_path / "gout-edge-reports").iterdir()
-    assert report.name.startswith("evaluation-bundle-") and (report / "evaluation.json").is_file()
+    assert report.name.startswith(f"evaluation-{default_bundle_path().name}-") and (report / "evaluation.json").is_file()
 
     code, err = _run(capsys, ["calibrate", "--data", index])
     assert code == 2 and "cp -r" in err and str(demo) in err and "--bundle" in err

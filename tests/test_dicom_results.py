@@ -166,7 +166,8 @@ def test_dsrdump_shows_verdict_fraction_threshold_algorithm_and_references(dicom
     assert f'CODE:(,,"Gout")=({PRESENCE[dicom_exam.diagnosis][0]},SCT,"{meaning}")' in text
     fraction = re.search(r'"Abnormal fraction of key frames"\)="([\d.]+)"', text)
     assert fraction and float(fraction.group(1)) == pytest.approx(dicom_exam.abnormal_fraction, abs=1e-6)
-    assert '"Threshold Value")="0.12"' in text and "Source of the patient threshold" in text
+    threshold = dicom_exam.threshold  # the default bundle's calibrated threshold
+    assert f'"Threshold Value")="{threshold:g}"' in text and "Source of the patient threshold" in text
     b = dicom_exam.bundle
     assert f'"Algorithm Name")="{b.name}"' in text and f'"Algorithm Version")="{b.version}"' in text
     assert b.checkpoint_sha256 in text and "NOT FOR CLINICAL USE" in text
