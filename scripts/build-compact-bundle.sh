@@ -34,8 +34,9 @@ rm -rf "$work/compact"
 gout-edge export "$work/student/final/model.safetensors" --out "$work/compact" \
   --calib "$work/calib-data/index.csv" --name gout-edge-demo-compact --version 1.1.0 \
   --provenance "student of gout-edge-demo 1.1.0 (distilled: width 32, 224x490) on synthetic phantoms (gout-edge phantom, seed 1, $TRAIN_PATIENTS patients) — NOT FOR CLINICAL USE; rebuild: bash scripts/build-compact-bundle.sh"
-gout-edge calibrate --bundle "$work/compact" --data "$work/train-data/index.csv" --folds 5
-gout-edge evaluate --bundle "$work/compact" --data "$work/test-data/index.csv" --compare "$teacher" --record
+rm -rf "$work/reports/compact"  # the reports stay beside the bundle, not in the folder the script runs from
+gout-edge calibrate --bundle "$work/compact" --data "$work/train-data/index.csv" --folds 5 --out "$work/reports/compact/calibration"
+gout-edge evaluate --bundle "$work/compact" --data "$work/test-data/index.csv" --out "$work/reports/compact/evaluation" --compare "$teacher" --record
 
 rm -rf "$dest"
 cp -r "$work/compact" "$dest"

@@ -44,8 +44,9 @@ rm -rf "$work/bundle"
 gout-edge export "$work/train/final/model.safetensors" --out "$work/bundle" --blocks 3 \
   --calib "$work/calib-data/index.csv" --name gout-edge-demo --version 1.1.0 \
   --provenance "synthetic phantoms (gout-edge phantom, seed 1, $TRAIN_PATIENTS patients) — NOT FOR CLINICAL USE; rebuild: bash scripts/build-demo-bundle.sh"
-gout-edge calibrate --bundle "$work/bundle" --data "$work/train-data/index.csv" --folds 5
-gout-edge evaluate --bundle "$work/bundle" --data "$work/test-data/index.csv" --record
+rm -rf "$work/reports/bundle"  # the reports stay beside the bundle, not in the folder the script runs from
+gout-edge calibrate --bundle "$work/bundle" --data "$work/train-data/index.csv" --folds 5 --out "$work/reports/bundle/calibration"
+gout-edge evaluate --bundle "$work/bundle" --data "$work/test-data/index.csv" --out "$work/reports/bundle/evaluation" --record
 
 rm -rf "$dest"
 mkdir -p "$(dirname "$dest")"
