@@ -39,6 +39,7 @@ _VNNI_BY_FEATURE = (("AVX-512 VNNI", "AVX512_CORE_VNNI"), ("AVX-512 BF16", "AVX5
 # The process-wide cap on oneDNN's instructions (OpenVINO's CPU plugin honours it; `bench --isa` sets it in its children).
 ISA_CAP_ENV = "ONEDNN_MAX_CPU_ISA"
 
+
 def read_cpuinfo() -> tuple[str, set[str], int | None]:
     path = Path("/proc/cpuinfo")
     if not path.is_file():
